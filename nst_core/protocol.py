@@ -1,0 +1,180 @@
+"""Job protocol v1 between the GIMP plug-in and the worker (docs/protocol.md).
+
+Standard library only: install.py copies this file next to the plug-in, which runs in
+GIMP's own Python, so both sides share one implementation.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+PROTOCOL_VERSION = 1
+BYTES_PER_PIXEL = 4
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_JOB = 2
+EXIT_CANCELLED = 3
+
+ERROR_KINDS = ('bad_job', 'bad_input', 'weights', 'device', 'out_of_memory',
+               'cancelled', 'internal')
+
+# Worker-only keys allowed in "options" besides stylize()'s keyword arguments.
+WORKER_OPTIONS = ('model', 'cache_dir')
+
+
+class JobError(ValueError):
+    """job.json is malformed or names buffers that do not match it."""
+
+
+class ProtocolError(ValueError):
+    """An event line could not be understood."""
+
+
+@dataclass
+class Buffer:
+    path: str
+    width: int
+    height: int
+    weight: float = 1.0
+
+    @property
+    def nbytes(self):
+        return self.width * self.height * BYTES_PER_PIXEL
+
+
+@dataclass
+class Job:
+    content: Buffer
+    styles: list
+    output: str
+    options: dict = field(default_factory=dict)
+
+    def to_json(self):
+        def buf(b, with_weight):
+            d = {'path': b.path, 'width': b.width, 'height': b.height}
+            if with_weight:
+                d['weight'] = b.weight
+            return d
+        return {
+            'protocol': PROTOCOL_VERSION,
+            'content': buf(self.content, False),
+            'styles': [buf(s, True) for s in self.styles],
+            'output': {'path': self.output},
+            'options': dict(self.options),
+        }
+
+
+def _require(cond, message):
+    if not cond:
+        raise JobError(message)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _parse_buffer(d, what, base_dir, with_weight):
+    _require(isinstance(d, dict), '%s must be an object' % what)
+    path, w, h = d.get('path'), d.get('width'), d.get('height')
+    _require(isinstance(path, str) and path, '%s.path must be a non-empty string' % what)
+    _require(_is_int(w) and _is_int(h) and w > 0 and h > 0,
+             '%s.width and .height must be positive integers' % what)
+    weight = d.get('weight', 1.0)
+    if with_weight:
+        _require(isinstance(weight, (int, float)) and not isinstance(weight, bool)
+                 and weight >= 0 and weight == weight and weight != float('inf'),
+                 '%s.weight must be a finite number >= 0' % what)
+    return Buffer(os.path.join(base_dir, path), w, h, float(weight))
+
+
+def parse_job(data, base_dir='.'):
+    """Validate a decoded job.json; relative paths are resolved against base_dir."""
+    _require(isinstance(data, dict), 'job must be a JSON object')
+    version = data.get('protocol')
+    _require(version == PROTOCOL_VERSION,
+             'unsupported protocol version %r (this worker speaks %d)'
+             % (version, PROTOCOL_VERSION))
+    content = _parse_buffer(data.get('content'), 'content', base_dir, False)
+    styles = data.get('styles')
+    _require(isinstance(styles, list) and styles, 'styles must be a non-empty list')
+    styles = [_parse_buffer(s, 'styles[%d]' % i, base_dir, True) for i, s in enumerate(styles)]
+    _require(sum(s.weight for s in styles) > 0, 'style weights must not all be zero')
+    out = data.get('output')
+    _require(isinstance(out, dict) and isinstance(out.get('path'), str) and out['path'],
+             'output.path must be a non-empty string')
+    options = data.get('options', {})
+    _require(isinstance(options, dict), 'options must be an object')
+    return Job(content, styles, os.path.join(base_dir, out['path']), options)
+
+
+def read_job(path):
+    """Load and validate job.json from a file."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except OSError as e:
+        raise JobError('cannot read job file %s: %s' % (path, e.strerror)) from None
+    except ValueError as e:
+        raise JobError('job file %s is not valid JSON: %s' % (path, e)) from None
+    return parse_job(data, os.path.dirname(os.path.abspath(path)))
+
+
+def write_job(job, directory, name='job.json'):
+    path = os.path.join(directory, name)
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump(job.to_json(), f, indent=1)
+    return path
+
+
+def read_buffer(buf):
+    """Read a raw RGBA8 buffer, checking its size against the declared width and height."""
+    try:
+        with open(buf.path, 'rb') as f:
+            data = f.read(buf.nbytes + 1)
+    except OSError as e:
+        raise JobError('cannot read buffer %s: %s' % (buf.path, e.strerror)) from None
+    _require(len(data) == buf.nbytes,
+             'buffer %s holds %d bytes, expected %d (%dx%d RGBA8)'
+             % (buf.path, len(data), buf.nbytes, buf.width, buf.height))
+    return data
+
+
+def write_buffer_atomic(path, data):
+    """Write a buffer under a temporary name, then rename: readers never see half a file."""
+    tmp = path + '.part'
+    with open(tmp, 'wb') as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+# ---- events ------------------------------------------------------------------
+
+def encode_event(event, **fields):
+    return json.dumps(dict(event=event, **fields), separators=(',', ':'), allow_nan=False)
+
+
+def parse_event(line):
+    """Decode one stdout line into a dict with an 'event' key; raise ProtocolError otherwise."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise ProtocolError('worker printed something that is not an event: %r'
+                            % line[:200]) from None
+    if not isinstance(data, dict) or not isinstance(data.get('event'), str):
+        raise ProtocolError('worker event has no "event" field: %r' % line[:200])
+    if data['event'] == 'progress':
+        frac = data.get('fraction')
+        if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 <= frac <= 1:
+            raise ProtocolError('progress event with a bad fraction: %r' % line[:200])
+    if data['event'] == 'error' and not isinstance(data.get('message'), str):
+        raise ProtocolError('error event without a message: %r' % line[:200])
+    return data
+
+
+def format_eta(seconds):
+    """'35 s left' / '2 min left' for a status bar; '' when unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return ''
+    if seconds < 90:
+        return '%d s left' % round(seconds)
+    return '%d min left' % round(seconds / 60)
