@@ -1,0 +1,133 @@
+"""The one public entry point: repaint a content image in the style of one or more images.
+
+The keyword defaults of ``stylize`` are the single source of truth for options: the CLI and
+the worker read them back with ``inspect.signature`` (see ``options()``).
+"""
+import inspect
+import typing
+from typing import Callable, Literal, Optional, Sequence
+
+from PIL import Image
+
+from .progress import Progress
+
+Method = Literal['quality', 'fast']
+Preset = Literal['draft', 'normal', 'best']
+ColourMode = Literal['none', 'luminance', 'histogram']
+Init = Literal['content', 'noise', 'fast', 'image']
+Optimizer = Literal['lbfgs', 'adam']
+Pooling = Literal['max', 'avg']
+Device = Literal['auto', 'cpu', 'cuda', 'mps']
+
+
+def stylize(
+    content: Image.Image,
+    styles: Sequence[Image.Image],
+    *,
+    method: Method = 'quality',
+    style_weights: Optional[Sequence[float]] = None,
+    strength: float = 1.0,
+    style_scale: float = 1.0,
+    preserve_colors: ColourMode = 'none',
+    size: int = 512,
+    preset: Preset = 'normal',
+    iterations: Optional[int] = None,
+    device: Device = 'auto',
+    seed: int = 0,
+    init: Init = 'content',
+    init_image: Optional[Image.Image] = None,
+    optimizer: Optimizer = 'lbfgs',
+    content_weight: float = 1.0,
+    style_weight: float = 1e4,
+    tv_weight: float = 1e-3,
+    content_layers: Sequence[str] = ('relu4_2',),
+    style_layers: Sequence[str] = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1'),
+    style_layer_weights: Optional[Sequence[float]] = None,
+    pooling: Pooling = 'max',
+    model: str = 'auto',
+    cache_dir: Optional[str] = None,
+    tile_size: int = 1024,
+    callback: Optional[Callable[[Progress], None]] = None,
+    cancel=None,
+) -> Image.Image:
+    """Return `content` repainted in the blended style of `styles` (an RGB image).
+
+    content, styles: PIL images (any mode; alpha is ignored here, callers keep it).
+    method: 'quality' optimises the image with Gatys et al.'s VGG losses (slow, best);
+        'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass.
+    style_weights: blend weight per style (default equal); normalised to sum 1.
+    strength: 0..1, how much style: 0 returns (nearly) the content.
+    style_scale: size of the style's strokes relative to the content.
+    preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
+        'histogram' matches the style's colours to the content's before transfer.
+    size: longest side of the working image in pixels (0 = the content's own size).
+    preset: coarse-to-fine schedule for 'quality' (draft / normal / best).
+    iterations: override the preset's number of optimiser steps at the final scale.
+    device: 'auto' picks CUDA, then MPS, then the CPU.
+    seed: random seed; the same seed gives the same picture on the same device.
+    init: start from the content, from noise, from the 'fast' result, or from init_image.
+    optimizer: 'lbfgs' (as Gatys) or 'adam'.
+    content_weight, style_weight, tv_weight: loss weights (losses are normalised per layer).
+    content_layers, style_layers: VGG layer names (relu1_1 ... relu5_4).
+    style_layer_weights: per style layer weight (default equal).
+    pooling: VGG pooling, 'max' as trained or 'avg' (smoother).
+    model: VGG weights: 'auto', a source name (python -m nst_core weights list) or a file.
+    cache_dir: weights cache (default $NST_CORE_CACHE or $XDG_CACHE_HOME/nst_core).
+    tile_size: 'fast' runs images larger than this in overlapping tiles.
+    callback: called with a Progress after every step.
+    cancel: an object with is_set() (e.g. threading.Event); when set, raises Cancelled.
+    """
+    kwargs = {k: v for k, v in locals().items() if k not in ('content', 'styles')}
+    _validate(content, styles, kwargs)
+    if method == 'fast':
+        from .fast import stylize_fast
+        return stylize_fast(content, styles, **kwargs)
+    from .gatys import stylize_quality
+    return stylize_quality(content, styles, **kwargs)
+
+
+def options():
+    """Name -> inspect.Parameter for every keyword option of stylize()."""
+    params = inspect.signature(stylize).parameters
+    return {n: p for n, p in params.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def choices(name):
+    """The allowed values of a Literal-typed option, or None."""
+    hint = typing.get_type_hints(stylize)[name]
+    if typing.get_origin(hint) is Literal:
+        return typing.get_args(hint)
+    return None
+
+
+def _validate(content, styles, kw):
+    if not styles:
+        raise ValueError('at least one style image is needed')
+    for name in ('method', 'preset', 'preserve_colors', 'device', 'init', 'optimizer',
+                 'pooling'):
+        allowed = choices(name)
+        if kw[name] not in allowed:
+            raise ValueError('%s must be one of %s, not %r'
+                             % (name, ', '.join(allowed), kw[name]))
+    if not 0.0 <= kw['strength'] <= 1.0:
+        raise ValueError('strength must be between 0 and 1, not %r' % kw['strength'])
+    if not kw['style_scale'] > 0:
+        raise ValueError('style_scale must be positive, not %r' % kw['style_scale'])
+    if kw['size'] < 0:
+        raise ValueError('size must be 0 (full size) or a positive number of pixels')
+    weights = kw['style_weights']
+    if weights is not None:
+        if len(weights) != len(styles):
+            raise ValueError('%d style weights given for %d styles'
+                             % (len(weights), len(styles)))
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError('style weights must be >= 0 and not all zero')
+    if kw['init'] == 'image' and kw['init_image'] is None:
+        raise ValueError("init='image' needs init_image")
+    if kw['iterations'] is not None and kw['iterations'] < 1:
+        raise ValueError('iterations must be at least 1')
+    if kw['tile_size'] < 64:
+        raise ValueError('tile_size must be at least 64')
+    for img in (content, *styles):
+        if min(img.size) < 1:
+            raise ValueError('empty image (%dx%d)' % img.size)
