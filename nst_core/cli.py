@@ -1,0 +1,147 @@
+"""`python -m nst_core`: stylize, weights and worker from a shell.
+
+The stylize options are generated from stylize()'s signature, so their names, defaults and
+choices cannot drift from the library's.
+"""
+import argparse
+import collections.abc
+import json
+import sys
+import typing
+
+from . import __version__
+
+SKIP = ('callback', 'cancel', 'log', 'style_weights', 'init_image')
+
+
+def _flag(name):
+    return '--' + name.replace('_', '-')
+
+
+def _arg_spec(name, param):
+    """argparse keyword arguments for one stylize() option."""
+    from .stylize import choices
+    hint = param.annotation
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:                      # Optional[X] -> X
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    spec = dict(default=param.default, dest=name)
+    allowed = choices(name)
+    if allowed:
+        spec.update(choices=allowed)
+    elif origin in (collections.abc.Sequence, list, tuple):
+        spec.update(nargs='+', type=args[0] if args else str)
+    elif hint in (int, float, str):
+        spec.update(type=hint)
+    doc = _option_docs().get(name, '')
+    spec['help'] = '%s (default: %s)' % (doc, _show(param.default)) if doc else \
+        'default: %s' % _show(param.default)
+    return spec
+
+
+def _show(value):
+    if isinstance(value, (list, tuple)):
+        return ' '.join(map(str, value))
+    return value
+
+
+def _option_docs():
+    """First sentence of each option's description in stylize()'s docstring."""
+    from .stylize import stylize
+    docs, current = {}, None
+    for line in (stylize.__doc__ or '').splitlines():
+        text = line.strip()
+        head = text.split(':', 1)
+        if len(head) == 2 and all(n.strip().isidentifier() for n in head[0].split(',')):
+            for n in head[0].split(','):
+                docs[n.strip()] = head[1].strip()
+            current = [n.strip() for n in head[0].split(',')]
+        elif text and current:
+            for n in current:
+                docs[n] += ' ' + text
+        else:
+            current = None
+    return {k: v.replace('%', '%%') for k, v in docs.items()}
+
+
+def _add_stylize(sub):
+    from .stylize import options
+    p = sub.add_parser('stylize', help='repaint CONTENT in the style of STYLE(s)',
+                       description='Repaint CONTENT in the style of one or more STYLE images.')
+    p.add_argument('content', help='content image file')
+    p.add_argument('style', nargs='+', help='style image file(s)')
+    p.add_argument('-o', '--output', required=True, help='output image file (PNG, JPEG, ...)')
+    p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
+                   help='blend weight per style (default: equal)')
+    p.add_argument('--init-image', dest='init_image_path',
+                   help="start from this image (implies --init image)")
+    p.add_argument('--json', action='store_true',
+                   help='print progress as JSON events (the worker protocol) on stdout')
+    p.add_argument('--quiet', action='store_true', help='no progress output')
+    for name, param in options().items():
+        if name not in SKIP:
+            p.add_argument(_flag(name), **_arg_spec(name, param))
+    p.set_defaults(run=_run_stylize)
+
+
+def _run_stylize(args):
+    from .errors import classify
+    from .imageio import ImageError, open_image
+    from .reporting import Reporter
+    from .stylize import options, stylize
+    reporter = Reporter(json_events=args.json, quiet=args.quiet)
+    kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
+    kwargs['style_weights'] = args.style_weights
+    try:
+        content = open_image(args.content)
+        styles = [open_image(s) for s in args.style]
+        if args.init_image_path:
+            kwargs.update(init='image', init_image=open_image(args.init_image_path))
+        result = stylize(content, styles, callback=reporter.progress, log=reporter.log, **kwargs)
+        result.save(args.output)
+    except KeyboardInterrupt:
+        reporter.error('cancelled', 'cancelled')
+        return 3
+    except (ImageError, OSError) as e:
+        reporter.error('bad_input', str(e))
+        return 2
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
+        kind, message = classify(e)
+        reporter.error(kind, message)
+        return 2 if kind in ('bad_input', 'device') else 1
+    reporter.done(args.output, *result.size)
+    return 0
+
+
+def _add_worker(sub):
+    p = sub.add_parser('worker', help='run one job file (the GIMP plug-in uses this)',
+                       description='Run a job of protocol v1 (docs/protocol.md); events on stdout.')
+    p.add_argument('job', help='path of job.json')
+    p.set_defaults(run=lambda args: __import__('nst_core.worker', fromlist=['run']).run(args.job))
+
+
+def _add_weights(sub):
+    from .weights import commands
+    commands.add_parser(sub)
+
+
+def parser():
+    p = argparse.ArgumentParser(prog='python -m nst_core',
+                                description='Neural style transfer (Gatys and fast arbitrary style).')
+    p.add_argument('--version', action='version', version='nst_core ' + __version__)
+    sub = p.add_subparsers(dest='command', metavar='{stylize,weights,worker}')
+    sub.required = True
+    _add_stylize(sub)
+    _add_weights(sub)
+    _add_worker(sub)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Sorting exceptions into the protocol's error kinds, with a message a user can act on."""
+from .progress import Cancelled
+
+
+def _oom(exc):
+    oom_types = tuple(t for t in (getattr(__import__('torch'), 'OutOfMemoryError', None),)
+                      if t is not None)
+    return isinstance(exc, MemoryError) or (oom_types and isinstance(exc, oom_types)) or (
+        isinstance(exc, RuntimeError) and 'out of memory' in str(exc).lower())
+
+
+def classify(exc):
+    """(kind, message) for an exception raised while running a job."""
+    from .device import DeviceError
+    from .imageio import ImageError
+    from .weights.base import WeightsError
+    if isinstance(exc, Cancelled):
+        return 'cancelled', 'cancelled'
+    if isinstance(exc, WeightsError):
+        return 'weights', str(exc)
+    if isinstance(exc, DeviceError):
+        return 'device', str(exc)
+    if _oom(exc):
+        return 'out_of_memory', ('not enough memory for this size: choose a smaller output '
+                                 'size or the Fast method')
+    if isinstance(exc, (ImageError, ValueError)):
+        return 'bad_input', str(exc)
+    return 'internal', '%s: %s (this is a bug; the log has the details)' % (
+        type(exc).__name__, exc)

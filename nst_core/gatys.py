@@ -1,0 +1,170 @@
+"""Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
+import contextlib
+import math
+from typing import Dict, List, Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from . import imageio, losses, schedule
+from .colour import luminance_transfer, match_histogram
+from .device import pick
+from .models.vgg import VGGFeatures, tiny_random
+from .progress import Tracker
+
+ADAM_LR = 0.02     # per step, on a 0..1 image (crowsonkb's default)
+LBFGS_HISTORY = 100
+
+
+def load_features(model: str, layers: Sequence[str], *, pooling='max', cache_dir=None,
+                  log=print) -> VGGFeatures:
+    """VGG truncated at the deepest of `layers`, from the weights named by `model`.
+
+    'tiny' is a thin randomly initialised VGG-16 for plumbing tests: it makes pictures of no
+    artistic value but exercises every code path in seconds without any download.
+    """
+    if model == 'tiny':
+        return tiny_random('vgg16', layers, pooling=pooling)
+    from .weights import load_vgg
+    arch, state = load_vgg(model, cache_dir=cache_dir, log=log)
+    return VGGFeatures(arch, layers, state, pooling=pooling)
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    if precision != 'auto':
+        return precision == 'bf16'
+    return device.type == 'cpu' and torch.cpu._is_avx512_bf16_supported()
+
+
+class GatysLoss(nn.Module):
+    """Weighted content + blended-style + total-variation loss for one scale."""
+
+    def __init__(self, vgg: VGGFeatures, content: torch.Tensor, styles: List[torch.Tensor],
+                 style_blend: Sequence[float], *, content_layers, style_layers,
+                 style_layer_weights, content_weight, style_weight, tv_weight, bf16=False):
+        super().__init__()
+        self.vgg, self.bf16 = vgg, bf16
+        self.content_layers, self.style_layers = list(content_layers), list(style_layers)
+        layer_w = style_layer_weights or [1.0] * len(self.style_layers)
+        total = float(sum(layer_w))
+        self.style_layer_weights = [w / total for w in layer_w]
+        self.weights = dict(content=content_weight, style=style_weight, tv=tv_weight)
+        with torch.no_grad():
+            feats = self.features(content)
+            self.content_targets = {n: feats[n].detach() for n in self.content_layers}
+            grams = [self._grams(self.features(s)) for s in styles]
+            self.style_targets = {n: losses.blend_grams([g[n] for g in grams], style_blend)
+                                  for n in self.style_layers}
+
+    def features(self, image) -> Dict[str, torch.Tensor]:
+        ctx = torch.autocast('cpu', dtype=torch.bfloat16) if self.bf16 \
+            else contextlib.nullcontext()
+        with ctx:
+            feats = self.vgg(image)
+        return {k: v.float() for k, v in feats.items()}
+
+    def _grams(self, feats):
+        return {n: losses.gram(feats[n]) for n in self.style_layers}
+
+    def forward(self, image):
+        feats = self.features(image)
+        content = sum(losses.content_loss(feats[n], t)
+                      for n, t in self.content_targets.items()) / len(self.content_targets)
+        style = sum(w * losses.style_loss(feats[n], self.style_targets[n])
+                    for n, w in zip(self.style_layers, self.style_layer_weights))
+        tv = losses.tv_loss(image)
+        w = self.weights
+        total = w['content'] * content + w['style'] * style + w['tv'] * tv
+        parts = {'content': content.detach(), 'style': style.detach(), 'tv': tv.detach()}
+        return total, parts
+
+
+def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -> torch.Tensor:
+    """Run `steps` loss evaluations on a copy of `image`; report(step, loss) after each."""
+    image = image.detach().clone().requires_grad_(True)
+    count = [0]
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = loss_fn(image)
+        loss.backward()
+        count[0] += 1
+        report(count[0], float(loss))
+        return loss
+
+    if optimizer == 'lbfgs':
+        # One evaluation per step call, so progress and cancel are checked after each.
+        opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=LBFGS_HISTORY,
+                                tolerance_grad=-1, tolerance_change=-1)
+    else:
+        opt = torch.optim.Adam([image], lr=ADAM_LR)
+    while count[0] < steps:
+        opt.step(closure)
+        if optimizer == 'adam':
+            with torch.no_grad():
+                image.clamp_(0, 1)
+    return image.detach().clamp(0, 1)
+
+
+def _initial(init, content, init_image, generator, kw):
+    if init == 'noise':
+        return torch.rand(content.shape, generator=generator).to(content)
+    if init == 'image':
+        return imageio.to_tensor(init_image, content.device)
+    if init == 'fast':
+        from .fast import fast_init
+        return fast_init(content, kw)
+    return content
+
+
+def _style_tensors(styles, scale_size, style_scale, device):
+    size = max(16, round(scale_size * style_scale))
+    return [imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, size)), device)
+            for s in styles]
+
+
+def stylize_quality(content, styles, *, style_weights, strength, style_scale, preserve_colors,
+                    size, preset, iterations, device, seed, init, init_image, optimizer,
+                    content_weight, style_weight, tv_weight, content_layers, style_layers,
+                    style_layer_weights, pooling, precision, model, cache_dir, callback, cancel,
+                    log, **_fast_only):
+    dev = pick(device)
+    generator = torch.Generator().manual_seed(seed)
+    content = imageio.rgb(content)
+    styles = [imageio.rgb(s) for s in styles]
+    final_wh = imageio.working_size(content.size, size)
+    content_full = imageio.to_tensor(imageio.resize(content, final_wh), dev)
+    if preserve_colors == 'histogram':
+        styles = [imageio.to_pil(match_histogram(imageio.to_tensor(s), content_full.cpu()))
+                  for s in styles]
+    vgg = load_features(model, [*content_layers, *style_layers], pooling=pooling,
+                        cache_dir=cache_dir, log=log).to(dev)
+    bf16 = use_bf16(precision, dev)
+    blend = style_weights or [1.0] * len(styles)
+    plan = schedule.plan(max(final_wh), preset, iterations)
+    tracker = Tracker([('Scale %d/%d' % (i + 1, len(plan)), sc.steps,
+                        math.prod(imageio.working_size(final_wh, sc.size))) for i, sc in
+                       enumerate(plan)], callback, cancel)
+    tracker.report(0, 0)
+    image = None
+    for i, sc in enumerate(plan):
+        wh = imageio.working_size(final_wh, sc.size)
+        target = F.interpolate(content_full, size=wh[::-1], mode='bicubic', align_corners=False,
+                               antialias=True).clamp(0, 1) if wh != final_wh else content_full
+        if image is None:
+            kw = dict(styles=styles, style_weights=blend, strength=strength, device=device,
+                      cache_dir=cache_dir, seed=seed)
+            image = _initial(init, target, init_image, generator, kw)
+        image = F.interpolate(image, size=wh[::-1], mode='bicubic',
+                              align_corners=False).clamp(0, 1)
+        loss_fn = GatysLoss(vgg, target, _style_tensors(styles, sc.size, style_scale, dev),
+                            blend, content_layers=content_layers, style_layers=style_layers,
+                            style_layer_weights=style_layer_weights,
+                            content_weight=content_weight, style_weight=style_weight * strength,
+                            tv_weight=tv_weight, bf16=bf16)
+        image = optimise(image, loss_fn, sc.steps, optimizer,
+                         lambda step, loss, i=i: tracker.report(i, step, loss))
+    if preserve_colors == 'luminance':
+        image = luminance_transfer(image, content_full)
+    return imageio.to_pil(image)

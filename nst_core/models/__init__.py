@@ -1,0 +1,1 @@
+"""Network definitions: VGG feature extractor (Quality) and the Magenta network (Fast)."""

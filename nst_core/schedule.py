@@ -1,0 +1,42 @@
+"""Coarse-to-fine schedules: optimise small, upsample, refine.
+
+Most of the picture's structure settles at low resolution, where a step costs 1/16 of a full
+size one; the fine scales then only add detail. So the coarsest scale gets many steps, the
+middle ones fewer and the final one fewest.
+"""
+from dataclasses import dataclass
+
+MIN_SIZE = 128     # coarsest scale's longest side; below this VGG's deep layers see ~8x8 px
+PRESETS = {        # steps at the coarsest, each middle and the final scale
+    'draft': (80, 30, 8),
+    'normal': (150, 60, 20),
+    'best': (300, 150, 60),
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    size: int      # longest side in pixels
+    steps: int
+
+
+def sizes(final: int, min_size: int = MIN_SIZE):
+    """Longest sides from coarse to fine, halving from `final` while >= min_size."""
+    out = [final]
+    while out[-1] // 2 >= min_size:
+        out.append(out[-1] // 2)
+    return out[::-1]
+
+
+def plan(final: int, preset: str = 'normal', iterations=None):
+    """The scales for an output whose longest side is `final`.
+
+    iterations, if given, replaces the step count of the final scale (of the only scale,
+    for outputs too small to have coarser ones).
+    """
+    coarse, middle, fine = PRESETS[preset]
+    scales = sizes(final)
+    steps = [coarse] + [middle] * (len(scales) - 2) + [fine] if len(scales) > 1 else [coarse]
+    if iterations is not None:
+        steps[-1] = iterations
+    return [Scale(size, n) for size, n in zip(scales, steps)]
