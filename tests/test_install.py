@@ -1,0 +1,531 @@
+"""install.py: GIMP profile detection per OS, plug-in copy + config, dry run, idempotence,
+uninstall, and the errors a user can meet. One slow test does a real install into a venv."""
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_install():
+    spec = importlib.util.spec_from_file_location('nst_install', ROOT / 'install.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+inst = _load_install()
+
+
+# ---------------------------------------------------------------- fixtures
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A copy of this checkout's installable parts, with a stand-in plug-in (the real one is
+    not install.py's business and may not exist yet)."""
+    co = tmp_path / 'checkout'
+    co.mkdir()
+    for name in ('install.py', 'setup.cfg', 'setup.py', 'pyproject.toml', 'README.md'):
+        if (ROOT / name).is_file():
+            shutil.copy2(ROOT / name, co / name)
+    shutil.copytree(ROOT / 'nst_core', co / 'nst_core',
+                    ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+    plugin = co / 'plugin' / 'neural_style'
+    (plugin / '__pycache__').mkdir(parents=True)
+    (plugin / 'neural_style.py').write_text('#!/usr/bin/env python3\n# stand-in plug-in\n')
+    (plugin / 'dialog_help.py').write_text('HELP = "stand-in helper module"\n')
+    (plugin / '__pycache__' / 'dialog_help.cpython-311.pyc').write_bytes(b'\0stale')
+    return co
+
+
+@pytest.fixture
+def home(tmp_path):
+    h = tmp_path / 'home'
+    h.mkdir()
+    return h
+
+
+@pytest.fixture
+def bare_venv(tmp_path):
+    """A real venv made in a blink (no pip): enough for --plugin-only and for reuse checks."""
+    venv = tmp_path / 'worker-venv'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(venv)], check=True)
+    return venv
+
+
+def user_env(home, **extra):
+    """The environment of a user whose home is `home` (no XDG or GIMP overrides of our own)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('XDG_', 'GIMP')) and k not in ('APPDATA', 'LOCALAPPDATA',
+                                                                 'NST_CORE_CACHE', 'FLATPAK_ID')}
+    env.update(HOME=str(home), USERPROFILE=str(home), PYTHONDONTWRITEBYTECODE='1')
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run_install(checkout, *args, env, timeout=600):
+    return subprocess.run([sys.executable, str(checkout / 'install.py')] + [str(a) for a in args],
+                          env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=str(checkout))
+
+
+def make_profiles(home, *versions, root='.config/GIMP'):
+    for v in versions:
+        (home / root / v).mkdir(parents=True)
+    return [home / root / v for v in versions]
+
+
+def tree_state(*roots):
+    """Everything that could change: paths, types, modes, sizes, mtimes, contents."""
+    state = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath, name)
+                st = p.lstat()
+                digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+                state[str(p)] = (stat.S_IFMT(st.st_mode), st.st_mode, st.st_size,
+                                 st.st_mtime_ns, digest)
+    return state
+
+
+# ---------------------------------------------------------------- where GIMP 3 keeps plug-ins
+
+@pytest.mark.parametrize('system, env, profile_dir', [
+    ('linux', {}, '.config/GIMP/3.0'),
+    ('linux', {}, '.config/GIMP/3.2'),
+    ('linux', {'XDG_CONFIG_HOME': 'xdg-config'}, 'xdg-config/GIMP/3.0'),
+    ('linux', {}, '.var/app/org.gimp.GIMP/config/GIMP/3.0'),
+    ('linux', {}, 'snap/gimp/current/.config/GIMP/3.0'),
+    ('win32', {'APPDATA': 'AppData/Roaming'}, 'AppData/Roaming/GIMP/3.0'),
+    ('win32', {}, 'AppData/Roaming/GIMP/3.2'),              # %APPDATA% unset: its usual place
+    ('darwin', {}, 'Library/Application Support/GIMP/3.0'),
+    ('darwin', {}, 'Library/Application Support/GIMP/3.2'),
+])
+def test_finds_the_gimp3_profile_of_each_platform(home, system, env, profile_dir):
+    (home / profile_dir).mkdir(parents=True)
+    where = inst.Where(system, {k: str(home / v) for k, v in env.items()}, home)
+    profiles = inst.find_gimp_profiles(where)
+    assert [p.path for p in profiles] == [home / profile_dir]
+    assert inst.is_gimp3(profiles[0])
+
+
+@pytest.mark.parametrize('system, other_place', [
+    ('linux', 'Library/Application Support/GIMP/3.0'),   # macOS layout on Linux: not looked at
+    ('win32', '.config/GIMP/3.0'),
+    ('darwin', 'AppData/Roaming/GIMP/3.0'),
+])
+def test_ignores_other_platforms_layouts(home, system, other_place):
+    (home / other_place).mkdir(parents=True)
+    assert inst.find_gimp_profiles(inst.Where(system, {}, home)) == []
+
+
+def test_xdg_config_home_replaces_dot_config(home):
+    make_profiles(home, '3.0')                                   # ~/.config: not used
+    (home / 'xdg' / 'GIMP' / '3.2').mkdir(parents=True)
+    where = inst.Where('linux', {'XDG_CONFIG_HOME': str(home / 'xdg')}, home)
+    assert [p.path for p in inst.find_gimp_profiles(where)] == [home / 'xdg' / 'GIMP' / '3.2']
+
+
+def test_every_gimp3_profile_newest_first_and_210_is_not_gimp3(home):
+    make_profiles(home, '2.10', '3.0', '3.2')
+    (home / '.config/GIMP/3.4-backup').mkdir()                  # not a version folder
+    (home / '.config/GIMP/3.6').write_text('a file, not a profile')
+    (home / '.var/app/org.gimp.GIMP/config/GIMP/3.0').mkdir(parents=True)
+    where = inst.Where('linux', {}, home)
+    found = inst.find_gimp_profiles(where)
+    assert [(p.version, p.kind) for p in found] == [
+        ((3, 2), 'native'), ((3, 0), 'native'), ((3, 0), 'flatpak'), ((2, 10), 'native')]
+    args = inst.parse_args([])
+    assert [d for d, _ in inst.choose_plugin_dirs(args, where)] == [
+        home / '.config/GIMP/3.2/plug-ins', home / '.config/GIMP/3.0/plug-ins',
+        home / '.var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins']
+
+
+@pytest.mark.parametrize('system', ['linux', 'win32', 'darwin'])
+def test_gimp3_directory_is_the_only_profile_when_set(home, system):
+    make_profiles(home, '3.0')
+    custom = home / 'throwaway-profile'
+    custom.mkdir()
+    where = inst.Where(system, {'GIMP3_DIRECTORY': str(custom), 'APPDATA': str(home)}, home)
+    assert [p.path for p in inst.find_gimp_profiles(where)] == [custom]
+    missing = inst.Where(system, {'GIMP3_DIRECTORY': str(home / 'nope')}, home)
+    with pytest.raises(inst.InstallError, match='GIMP3_DIRECTORY'):
+        inst.choose_plugin_dirs(inst.parse_args([]), missing)
+
+
+def test_sandboxed_profiles_get_a_warning_unless_running_inside_the_sandbox(home):
+    flatpak = inst.Profile(home / '.var/app/org.gimp.GIMP/config/GIMP/3.0', (3, 0), 'flatpak')
+    snap = inst.Profile(home / 'snap/gimp/current/.config/GIMP/3.0', (3, 0), 'snap')
+    native = inst.Profile(home / '.config/GIMP/3.0', (3, 0), 'native')
+    outside = inst.Where('linux', {}, home)
+    assert 'Flatpak' in inst.sandbox_warning(flatpak, outside)
+    assert 'Snap' in inst.sandbox_warning(snap, outside)
+    assert inst.sandbox_warning(native, outside) is None
+    inside = inst.Where('linux', {'FLATPAK_ID': 'org.gimp.GIMP'}, home)
+    assert inst.sandbox_warning(flatpak, inside) is None
+
+
+@pytest.mark.parametrize('system, env, expected', [
+    ('linux', {}, '.local/share/neural-style/venv'),
+    ('linux', {'XDG_DATA_HOME': 'data'}, 'data/neural-style/venv'),
+    ('darwin', {}, 'Library/Application Support/neural-style/venv'),
+    ('win32', {'LOCALAPPDATA': 'Local'}, 'Local/neural-style/venv'),
+    ('win32', {}, 'AppData/Local/neural-style/venv'),
+])
+def test_default_venv_is_in_the_user_data_folder(home, system, env, expected):
+    where = inst.Where(system, {k: str(home / v) for k, v in env.items()}, home)
+    assert inst.default_venv(where) == home / expected
+
+
+def test_relative_xdg_values_are_ignored_as_the_spec_says(home):
+    where = inst.Where('linux', {'XDG_DATA_HOME': 'relative/data'}, home)
+    assert inst.default_venv(where) == home / '.local/share/neural-style/venv'
+
+
+def test_venv_interpreter_path_per_platform(tmp_path):
+    assert inst.venv_python(tmp_path, 'win32') == tmp_path / 'Scripts' / 'python.exe'
+    assert inst.venv_python(tmp_path, 'linux') == tmp_path / 'bin' / 'python'
+    assert inst.venv_python(tmp_path, 'darwin') == tmp_path / 'bin' / 'python'
+
+
+def test_a_profile_folder_given_as_plugins_dir_means_its_plug_ins(home):
+    profile = make_profiles(home, '3.0')[0]
+    (profile / 'gimprc').write_text('')
+    assert inst.plugin_dir_from_option(str(profile)) == profile / 'plug-ins'
+    assert inst.plugin_dir_from_option(str(profile / 'plug-ins')) == profile / 'plug-ins'
+    elsewhere = home / 'my-plugins'
+    assert inst.plugin_dir_from_option(str(elsewhere)) == elsewhere
+
+
+# ---------------------------------------------------------------- install: files and config
+
+def plugin_only(checkout, venv, weights, *more, env):
+    return run_install(checkout, '--plugin-only', '--venv', venv, '--weights-dir', weights,
+                       *more, env=env)
+
+
+def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_venv, tmp_path):
+    profiles = make_profiles(home, '3.0', '3.2')
+    weights = tmp_path / 'weights'
+    r = plugin_only(checkout, bare_venv, weights, '--device', 'cpu', env=user_env(home))
+    assert r.returncode == 0, r.stderr
+    for profile in profiles:
+        target = profile / 'plug-ins' / 'neural_style'
+        assert sorted(p.name for p in target.iterdir()) == [
+            'dialog_help.py', 'neural_style.json', 'neural_style.py', 'nst_protocol.py']
+        main = target / 'neural_style.py'
+        assert main.read_bytes() == (checkout / 'plugin/neural_style/neural_style.py').read_bytes()
+        assert main.stat().st_mode & stat.S_IXUSR
+        assert not (target / 'dialog_help.py').stat().st_mode & stat.S_IXUSR
+        assert (target / 'nst_protocol.py').read_bytes() == \
+            (ROOT / 'nst_core' / 'protocol.py').read_bytes()
+        config = json.loads((target / 'neural_style.json').read_text())
+        assert config == {'version': 1, 'python': str(bare_venv / 'bin' / 'python'),
+                          'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto'}
+        assert os.path.isabs(config['python']) and Path(config['python']).exists()
+        assert str(target) in r.stdout
+    assert 'Filters > Artistic > Neural Style...' in r.stdout and 'Restart GIMP' in r.stdout
+
+
+def test_run_bit_follows_read_bits(tmp_path):
+    f = tmp_path / 'p.py'
+    f.write_text('')
+    f.chmod(0o640)
+    inst.make_executable(f)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o750
+    f.chmod(0o644)
+    inst.make_executable(f)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o755
+
+
+def test_second_run_updates_in_place_and_touches_nothing_else(checkout, home, bare_venv,
+                                                               tmp_path):
+    profile = make_profiles(home, '3.0')[0]
+    neighbour = profile / 'plug-ins' / 'other_plugin' / 'other_plugin.py'
+    neighbour.parent.mkdir(parents=True)
+    neighbour.write_text('print("someone else")\n')
+    env = user_env(home)
+    assert plugin_only(checkout, bare_venv, tmp_path / 'w', env=env).returncode == 0
+    target = profile / 'plug-ins' / 'neural_style'
+    (target / 'removed_in_new_version.py').write_text('old')       # left by an older release
+    (checkout / 'plugin/neural_style/neural_style.py').write_text('# version 2\n')
+    r = plugin_only(checkout, bare_venv, tmp_path / 'w', '--device', 'cuda', env=env)
+    assert r.returncode == 0, r.stderr
+    assert (target / 'neural_style.py').read_text() == '# version 2\n'
+    assert (target / 'neural_style.py').stat().st_mode & stat.S_IXUSR
+    assert not (target / 'removed_in_new_version.py').exists()
+    assert json.loads((target / 'neural_style.json').read_text())['device'] == 'cuda'
+    assert neighbour.read_text() == 'print("someone else")\n'
+    assert not list(target.glob('*.part'))
+
+
+def test_explicit_plugins_dirs_are_used_instead_of_profiles(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    a, b = tmp_path / 'gimp-a' / 'plug-ins', tmp_path / 'gimp-b' / 'plug-ins'
+    a.parent.mkdir()
+    b.parent.mkdir()
+    r = plugin_only(checkout, bare_venv, tmp_path / 'w', '--gimp-plugins-dir', a,
+                    '--gimp-plugins-dir', b, env=user_env(home))
+    assert r.returncode == 0, r.stderr
+    assert (a / 'neural_style/neural_style.py').is_file()
+    assert (b / 'neural_style/neural_style.json').is_file()
+    assert not (home / '.config/GIMP/3.0/plug-ins').exists()
+
+
+def test_dry_run_changes_nothing_and_shows_every_step(checkout, home, tmp_path):
+    make_profiles(home, '3.0', '3.2')
+    env = user_env(home)
+    before = tree_state(tmp_path)
+    r = run_install(checkout, '--dry-run', '--system-site-packages', env=env)
+    assert r.returncode == 0, r.stderr
+    assert tree_state(tmp_path) == before
+    venv = home / '.local/share/neural-style/venv'
+    out = r.stdout
+    for step in ('-m venv --system-site-packages %s' % venv, '-m pip install',
+                 '-m nst_core weights fetch', '-m nst_core weights verify',
+                 'write %s' % (home / '.config/GIMP/3.2/plug-ins/neural_style/neural_style.py'),
+                 'write %s' % (home / '.config/GIMP/3.0/plug-ins/neural_style/nst_protocol.py'),
+                 '"python": "%s"' % (venv / 'bin' / 'python'), 'nothing was changed'):
+        assert step in out, step
+
+
+def test_dry_run_of_a_reinstall_and_of_uninstall_change_nothing(checkout, home, bare_venv,
+                                                                 tmp_path):
+    make_profiles(home, '3.0')
+    env = user_env(home)
+    assert plugin_only(checkout, bare_venv, tmp_path / 'w', env=env).returncode == 0
+    (bare_venv / inst.VENV_MARKER).write_text('{}')
+    (tmp_path / 'w').mkdir()
+    (tmp_path / 'w' / 'manifest.json').write_text('{}')
+    before = tree_state(tmp_path)
+    for args in (['--plugin-only', '--venv', bare_venv, '--weights-dir', tmp_path / 'w'],
+                 ['--uninstall', '--purge-weights', '--venv', bare_venv]):
+        r = run_install(checkout, '--dry-run', *args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert tree_state(tmp_path) == before
+    assert 'would remove %s' % bare_venv in r.stdout
+    assert 'would remove %s' % (tmp_path / 'w') in r.stdout
+
+
+# ---------------------------------------------------------------- uninstall
+
+def test_uninstall_removes_plugins_and_created_venv_keeps_weights(checkout, home, bare_venv,
+                                                                  tmp_path):
+    profiles = make_profiles(home, '3.0', '3.2')
+    neighbour = profiles[0] / 'plug-ins' / 'other_plugin'
+    neighbour.mkdir(parents=True)
+    weights = tmp_path / 'w'
+    weights.mkdir()
+    (weights / 'manifest.json').write_text('{}')
+    env = user_env(home)
+    assert plugin_only(checkout, bare_venv, weights, env=env).returncode == 0
+    (bare_venv / inst.VENV_MARKER).write_text('{}')     # as if install.py had created it
+    r = run_install(checkout, '--uninstall', env=env)   # venv found through the config
+    assert r.returncode == 0, r.stderr
+    assert not any((p / 'plug-ins' / 'neural_style').exists() for p in profiles)
+    assert neighbour.is_dir()
+    assert not bare_venv.exists()
+    assert (weights / 'manifest.json').is_file()
+    assert 'kept' in r.stdout
+    again = run_install(checkout, '--uninstall', env=env)
+    assert again.returncode == 0 and 'No installed Neural Style' in again.stdout
+
+
+def test_uninstall_keeps_a_venv_it_did_not_create(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    env = user_env(home)
+    assert plugin_only(checkout, bare_venv, tmp_path / 'w', env=env).returncode == 0
+    r = run_install(checkout, '--uninstall', env=env)
+    assert r.returncode == 0, r.stderr
+    assert (bare_venv / 'bin' / 'python').exists()
+    assert 'Keeping %s' % bare_venv in r.stdout
+
+
+def test_purge_weights_removes_only_a_weights_folder(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    env = user_env(home)
+    weights = tmp_path / 'w'
+    weights.mkdir()
+    (weights / 'manifest.json').write_text('{}')
+    (weights / 'vgg16-hed.pth').write_bytes(b'x')
+    assert plugin_only(checkout, bare_venv, weights, env=env).returncode == 0
+    r = run_install(checkout, '--uninstall', '--purge-weights', env=env)
+    assert r.returncode == 0, r.stderr
+    assert not weights.exists()
+    not_weights = tmp_path / 'photos'
+    not_weights.mkdir()
+    (not_weights / 'holiday.jpg').write_bytes(b'x')
+    r = run_install(checkout, '--uninstall', '--purge-weights', '--weights-dir', not_weights,
+                    env=env)
+    assert r.returncode == 0 and (not_weights / 'holiday.jpg').exists()
+
+
+def test_never_purges_home_or_its_ancestors(home):
+    where = inst.Where('linux', {}, home)
+    assert not inst.safe_to_purge(home, where)
+    assert not inst.safe_to_purge(home.parent, where)
+    assert not inst.safe_to_purge(Path(home.anchor), where)
+    assert inst.safe_to_purge(home / '.cache' / 'nst_core', where)
+
+
+# ---------------------------------------------------------------- errors
+
+def test_no_gimp3_profile_is_a_clear_error_before_anything_is_created(checkout, home):
+    r = run_install(checkout, env=user_env(home))
+    assert r.returncode == 1
+    assert 'No GIMP 3 profile found' in r.stderr
+    assert 'Start GIMP 3 once' in r.stderr and '--gimp-plugins-dir' in r.stderr
+    assert list(home.iterdir()) == []
+
+
+def test_only_gimp_210_says_it_is_not_gimp3(checkout, home):
+    make_profiles(home, '2.10')
+    r = run_install(checkout, env=user_env(home))
+    assert r.returncode == 1
+    assert 'GIMP 2.10' in r.stderr and 'not GIMP 3' in r.stderr
+    assert sorted(p.name for p in (home / '.config/GIMP').iterdir()) == ['2.10']
+
+
+def test_python_that_cannot_run(checkout, home, tmp_path):
+    make_profiles(home, '3.0')
+    r = run_install(checkout, '--python', tmp_path / 'no-such-python', env=user_env(home))
+    assert r.returncode == 1
+    assert 'Cannot run the Python interpreter' in r.stderr and '--python' in r.stderr
+
+
+def test_python_too_old(checkout, home, tmp_path):
+    make_profiles(home, '3.0')
+    # Stands in for a Python 3.8 (none on this machine): answers the probe as 3.8 would.
+    old = tmp_path / 'python3.8'
+    old.write_text('#!/bin/sh\necho \'{"version": [3, 8, 18], "executable": "%s", '
+                   '"in_venv": false, "purelib": "/x", "has_venv": true}\'\n' % old)
+    old.chmod(0o755)
+    r = run_install(checkout, '--python', old, env=user_env(home))
+    assert r.returncode == 1
+    assert 'Python 3.8.18' in r.stderr and 'needs Python 3.9 or newer' in r.stderr
+    with pytest.raises(inst.InstallError):
+        inst.check_python_version((3, 8, 10), 'x')
+    inst.check_python_version((3, 9, 0), 'x')
+
+
+def test_missing_venv_module_says_how_to_get_it(checkout, home, tmp_path):
+    make_profiles(home, '3.0')
+    # Debian without python3-venv: `import ensurepip` fails. Shadow it for the probed Python.
+    shadow = tmp_path / 'shadow' / 'ensurepip'
+    shadow.mkdir(parents=True)
+    (shadow / '__init__.py').write_text('raise ImportError("ensurepip is not available")\n')
+    env = user_env(home, PYTHONPATH=tmp_path / 'shadow')
+    r = run_install(checkout, '--venv', tmp_path / 'v', env=env)
+    assert r.returncode == 1
+    assert 'apt install python3-venv' in r.stderr
+    assert not (tmp_path / 'v').exists()
+
+
+def test_pip_failure_shows_its_tail_and_what_to_do(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    import pip
+    # The venv gets this interpreter's real pip; pip then runs without any package index.
+    site = Path(pip.__file__).resolve().parent.parent
+    purelib = subprocess.run([str(bare_venv / 'bin/python'), '-c',
+                              'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    Path(purelib, 'real_pip.pth').write_text(str(site) + '\n')
+    env = user_env(home, PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX='1')
+    env.pop('PIP_FIND_LINKS', None)
+    r = run_install(checkout, '--venv', bare_venv, '--skip-weights', env=env)
+    assert r.returncode == 1
+    assert 'pip install nst_core failed' in r.stderr
+    assert 'Last lines of its output' in r.stderr and 'What to do' in r.stderr
+    assert 'No matching distribution' in r.stderr or 'Could not find' in r.stderr
+    assert not (home / '.config/GIMP/3.0/plug-ins/neural_style').exists()
+
+
+def test_a_folder_that_is_not_a_venv_is_refused(checkout, home, tmp_path):
+    make_profiles(home, '3.0')
+    notes = tmp_path / 'notes'
+    notes.mkdir()
+    (notes / 'todo.txt').write_text('keep me')
+    r = run_install(checkout, '--venv', notes, env=user_env(home))
+    assert r.returncode == 1 and 'cannot be used' in r.stderr
+    assert [p.name for p in notes.iterdir()] == ['todo.txt']
+
+
+def test_plugin_only_needs_an_existing_venv(checkout, home, tmp_path):
+    make_profiles(home, '3.0')
+    r = run_install(checkout, '--plugin-only', '--venv', tmp_path / 'none', env=user_env(home))
+    assert r.returncode == 1 and 'needs an existing venv' in r.stderr
+
+
+def test_plugins_dir_with_missing_parent_is_refused(checkout, home, tmp_path):
+    r = run_install(checkout, '--gimp-plugins-dir', tmp_path / 'typo' / 'plug-ins',
+                    env=user_env(home))
+    assert r.returncode == 1 and 'parent folder does not exist' in r.stderr
+    assert not (tmp_path / 'typo').exists()
+
+
+def test_foreign_folder_named_like_the_plugin_is_left_alone(checkout, home, bare_venv,
+                                                            tmp_path):
+    profile = make_profiles(home, '3.0')[0]
+    foreign = profile / 'plug-ins' / 'neural_style'
+    foreign.mkdir(parents=True)
+    (foreign / 'something_else.py').write_text('mine')
+    r = plugin_only(checkout, bare_venv, tmp_path / 'w', env=user_env(home))
+    assert r.returncode == 1 and 'does not hold this plug-in' in r.stderr
+    assert [p.name for p in foreign.iterdir()] == ['something_else.py']
+
+
+def test_incomplete_checkout(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    (checkout / 'plugin/neural_style/neural_style.py').unlink()
+    r = plugin_only(checkout, bare_venv, tmp_path / 'w', env=user_env(home))
+    assert r.returncode == 1 and 'checkout is incomplete' in r.stderr
+
+
+def test_purge_weights_without_uninstall_is_a_usage_error(checkout, home):
+    r = run_install(checkout, '--purge-weights', env=user_env(home))
+    assert r.returncode == 2 and '--uninstall' in r.stderr
+
+
+# ---------------------------------------------------------------- the real thing
+
+@pytest.mark.slow
+def test_real_install_reinstall_and_uninstall(checkout, home, tmp_path):
+    """venv on this interpreter's torch (--system-site-packages), nst_core from the checkout."""
+    profile = make_profiles(home, '3.0')[0]
+    venv = tmp_path / 'venv'
+    env = user_env(home)
+    args = ['--python', sys.executable, '--system-site-packages', '--venv', venv,
+            '--skip-weights', '--weights-dir', tmp_path / 'weights']
+    r = run_install(checkout, *args, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    python = venv / 'bin' / 'python'
+    config = json.loads((profile / 'plug-ins/neural_style/neural_style.json').read_text())
+    assert config['python'] == str(python)
+    where = subprocess.run([str(python), '-c', 'import nst_core, torch; print(nst_core.__file__)'],
+                           capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert where.returncode == 0, where.stderr
+    assert Path(where.stdout.strip()).is_relative_to(venv)        # the venv's copy, not the checkout
+    listed = subprocess.run([str(python), '-m', 'nst_core', 'weights', 'list', '--cache-dir',
+                             str(tmp_path / 'weights')], capture_output=True, text=True,
+                            cwd=str(tmp_path), env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert 'vgg16-hed' in listed.stdout
+    assert not (checkout / 'build').exists() and not list(checkout.glob('*.egg-info'))
+
+    again = run_install(checkout, *args, env=env)
+    assert again.returncode == 0, again.stderr
+    assert 'Reusing the existing venv' in again.stdout
+
+    gone = run_install(checkout, '--uninstall', env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert not venv.exists()
+    assert not (profile / 'plug-ins/neural_style').exists()
