@@ -154,12 +154,18 @@ def torch_load_plain(path, hint: str) -> dict:
     import pickle
 
     import torch
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    # torch.save writes a zip (PK..) or, in the legacy format, a pickle (protocol byte 0x80).
+    if head[:2] != b'PK' and head[:1] != b'\x80':
+        raise WeightsError('%s is unreadable as a torch file (it is not a torch.save file); %s'
+                           % (path, hint))
     try:
         data = torch.load(str(path), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise WeightsError('%s is not a plain tensor file (it holds Python objects or code, '
-                           'which are never loaded): %s; %s'
-                           % (path, str(e).splitlines()[0] if str(e) else 'refused', hint)) from e
+                           'which are never loaded: %s); %s'
+                           % (path, _unpickler_reason(e), hint)) from e
     except Exception as e:  # zip/format errors: torch raises RuntimeError, EOFError, ...
         raise WeightsError('%s is unreadable as a torch file (%s: %s); %s'
                            % (path, type(e).__name__, _first_line(e), hint)) from e
@@ -167,6 +173,14 @@ def torch_load_plain(path, hint: str) -> dict:
         raise WeightsError('%s does not hold a dict of tensors (found %s); %s'
                            % (path, type(data).__name__, hint))
     return data
+
+
+def _unpickler_reason(exc) -> str:
+    # torch's message is a paragraph of advice (including "load with weights_only=False",
+    # which is exactly what must not be done); keep only the unpickler's own reason.
+    import re
+    m = re.search(r'WeightsUnpickler error:\s*(.+?)(?:\. |\n|$)', str(exc))
+    return m.group(1).strip() if m else _first_line(exc)
 
 
 def _first_line(exc) -> str:

