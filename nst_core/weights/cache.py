@@ -244,6 +244,8 @@ def download_url(url: str, sha256: str, size: Optional[int], dest, *, timeout=10
         with os.fdopen(fd, 'wb') as out:
             try:
                 response = urllib.request.urlopen(url, timeout=timeout)
+            except urllib.error.HTTPError as e:
+                raise WeightsError('%s answered HTTP %d (%s)' % (url, e.code, e.reason)) from e
             except (urllib.error.URLError, OSError, ValueError) as e:
                 raise WeightsError('cannot reach %s (%s)' % (url, _reason(e))) from e
             with response:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .base import Source, SourceInfo, WeightsError
-from .cache import download_url, torch_load_plain
+from .cache import disk_free, download_url, torch_load_plain
 
 # Conv layers per block and their widths, as in torchvision.models.vgg cfgs 'D' and 'E'.
 BLOCKS = {'vgg16': [2, 2, 3, 3, 3], 'vgg19': [2, 2, 4, 4, 4]}
@@ -67,8 +67,8 @@ class TorchvisionVGG(Source):
     def __init__(self, name, arch, url, sha256, size, url_env=None, timeout=10.0):
         self.info = SourceInfo(name=name, arch=arch,
                                description='torchvision IMAGENET1K_V1 (as in Gatys et al.)',
-                               licence='BSD-3-Clause (torchvision); VGG weights CC BY 4.0 '
-                                       '(Simonyan & Zisserman)',
+                               licence='torchvision (BSD-3-Clause); trained on ImageNet, '
+                                       'whose terms apply',
                                origin=url)
         self.url, self.sha256, self.size = url, sha256, size
         self.url_env, self.timeout = url_env, timeout
@@ -80,6 +80,10 @@ class TorchvisionVGG(Source):
     def convert(self, cache_dir, log):
         url = self.upstream_url()
         raw = Path(cache_dir) / 'downloads' / url.rstrip('/').rsplit('/', 1)[-1]
+        needed = self.size * 1.2 + 100e6   # the download plus its converted conv layers
+        if disk_free(cache_dir) < needed:
+            raise WeightsError('fetching %s needs %.1f GB free in %s'
+                               % (self.info.name, needed / 1e9, cache_dir))
         download_url(url, self.sha256, self.size, raw, timeout=self.timeout, log=log)
         try:
             state = torch_load_plain(raw, hint='the download from %s is damaged' % url)
