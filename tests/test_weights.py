@@ -208,10 +208,12 @@ def http_dir(tmp_path):
     server.server_close()
 
 
-def test_url_source_downloads_verifies_and_drops_classifier(cache, http_dir):
+@pytest.mark.parametrize('legacy', [True, False])
+def test_url_source_downloads_verifies_and_drops_classifier(cache, http_dir, legacy):
     root, base, _ = http_dir
     state = random_vgg_state('vgg19')
-    torch.save(state, str(root / 'vgg19-test.pth'))
+    # torchvision's 2017 vgg19 file is in torch's legacy (pre-zip) format
+    torch.save(state, str(root / 'vgg19-test.pth'), _use_new_zipfile_serialization=not legacy)
     blob = root / 'vgg19-test.pth'
     source = TorchvisionVGG('vgg19-test', 'vgg19', base + 'vgg19-test.pth',
                             wcache.sha256_file(blob), blob.stat().st_size)
