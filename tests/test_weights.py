@@ -328,9 +328,9 @@ def test_nothing_cached_without_fetch_says_what_to_run(cache):
 def test_unknown_and_non_vgg_names(cache):
     with pytest.raises(WeightsError, match='unknown weights'):
         load_vgg('vgg17', log=lambda *a: None)
-    if 'magenta' in SOURCES:
-        with pytest.raises(WeightsError, match='not a VGG'):
-            load_vgg('magenta', log=lambda *a: None)
+    assert list(SOURCES) == ['vgg19', 'vgg16-hed', 'magenta']
+    with pytest.raises(WeightsError, match='not a VGG'):
+        load_vgg('magenta', log=lambda *a: None)
 
 
 # --- the HED VGG-16 conversion (real weights) -------------------------------------------------

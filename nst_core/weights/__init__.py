@@ -1,9 +1,8 @@
 """Named weights sources, the cache they share, and `load_vgg` for the Gatys method.
 
-To add a source: write a module with a `base.Source` subclass instance and list it in
-`_sources()` below. Names are what users type (`--model`, `weights fetch NAME`).
+To add a source: write a module with a source object (.info, .filename, .fetch(cache_dir,
+log), .load(cache_dir); `base.Source` provides all but a `convert`) and list it in `_sources()`. Names are what users type (`--model`, `weights fetch NAME`).
 """
-import importlib.util
 import json
 import time
 from collections import OrderedDict
@@ -19,11 +18,8 @@ FAILURES = 'unavailable.json'
 
 
 def _sources():
-    from . import hed, torchvision_vgg
-    found = [torchvision_vgg.VGG19, hed.VGG16_HED]
-    if importlib.util.find_spec(__name__ + '.magenta') is not None:  # added by the fast method
-        from . import magenta
-        found.append(magenta.SOURCE)
+    from . import hed, magenta, torchvision_vgg
+    found = [torchvision_vgg.VGG19, hed.VGG16_HED, magenta.SOURCE]
     return OrderedDict((s.info.name, s) for s in found)
 
 
