@@ -219,9 +219,11 @@ class Actions:
             line = line.rstrip()
             tail.append(line)
             self.out('    ' + line)
-        if proc.wait() != 0:
-            raise InstallError('%s failed (exit code %d). Last lines of its output:\n%s\n%s' % (
-                what, proc.returncode, '\n'.join('    ' + t for t in tail), advice))
+        code = proc.wait()
+        if code != 0:
+            how = 'exit code %d' % code if code > 0 else 'killed by signal %d' % -code
+            raise InstallError('%s failed (%s). Last lines of its output:\n%s\n%s' % (
+                what, how, '\n'.join('    ' + t for t in tail), advice))
 
 
 def make_executable(path):
@@ -232,35 +234,49 @@ def make_executable(path):
 
 # ---------------------------------------------------------------- the Python side
 
-PROBE = r'''
+ANSWER = '@@neural-style-install@@ '    # marks our line: libraries may print to stdout too
+
+PROBE = r"""
 import json, sys, sysconfig
 try:
     import venv, ensurepip
     has_venv = True
 except ImportError:
     has_venv = False
-print(json.dumps({"version": list(sys.version_info[:3]), "executable": sys.executable,
-                  "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
-                  "purelib": sysconfig.get_paths()["purelib"], "has_venv": has_venv}))
-'''
+answer = {"version": list(sys.version_info[:3]), "executable": sys.executable,
+          "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
+          "purelib": sysconfig.get_paths()["purelib"], "has_venv": has_venv}
+"""
+
+
+def ask(python, code, *argv):
+    """Run `code` in `python` (nothing written, not even bytecode) and return the JSON value
+    it leaves in `answer`, or raise OSError / ValueError / subprocess.TimeoutExpired.
+
+    The value travels on a marked line: C libraries (Debian's torch and its UCX, for one) may
+    print their own lines on stdout, which must not end up in a config.
+    """
+    script = 'import json\n%s\nprint(%r + json.dumps(answer))\n' % (code, ANSWER)
+    out = subprocess.run([str(python), '-c', script] + list(argv), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=120,
+                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'),
+                         cwd=tempfile.gettempdir())   # not the checkout: its nst_core would win
+    lines = [ln[len(ANSWER):] for ln in out.stdout.splitlines() if ln.startswith(ANSWER)]
+    if out.returncode != 0 or not lines:
+        raise ValueError('exit code %d: %s' % (out.returncode, out.stderr.strip()[-500:]))
+    return json.loads(lines[-1])
 
 
 def probe(python):
     """Facts about an interpreter (version, venv module, site-packages), without side effects."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE='1')
     try:
-        out = subprocess.run([str(python), '-c', PROBE], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, env=env, universal_newlines=True,
-                             timeout=60, cwd=tempfile.gettempdir())
+        facts = ask(python, PROBE)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise InstallError('Cannot run the Python interpreter %s (%s). Pass --python with the '
                            'path of a Python >= %d.%d.' % ((python, e) + MIN_PYTHON))
-    try:
-        facts = json.loads(out.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise InstallError('%s does not behave like a Python interpreter (exit code %d): %s\n'
-                           'Pass --python with the path of a Python >= %d.%d.' %
-                           ((python, out.returncode, out.stderr.strip()[-500:]) + MIN_PYTHON))
+    except ValueError as e:
+        raise InstallError('%s does not behave like a Python interpreter (%s).\nPass --python '
+                           'with the path of a Python >= %d.%d.' % ((python, e) + MIN_PYTHON))
     facts['version'] = tuple(facts['version'])
     return facts
 
@@ -356,15 +372,13 @@ def inherit_parent_site(venv_py, base, act):
 
 
 def missing_modules(python, modules):
-    """Those of `modules` that `python` cannot import (a fresh process, nothing written)."""
-    if not python.exists():
-        return list(modules)
+    """Those of `modules` that `python` cannot import (found without importing them)."""
     code = ('import importlib.util, sys\n'
-            'print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))')
-    out = subprocess.run([str(python), '-c', code] + list(modules), stdout=subprocess.PIPE,
-                         universal_newlines=True, cwd=tempfile.gettempdir(),
-                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
-    return out.stdout.split() if out.returncode == 0 else list(modules)
+            'answer = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]')
+    try:
+        return ask(python, code, *modules)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return list(modules)
 
 
 def pip_advice(venv):
@@ -423,14 +437,12 @@ def staged_checkout(act):
 
 def nst_core_cache_dir(python):
     """nst_core's own default weights folder, asked from the venv (one source of truth)."""
-    if not python.exists():
+    code = 'from nst_core.weights.cache import default_cache_dir\nanswer = str(default_cache_dir())'
+    try:
+        found = Path(ask(python, code))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
-    code = 'from nst_core.weights.cache import default_cache_dir; print(default_cache_dir())'
-    out = subprocess.run([str(python), '-c', code], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, universal_newlines=True,
-                         cwd=tempfile.gettempdir(),
-                         env=dict(os.environ, PYTHONDONTWRITEBYTECODE='1'))
-    return Path(out.stdout.strip()) if out.returncode == 0 and out.stdout.strip() else None
+    return found if found.is_absolute() else None
 
 
 def weights_dir(args, python, act):
@@ -634,7 +646,7 @@ def parse_args(argv):
         description='Install the Neural Style plug-in for GIMP 3 with its worker environment.',
         epilog='Details and troubleshooting: docs/install.md')
     p.add_argument('--venv', metavar='PATH',
-                   help='venv for the worker (default: neural-style/venv in the user data folder)')
+                   help='venv for the worker (default: %s)' % default_venv(this_machine()))
     p.add_argument('--python', metavar='PATH', default=sys.executable,
                    help='interpreter the venv is created from (default: this one)')
     p.add_argument('--system-site-packages', action='store_true',
@@ -673,6 +685,10 @@ def main(argv=None, where=None):
     except InstallError as e:
         print('error: %s' % e, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print('\ninterrupted: run install.py again to finish (it reuses what is done).',
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -406,8 +406,9 @@ def test_python_too_old(checkout, home, tmp_path):
     make_profiles(home, '3.0')
     # Stands in for a Python 3.8 (none on this machine): answers the probe as 3.8 would.
     old = tmp_path / 'python3.8'
-    old.write_text('#!/bin/sh\necho \'{"version": [3, 8, 18], "executable": "%s", '
-                   '"in_venv": false, "purelib": "/x", "has_venv": true}\'\n' % old)
+    old.write_text('#!/bin/sh\necho \'%s{"version": [3, 8, 18], "executable": "%s", '
+                   '"in_venv": false, "purelib": "/x", "has_venv": true}\'\n'
+                   % (inst.ANSWER, old))
     old.chmod(0o755)
     r = run_install(checkout, '--python', old, env=user_env(home))
     assert r.returncode == 1
@@ -415,6 +416,14 @@ def test_python_too_old(checkout, home, tmp_path):
     with pytest.raises(inst.InstallError):
         inst.check_python_version((3, 8, 10), 'x')
     inst.check_python_version((3, 9, 0), 'x')
+
+
+def test_answers_from_an_interpreter_survive_library_noise_on_stdout():
+    # Debian's torch (UCX) prints "UCX ERROR ..." on stdout when imported in a chroot.
+    noisy = 'print("[123] UCX  ERROR failed to get boot id")\nanswer = "/home/u/.cache/nst_core"'
+    assert inst.ask(sys.executable, noisy) == '/home/u/.cache/nst_core'
+    with pytest.raises(ValueError):
+        inst.ask(sys.executable, 'raise SystemExit(3)')
 
 
 def test_missing_venv_module_says_how_to_get_it(checkout, home, tmp_path):
