@@ -398,8 +398,10 @@ def install_packages(python, venv, base, system_site, want_convert, act):
         # newer release on the index would otherwise pull in a second torch).
         act.out('torch, torchvision, PIL and numpy already import in the venv: installing '
                 'nst_core without dependencies.')
+        offline = local_build_flags(sees)
         with staged_checkout(act) as source:
-            act.run(pip + ['--no-deps', source], 'pip install nst_core', pip_advice(venv))
+            act.run(pip + ['--no-deps'] + offline + [source], 'pip install nst_core',
+                    pip_advice(venv))
         converters = [mod for mod, _ in CONVERT_MODULES] if want_convert else []
         absent = missing_modules(sees, converters) if converters else []
         extra = [pkg for mod, pkg in CONVERT_MODULES if mod in absent]
@@ -412,6 +414,28 @@ def install_packages(python, venv, base, system_site, want_convert, act):
     with staged_checkout(act) as source:
         target = '%s[convert]' % source if want_convert else str(source)
         act.run(pip + [target], 'pip install nst_core', pip_advice(venv))
+
+
+def local_build_flags(python):
+    """['--no-build-isolation'] when `python` can build nst_core's wheel by itself.
+
+    Then the system-packages route needs no package index at all (offline machines, CI);
+    otherwise pip fetches setuptools into an isolated build environment.
+    """
+    code = ('import importlib.metadata as md\n'
+            'def v(name):\n'
+            '    try:\n'
+            '        return [int(x) for x in md.version(name).split(".")[:2]]\n'
+            '    except Exception:\n'
+            '        return None\n'
+            'answer = [v("setuptools"), v("wheel")]')
+    try:
+        setuptools, wheel = ask(python, code)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    # setuptools >= 61 reads setup.cfg + pyproject.toml; bdist_wheel is built in from 70.1.
+    can = setuptools is not None and setuptools >= [61, 0] and (setuptools >= [70, 1] or wheel)
+    return ['--no-build-isolation'] if can else []
 
 
 @contextlib.contextmanager

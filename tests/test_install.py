@@ -458,6 +458,18 @@ def test_pip_failure_shows_its_tail_and_what_to_do(checkout, home, bare_venv, tm
     assert not (home / '.config/GIMP/3.0/plug-ins/neural_style').exists()
 
 
+def test_builds_without_isolation_only_when_setuptools_can(bare_venv):
+    from importlib import metadata      # not `import setuptools`: it fights pip's distutils
+    try:
+        major, minor = map(int, metadata.version('setuptools').split('.')[:2])
+    except metadata.PackageNotFoundError:
+        major, minor = 0, 0
+    can = (major, minor) >= (61, 0) and (
+        (major, minor) >= (70, 1) or importlib.util.find_spec('wheel') is not None)
+    assert inst.local_build_flags(sys.executable) == (['--no-build-isolation'] if can else [])
+    assert inst.local_build_flags(bare_venv / 'bin' / 'python') == []     # no setuptools there
+
+
 def test_a_folder_that_is_not_a_venv_is_refused(checkout, home, tmp_path):
     make_profiles(home, '3.0')
     notes = tmp_path / 'notes'
