@@ -11,7 +11,18 @@ nst_core/protocol.py beside it as nst_protocol.py, write neural_style.json (JSON
 executed) naming the venv's interpreter, then fetch and verify the weights.
 See docs/install.md. Standard library only: this runs before any venv exists.
 """
-import argparse
+from __future__ import print_function   # so that Python 2 reaches the version message below
+
+import sys
+
+MIN_PYTHON = (3, 9)
+
+if sys.version_info < MIN_PYTHON:   # before the imports an old Python lacks (pathlib on 2.7)
+    sys.exit('error: this is Python %d.%d (%s); install.py needs Python 3.9 or newer. Run it '
+             'with a newer one, e.g. python3.12 install.py' % (sys.version_info[:2] +
+                                                                (sys.executable,)))
+
+import argparse  # noqa: E402
 import collections
 import contextlib
 import json
@@ -20,11 +31,9 @@ import re
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-MIN_PYTHON = (3, 9)
 CONFIG_VERSION = 1
 PLUGIN = 'neural_style'                    # folder and file name GIMP requires to match
 CONFIG_NAME = 'neural_style.json'
@@ -285,7 +294,7 @@ def check_python_version(version, what):
     if tuple(version[:2]) < MIN_PYTHON:
         raise InstallError('%s is Python %s; Neural Style needs Python %d.%d or newer. Install a '
                            'newer Python and pass it with --python.' %
-                           ((what, '.'.join(map(str, version))) + MIN_PYTHON))
+                           ((what, '.'.join(map(str, version[:3]))) + MIN_PYTHON))
 
 
 def check_venv_module(facts, system):
@@ -704,7 +713,6 @@ def main(argv=None, where=None):
     args = parse_args(argv)
     act = Actions(args.dry_run)
     try:
-        check_python_version(sys.version_info, 'This interpreter (%s)' % sys.executable)
         (uninstall if args.uninstall else install)(args, where or this_machine(), act)
     except InstallError as e:
         print('error: %s' % e, file=sys.stderr)

@@ -418,6 +418,38 @@ def test_python_too_old(checkout, home, tmp_path):
     inst.check_python_version((3, 9, 0), 'x')
 
 
+def find_python(version):
+    """A real interpreter of that version (PATH or pyenv), or skip."""
+    pyenv = sorted(Path.home().glob('.pyenv/versions/%s.*/bin/python%s' % (version, version)))
+    for candidate in [str(p) for p in pyenv] + [shutil.which('python%s' % version)]:
+        if candidate and subprocess.run([candidate, '-c', 'pass'],
+                                        capture_output=True).returncode == 0:
+            return candidate                 # (a pyenv shim may exist and still not run)
+    pytest.skip('no Python %s on this machine' % version)
+
+
+@pytest.mark.parametrize('version', ['2.7', '3.6', '3.8'])
+def test_real_old_pythons_get_a_clear_message(checkout, home, version):
+    make_profiles(home, '3.0')
+    old = find_python(version)
+    r = subprocess.run([old, str(checkout / 'install.py')], env=user_env(home),
+                       capture_output=True, text=True)
+    assert r.returncode == 1
+    assert 'this is Python %s' % version in r.stderr and 'needs Python 3.9' in r.stderr
+    r = run_install(checkout, '--python', old, env=user_env(home))
+    assert r.returncode == 1 and 'needs Python 3.9 or newer' in r.stderr
+    assert list(home.iterdir()) == [home / '.config']
+
+
+def test_runs_on_python_39(checkout, home, bare_venv, tmp_path):
+    make_profiles(home, '3.0')
+    r = subprocess.run([find_python('3.9'), str(checkout / 'install.py'), '--plugin-only',
+                        '--venv', str(bare_venv), '--weights-dir', str(tmp_path / 'w')],
+                       env=user_env(home), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (home / '.config/GIMP/3.0/plug-ins/neural_style/neural_style.json').is_file()
+
+
 def test_answers_from_an_interpreter_survive_library_noise_on_stdout():
     # Debian's torch (UCX) prints "UCX ERROR ..." on stdout when imported in a chroot.
     noisy = 'print("[123] UCX  ERROR failed to get boot id")\nanswer = "/home/u/.cache/nst_core"'
