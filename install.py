@@ -254,7 +254,8 @@ except ImportError:
     has_venv = False
 answer = {"version": list(sys.version_info[:3]), "executable": sys.executable,
           "in_venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix),
-          "purelib": sysconfig.get_paths()["purelib"], "has_venv": has_venv}
+          "purelib": sysconfig.get_paths()["purelib"],
+          "platlib": sysconfig.get_paths()["platlib"], "has_venv": has_venv}
 """
 
 
@@ -344,7 +345,7 @@ def venv_problem(venv, python, system_site):
 def ensure_venv(venv, base, system_site, system, act):
     """Reuse the venv when it works as asked; else create it (again, if this script made it)."""
     python = venv_python(venv, system)
-    if venv.exists() and any(venv.iterdir()):
+    if venv.is_dir() and any(venv.iterdir()):
         problem = venv_problem(venv, python, system_site)
         if problem is None:
             act.out('Reusing the existing venv %s' % venv)
@@ -372,12 +373,13 @@ def inherit_parent_site(venv_py, base, act):
     would be invisible; a .pth line per parent site folder makes them importable, after the
     new venv's own packages.
     """
+    folders = unique([base['purelib'], base['platlib']])
     if act.dry_run:
         act.say('add %s\'s site-packages (%s) to the new venv through %s' %
-                (base['executable'], base['purelib'], PARENT_PTH))
+                (base['executable'], ', '.join(folders), PARENT_PTH))
         return
     site_dir = Path(probe(venv_py)['purelib'])
-    act.write(site_dir / PARENT_PTH, (base['purelib'] + '\n').encode())
+    act.write(site_dir / PARENT_PTH, ''.join(f + '\n' for f in folders).encode())
 
 
 def missing_modules(python, modules):

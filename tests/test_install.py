@@ -407,7 +407,7 @@ def test_python_too_old(checkout, home, tmp_path):
     # Stands in for a Python 3.8 (none on this machine): answers the probe as 3.8 would.
     old = tmp_path / 'python3.8'
     old.write_text('#!/bin/sh\necho \'%s{"version": [3, 8, 18], "executable": "%s", '
-                   '"in_venv": false, "purelib": "/x", "has_venv": true}\'\n'
+                   '"in_venv": false, "purelib": "/x", "platlib": "/x", "has_venv": true}\'\n'
                    % (inst.ANSWER, old))
     old.chmod(0o755)
     r = run_install(checkout, '--python', old, env=user_env(home))
