@@ -42,8 +42,8 @@ VENV_MARKER = 'neural-style-installer.json'    # "this installer created the ven
 PARENT_PTH = 'neural_style_parent_site.pth'
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 CORE_MODULES = ('torch', 'torchvision', 'PIL', 'numpy')
-# Needed only to convert downloaded weights (setup.cfg extra "convert"): import -> package.
-CONVERT_MODULES = (('h5py', 'h5py'), ('onnx', 'onnx'))
+# Needed only to convert downloaded weights once (setup.cfg extra "convert").
+CONVERT_MODULES = ('h5py', 'onnx')      # import names = package names
 CHECKOUT = Path(__file__).resolve().parent
 MENU = 'Filters > Artistic > Neural Style...'
 TAIL_LINES = 25
@@ -413,9 +413,7 @@ def install_packages(python, venv, base, system_site, want_convert, act):
         with staged_checkout(act) as source:
             act.run(pip + ['--no-deps'] + offline + [source], 'pip install nst_core',
                     pip_advice(venv))
-        converters = [mod for mod, _ in CONVERT_MODULES] if want_convert else []
-        absent = missing_modules(sees, converters) if converters else []
-        extra = [pkg for mod, pkg in CONVERT_MODULES if mod in absent]
+        extra = missing_modules(sees, CONVERT_MODULES) if want_convert else []
         if extra:
             act.run(pip + extra, 'pip install %s' % ' '.join(extra), pip_advice(venv))
         return
