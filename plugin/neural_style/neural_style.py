@@ -1,0 +1,561 @@
+#!/usr/bin/env python3
+"""Neural Style for GIMP 3: Filters > Artistic > Neural Style...
+
+Runs inside GIMP's own Python, so it uses the standard library and gi only. The picture is
+made by the nst_core worker, started with the interpreter named in neural_style.json (written
+by install.py): this file reads the layers with Gegl, writes a job (docs/protocol.md) into a
+private temporary folder, turns the worker's events into GIMP's progress bar, and inserts the
+result as a new layer in one undo step.
+
+Cancel: GIMP's progress Cancel button does not call back into a plug-in; GIMP asks the
+plug-in to quit and then kills it with SIGKILL, and kills its whole process group if the
+plug-in has one of its own (gimp_plug_in_close). So the plug-in makes itself a process group
+leader and the worker dies with it. Where that is not possible (Windows, or GIMP crashing),
+the worker's stdin, a pipe held only by this process, reaches end-of-file, which the worker
+takes as a cancel (docs/protocol.md). The job folder of a killed run is removed by the next
+run (_sweep_stale_jobs).
+"""
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import gi
+gi.require_version('Gimp', '3.0')
+gi.require_version('Gegl', '0.4')
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+PROC_NAME = 'python-fu-neural-style'
+HERE = os.path.dirname(os.path.abspath(__file__))
+PIXEL_FORMAT = "R'G'B'A u8"          # the protocol's buffers: non-linear sRGB, straight alpha
+CONFIG_NAME = 'neural_style.json'
+CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
+JOB_PREFIX = 'neural-style-'
+POLL_SECONDS = 0.1
+TERMINATE_GRACE = 2.0                # SIGTERM first, SIGKILL after this many seconds
+PROGRESS_INTERVAL = 0.1              # at most this often a progress call into GIMP
+STDERR_TAIL_LINES = 15
+STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Windows)
+
+# Test hook (progress is invisible in batch mode, and batch mode has no Cancel button): with
+# NEURAL_STYLE_TEST_DIR=dir set in GIMP's environment, the plug-in mirrors progress, the
+# worker's pid and the outcome into dir/plugin.log, and if dir/cancel-after holds N, treats
+# the N-th progress event as a press on Cancel. Files, because a test script inside GIMP
+# cannot change the environment of plug-ins that GIMP starts.
+TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
+
+# The options, named as nst_core.stylize()'s keyword arguments with dashes for GIMP, with the
+# same defaults and choices (tests/test_gimp.py compares this table with stylize()).
+# (gimp name, kind, label, help, default, min, max) ; for 'choice', min is a list of
+# (value, label) and max is None.
+OPTIONS = [
+    ('method', 'choice', 'Method',
+     'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network.',
+     'quality', [('quality', 'Quality'), ('fast', 'Fast')], None),
+    ('strength', 'double', 'Strength', 'How much style: 0 keeps the content, 1 is full style.',
+     1.0, 0.0, 1.0),
+    ('style-scale', 'double', 'Style scale',
+     "Size of the style's strokes relative to the content.", 1.0, 0.1, 8.0),
+    ('preserve-colors', 'choice', 'Preserve colours',
+     "Keep the content's colours: luminance transfers only brightness; histogram matches the "
+     "style's colours to the content's first.",
+     'none', [('none', 'No'), ('luminance', 'Luminance only'),
+              ('histogram', 'Match histogram')], None),
+    ('size', 'int', 'Output size',
+     'Working size of the longest side in pixels (0 = the layer\'s full size); the result is '
+     'scaled to the layer.', 512, 0, 16384),
+    ('preset', 'choice', 'Quality preset',
+     'Number of optimisation steps for the Quality method.',
+     'normal', [('draft', 'Draft'), ('normal', 'Normal'), ('best', 'Best')], None),
+    ('device', 'choice', 'Device',
+     'Where to compute: auto uses the device from the installer\'s configuration '
+     '(by default a GPU when there is one).',
+     'auto', [('auto', 'Auto'), ('cpu', 'CPU'), ('cuda', 'CUDA (NVIDIA GPU)'),
+              ('mps', 'MPS (Apple GPU)')], None),
+    ('seed', 'int', 'Seed', 'Random seed: the same seed gives the same picture.',
+     0, 0, 2 ** 31 - 1),
+]
+STYLE_SLOTS = [('style-layer', None), ('style-layer-2', 'style-weight-2'),
+               ('style-layer-3', 'style-weight-3')]
+
+
+def _load_protocol():
+    """nst_core/protocol.py, copied beside this file by install.py; in a checkout, the original."""
+    try:
+        import nst_protocol
+        return nst_protocol
+    except ImportError:
+        import importlib.util
+        path = os.path.join(HERE, os.pardir, os.pardir, 'nst_core', 'protocol.py')
+        spec = importlib.util.spec_from_file_location('nst_protocol', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+protocol = _load_protocol()
+
+
+class Failure(Exception):
+    """The run failed; the message is for the user: what went wrong and what to do."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _test_log(message):
+    folder = os.environ.get(TEST_DIR_ENV)
+    if folder:
+        with open(os.path.join(folder, 'plugin.log'), 'a', encoding='utf-8') as f:
+            f.write(message + '\n')
+
+
+def _test_cancel_after():
+    folder = os.environ.get(TEST_DIR_ENV)
+    try:
+        with open(os.path.join(folder, 'cancel-after'), encoding='utf-8') as f:
+            return int(f.read().strip() or 0)
+    except (TypeError, OSError, ValueError):
+        return 0
+
+
+def _config():
+    path = os.environ.get(CONFIG_ENV) or os.path.join(HERE, CONFIG_NAME)
+    try:
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise Failure('Neural Style is not set up: %s is missing.\nRun "python3 install.py" '
+                      'from the Neural Style folder, then restart GIMP.' % path) from None
+    except (OSError, ValueError) as e:
+        raise Failure('Cannot read the Neural Style configuration %s: %s\nRun "python3 '
+                      'install.py" again to rewrite it.' % (path, e)) from None
+    if not isinstance(config, dict) or config.get('version') != 1 \
+            or not isinstance(config.get('python'), str):
+        raise Failure('The Neural Style configuration %s is not one this plug-in understands '
+                      '(expected version 1 naming "python").\nRun "python3 install.py" again.'
+                      % path)
+    config['_path'] = path
+    return config
+
+
+def _read_pixels(drawable):
+    w, h = drawable.get_width(), drawable.get_height()
+    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, PIXEL_FORMAT,
+                                     Gegl.AbyssPolicy.CLAMP)
+    return w, h, bytes(data)
+
+
+def _owner_gone(entry):
+    """True for the job folder of a plug-in process that no longer runs."""
+    try:
+        pid = int(entry.name[len(JOB_PREFIX):].split('-', 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    if os.name != 'posix':          # os.kill(pid, 0) would terminate the process on Windows
+        return time.time() - entry.stat().st_mtime > STALE_JOB_AGE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _sweep_stale_jobs():
+    """Remove job folders left behind by runs that GIMP killed (its Cancel kills the plug-in)."""
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            mine = os.name != 'posix' or entry.stat().st_uid == os.getuid()
+            if entry.name.startswith(JOB_PREFIX) and entry.is_dir(follow_symlinks=False) \
+                    and mine and _owner_gone(entry):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _own_process_group():
+    """Lead a process group, so that GIMP's Cancel (kill(-pid, SIGKILL)) takes the worker too."""
+    if hasattr(os, 'setpgid'):
+        try:
+            os.setpgid(0, 0)
+        except OSError:        # already a session leader: GIMP then kills us alone
+            pass
+
+
+def _tail(path, lines=STDERR_TAIL_LINES):
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            text = f.read()[-20000:]
+    except OSError:
+        return ''
+    return '\n'.join(text.strip().splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- the job
+
+def _options(config, args):
+    device = args['device']
+    if device == 'auto':
+        device = config.get('device') or 'auto'
+    options = {'method': args['method'], 'strength': args['strength'],
+               'style_scale': args['style_scale'], 'preserve_colors': args['preserve_colors'],
+               'size': args['size'], 'preset': args['preset'], 'device': device,
+               'seed': args['seed']}
+    for key in protocol.WORKER_OPTIONS:
+        if config.get(key):
+            options[key] = config[key]
+    return options
+
+
+def _write_job(job_dir, content, styles, options):
+    """Write the buffers and job.json; styles: [(drawable, weight)]."""
+    def save(name, drawable, weight=1.0):
+        w, h, data = _read_pixels(drawable)
+        with open(os.path.join(job_dir, name), 'wb') as f:
+            f.write(data)
+        return protocol.Buffer(name, w, h, weight)
+
+    job = protocol.Job(save('content.rgba', content),
+                       [save('style%d.rgba' % i, d, wt) for i, (d, wt) in enumerate(styles)],
+                       'result.rgba', options)
+    return protocol.write_job(job, job_dir)
+
+
+def _start_worker(config, job_path, err_file):
+    env = dict(os.environ)
+    if config.get('cache_dir'):
+        env['NST_CORE_CACHE'] = config['cache_dir']
+    for name in ('PYTHONHOME', 'PYTHONPATH'):     # GIMP's own Python settings, not the venv's
+        env.pop(name, None)
+    cmd = [config['python'], '-m', 'nst_core', 'worker', job_path]
+    try:
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=err_file, env=env, cwd=os.path.dirname(job_path),
+                                creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
+    except OSError as e:
+        raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
+                      'again, or correct "python" in %s.'
+                      % (config['python'], e.strerror or e, config['_path'])) from None
+
+
+def _pump(stream, lines):
+    """Reader thread: the main loop must never block on the worker's stdout."""
+    for line in iter(stream.readline, b''):
+        lines.put(line)
+    lines.put(None)
+
+
+def _stop(proc):
+    """Cancel the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in time."""
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(TERMINATE_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class ProgressBar:
+    """Worker events -> GIMP's progress bar, throttled, with stage text and ETA."""
+
+    def __init__(self, cancel_after):
+        self.last = 0.0
+        self.count = 0
+        self.cancel_after = cancel_after
+        Gimp.progress_init('Neural Style: starting the worker...')
+
+    def text(self, message):
+        Gimp.progress_set_text('Neural Style: %s' % message)
+        _test_log('text %s' % message)
+
+    def progress(self, event):
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_INTERVAL or event['fraction'] >= 1.0:
+            self.last = now
+            parts = [str(event.get('stage') or 'working')]
+            if isinstance(event.get('step'), int) and isinstance(event.get('total'), int):
+                parts.append('step %d/%d' % (event['step'], event['total']))
+            eta = protocol.format_eta(event.get('eta'))
+            if eta:
+                parts.append(eta)
+            Gimp.progress_set_text('Neural Style: ' + ', '.join(parts))
+            Gimp.progress_update(float(event['fraction']))
+            _test_log('progress %.4f %s' % (event['fraction'], ', '.join(parts)))
+        return bool(self.cancel_after) and self.count >= self.cancel_after
+
+
+def _run_worker(config, job_path, bar):
+    """Run one job to the end; return nothing on success, raise Failure or Cancelled."""
+    job_dir = os.path.dirname(job_path)
+    err_path = os.path.join(job_dir, 'worker-stderr.txt')
+    with open(err_path, 'wb') as err_file:
+        proc = _start_worker(config, job_path, err_file)
+    _test_log('worker-pid %d' % proc.pid)
+    lines = queue.Queue()
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    done, error = None, None
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                GLib.MainContext.default().iteration(False)
+                continue
+            if line is None:
+                break
+            try:
+                event = protocol.parse_event(line.decode('utf-8', 'replace'))
+            except protocol.ProtocolError as e:
+                error = {'kind': 'internal', 'message': str(e)}
+                continue
+            kind = event['event']
+            if kind == 'progress' and bar.progress(event):
+                _test_log('cancel requested')
+                raise Cancelled()
+            elif kind == 'log' and isinstance(event.get('message'), str):
+                bar.text(event['message'])
+            elif kind == 'done':
+                done = event
+            elif kind == 'error':
+                error = event
+        code = proc.wait()
+    except BaseException:
+        _stop(proc)
+        _test_log('worker stopped, exit %s' % proc.returncode)
+        raise
+    finally:
+        proc.stdout.close()
+    _test_log('worker exit %d' % code)
+    if code == 0 and done is not None:
+        return
+    if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
+        raise Cancelled()
+    raise Failure(_failure_message(code, error, err_path))
+
+
+def _failure_message(code, error, err_path):
+    if error is not None:
+        text = 'Neural Style failed: %s' % error['message']
+        if error.get('kind') != 'internal':
+            return text
+    else:
+        text = ('Neural Style failed: the worker stopped unexpectedly (exit code %s) without '
+                'saying why.' % code)
+    tail = _tail(err_path)
+    if tail:
+        text += '\n\nLast lines of the worker\'s log:\n' + tail
+    return text
+
+
+def _read_result(job_dir, w, h):
+    try:
+        with open(os.path.join(job_dir, 'result.rgba'), 'rb') as f:
+            data = f.read()
+    except OSError as e:
+        raise Failure('Neural Style failed: the worker reported success but its result is '
+                      'missing (%s).' % e.strerror) from None
+    if len(data) != w * h * 4:
+        raise Failure('Neural Style failed: the result holds %d bytes, expected %d (%dx%d).'
+                      % (len(data), w * h * 4, w, h))
+    return data
+
+
+# ---------------------------------------------------------------- the image
+
+def _result_type(image):
+    if image.get_base_type() == Gimp.ImageBaseType.GRAY:
+        return Gimp.ImageType.GRAYA_IMAGE
+    return Gimp.ImageType.RGBA_IMAGE
+
+
+def _insert_result(image, content, name, data):
+    """The one change to the image, as one undo step: new layer above the content layer, same
+    size and offsets, masked by the selection if there is one."""
+    w, h = content.get_width(), content.get_height()
+    image.undo_group_start()
+    try:
+        layer = Gimp.Layer.new(image, name, w, h, _result_type(image), 100.0,
+                               Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, content.get_parent(), image.get_item_position(content))
+        _, x, y = content.get_offsets()
+        layer.set_offsets(x, y)
+        buf = layer.get_buffer()
+        buf.set(Gegl.Rectangle.new(0, 0, w, h), PIXEL_FORMAT, data)
+        buf.flush()
+        if not Gimp.Selection.is_empty(image):
+            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        layer.update(0, 0, w, h)
+    finally:
+        image.undo_group_end()
+    return layer
+
+
+def _arguments(config):
+    args = {name.replace('-', '_'): config.get_property(name) for name, *_ in OPTIONS}
+    styles = []
+    for layer_name, weight_name in STYLE_SLOTS:
+        layer = config.get_property(layer_name)
+        weight = config.get_property(weight_name) if weight_name else 1.0
+        if layer is not None and weight > 0:
+            styles.append((layer, weight))
+    return args, styles
+
+
+def _check_input(drawables, config):
+    if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) \
+            or isinstance(drawables[0], Gimp.LayerMask):
+        raise Failure('Neural Style works on one layer: select exactly one layer (not a '
+                      'channel or a layer mask) and try again.')
+    if config.get_property('style-layer') is None:
+        raise Failure('Choose a style layer: open or paste the painting whose style you want '
+                      'as a layer (in this or any open image) and pick it as "Style layer".')
+
+
+def _stylize(image, content, config):
+    """Everything after the dialog; returns the new layer."""
+    settings = _config()
+    args, styles = _arguments(config)
+    if not styles:
+        raise Failure('The style weights are all zero: give at least one style a weight.')
+    w, h = content.get_width(), content.get_height()
+    if args['size']:
+        args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size
+    _sweep_stale_jobs()
+    _own_process_group()
+    bar = ProgressBar(_test_cancel_after())
+    job_dir = tempfile.mkdtemp(prefix='%s%d-' % (JOB_PREFIX, os.getpid()))   # mode 0700
+    _test_log('job-dir %s plugin-pid %d' % (job_dir, os.getpid()))
+    try:
+        job_path = _write_job(job_dir, content, styles, _options(settings, args))
+        _run_worker(settings, job_path, bar)
+        data = _read_result(job_dir, w, h)
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    bar.text('inserting the layer')
+    layer = _insert_result(image, content, 'Neural Style (%s)' % styles[0][0].get_name(), data)
+    Gimp.progress_end()
+    Gimp.displays_flush()
+    _test_log('inserted layer %d' % layer.get_id())
+    return layer
+
+
+def _guess_style_layer(image, content, config):
+    """First use: offer another layer of the image (the painting pasted next to the photo)."""
+    if config.get_property('style-layer') is None:
+        others = [layer for layer in image.get_layers() if layer.get_id() != content.get_id()]
+        if others:
+            config.set_property('style-layer', others[0])
+
+
+def _dialog(procedure, config):
+    gi.require_version('GimpUi', '3.0')
+    from gi.repository import GimpUi
+    GimpUi.init('neural_style')
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
+    style = config.get_property('style-layer')
+    _test_log('dialog style-layer %s' % (style.get_name() if style else None))
+    more = [name for slot in STYLE_SLOTS[1:] for name in slot]
+    dialog.fill_box('more-styles', more)
+    dialog.get_label('more-styles-title', 'Blend in more styles', False, False)
+    dialog.fill_frame('more-styles-frame', 'more-styles-title', False, 'more-styles')
+    dialog.fill(['style-layer'] + [option[0] for option in OPTIONS] + ['more-styles-frame'])
+    ok = dialog.run()
+    dialog.destroy()
+    return ok
+
+
+def run(procedure, run_mode, image, drawables, config, data):
+    if run_mode == Gimp.RunMode.INTERACTIVE and len(drawables) == 1:
+        _guess_style_layer(image, drawables[0], config)
+    if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    try:
+        _check_input(drawables, config)
+        _stylize(image, drawables[0], config)
+    except Cancelled:
+        _test_log('cancelled')
+        Gimp.progress_end()
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    except Failure as e:
+        _test_log('failed: %s' % e)
+        Gimp.progress_end()
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error(str(e)))
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
+# ---------------------------------------------------------------- registration
+
+def _declare(procedure):
+    rw = GObject.ParamFlags.READWRITE
+    procedure.add_layer_argument('style-layer', 'Style layer',
+                                 'The painting whose style to use (any layer of any open image)',
+                                 True, rw)
+    for layer_name, weight_name in STYLE_SLOTS[1:]:
+        n = layer_name[-1]
+        procedure.add_layer_argument(layer_name, 'Style layer %s' % n,
+                                     'Optional: another style to blend in', True, rw)
+        procedure.add_double_argument(weight_name, 'Style %s weight' % n,
+                                      'Blend weight of style %s (style 1 has weight 1)' % n,
+                                      0.0, 10.0, 1.0, rw)
+    for name, kind, label, blurb, default, low, high in OPTIONS:
+        if kind == 'choice':
+            choice = Gimp.Choice.new()
+            for i, (value, text) in enumerate(low):
+                choice.add(value, i, text, '')
+            procedure.add_choice_argument(name, label, blurb, choice, default, rw)
+        elif kind == 'double':
+            procedure.add_double_argument(name, label, blurb, low, high, default, rw)
+        else:
+            procedure.add_int_argument(name, label, blurb, low, high, default, rw)
+
+
+class NeuralStyle(Gimp.PlugIn):
+    def do_set_i18n(self, name):
+        return False
+
+    def do_query_procedures(self):
+        return [PROC_NAME]
+
+    def do_create_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types('RGB*, GRAY*')
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_menu_label('Neural Style...')
+        procedure.add_menu_path('<Image>/Filters/Artistic')
+        procedure.set_documentation(
+            'Repaint a layer in the style of another picture',
+            'Adds a new layer "Neural Style (<style>)" above the selected layer: its content '
+            'repainted in the style of the style layer(s), by neural style transfer (Quality: '
+            'Gatys et al. optimisation; Fast: a pretrained arbitrary-style network). The work '
+            'runs in a separate Python with PyTorch, set up by install.py.', name)
+        procedure.set_attribution('Neural Style contributors', 'Neural Style contributors',
+                                  '2025')
+        _declare(procedure)
+        return procedure
+
+
+if __name__ == '__main__':
+    Gimp.main(NeuralStyle.__gtype__, sys.argv)

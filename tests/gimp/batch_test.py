@@ -1,0 +1,246 @@
+# Runs INSIDE gimp-console (python-fu-eval): tests/gimp/run.sh passes
+#   -b "exec(open('.../batch_test.py').read())"
+# The plug-in was installed by install.py into the throw-away profile; the worker is the real
+# nst_core in the venv install.py made, with the real weights, at small sizes.
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.environ['NS_TEST'])
+import fixtures as fx  # noqa: E402
+from gi.repository import Gimp  # noqa: E402
+
+CONFIG = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
+S = Gimp.PDBStatusType
+CW, CH, OFFSET = 128, 96, (30, 20)
+
+# ---- fixtures: the photo in one image, the paintings in another ------------------------
+img = Gimp.Image.new(200, 160, Gimp.ImageBaseType.RGB)
+content = fx.new_layer(img, 'photo', CW, CH, fx.content_pixels(CW, CH))
+content.set_offsets(*OFFSET)
+below = fx.new_layer(img, 'background', 200, 160, bytes((200, 200, 200, 255)) * (200 * 160))
+img.reorder_item(below, None, 1)
+styles_img = Gimp.Image.new(120, 120, Gimp.ImageBaseType.RGB)
+style = fx.new_layer(styles_img, 'strokes', 120, 120, fx.style_pixels(120, 120, 0))
+style2 = fx.new_layer(styles_img, 'other strokes', 120, 120, fx.style_pixels(120, 120, 1))
+img.set_selected_layers([content])
+originals = {layer: fx.pixels(layer) for layer in (content, below, style, style2)}
+names0 = [layer.get_name() for layer in img.get_layers()]
+fx.check('fixture: photo above background', names0 == ['photo', 'background'], names0)
+
+
+def sources_untouched(label):
+    same = all(fx.pixels(layer) == data for layer, data in originals.items())
+    fx.check('%s: source layers byte-identical' % label, same)
+
+
+def check_result(label, status, message, seconds, style_name='strokes'):
+    fx.check('%s: SUCCESS' % label, status == S.SUCCESS, '(%s) %s' % (status, message))
+    print('TIME %s %.1f s' % (label, seconds), flush=True)
+    layers = img.get_layers()
+    names = [layer.get_name() for layer in layers]
+    fx.check('%s: exactly one new layer, directly above the photo' % label,
+             len(layers) == 3 and names[1:] == ['photo', 'background'], names)
+    new = layers[0]
+    fx.check('%s: named "Neural Style (%s)"' % (label, style_name),
+             new.get_name() == 'Neural Style (%s)' % style_name, new.get_name())
+    fx.check('%s: same size and offsets as the photo' % label,
+             (new.get_width(), new.get_height(), tuple(new.get_offsets()[1:])) ==
+             (CW, CH, OFFSET), (new.get_width(), new.get_height(), new.get_offsets()[1:]))
+    got, src = fx.pixels(new), originals[content]
+    fx.check('%s: alpha is the photo\'s alpha' % label, got[3::4] == src[3::4])
+    diff = fx.mean_abs_diff(got, src)
+    fx.check('%s: pixels differ from the photo' % label, diff > 8, 'mean |diff| %.1f' % diff)
+    same, control = fx.structure(got, src, CW, CH)
+    fx.check('%s: keeps the photo\'s structure' % label, same > 0.6 and same > control + 0.3,
+             'correlation of 8 px tiles with the photo %.2f, with the mirrored photo %.2f'
+             % (same, control))
+    fx.save_raw(label, new)
+    sources_untouched(label)
+    fx.check('%s: job folder removed' % label, fx.job_dirs() == [], fx.job_dirs())
+    return new
+
+
+def expect_failure(label, status, message, must_contain, layers_before):
+    fx.check('%s: error status' % label, status == S.EXECUTION_ERROR, '(%s)' % status)
+    fx.check('%s: message says %r' % (label, must_contain), must_contain in message,
+             repr(message[:400]))
+    fx.check('%s: no layer added' % label, len(img.get_layers()) == layers_before,
+             [layer.get_name() for layer in img.get_layers()])
+    fx.check('%s: job folder removed' % label, fx.job_dirs() == [], fx.job_dirs())
+
+
+def with_config(change):
+    """Run with neural_style.json changed (restored afterwards)."""
+    class Swap:
+        def __enter__(self):
+            shutil.copy(CONFIG, CONFIG + '.orig')
+            change()
+
+        def __exit__(self, *exc):
+            os.replace(CONFIG + '.orig', CONFIG)
+    return Swap()
+
+
+def set_python(path):
+    import json
+    with open(CONFIG) as f:
+        cfg = json.load(f)
+    cfg['python'] = path
+    with open(CONFIG, 'w') as f:
+        json.dump(cfg, f)
+
+
+# ---- 1. registration --------------------------------------------------------------------
+pdb = Gimp.get_pdb()
+proc = pdb.lookup_procedure(fx.PROC)
+fx.check('procedure registered', proc is not None)
+fx.check('menu Filters > Artistic > Neural Style...',
+         proc.get_menu_paths() == ['<Image>/Filters/Artistic'] and
+         proc.get_menu_label() == 'Neural Style...',
+         (proc.get_menu_paths(), proc.get_menu_label()))
+fx.check('RGB and grayscale images', proc.get_image_types() == 'RGB*, GRAY*',
+         proc.get_image_types())
+args = {p.name: p for p in proc.get_arguments()}
+declared = ['run-mode', 'image', 'drawables', 'style-layer', 'style-layer-2', 'style-weight-2',
+            'style-layer-3', 'style-weight-3', 'method', 'strength', 'style-scale',
+            'preserve-colors', 'size', 'preset', 'device', 'seed']
+fx.check('declared arguments', list(args) == declared, list(args))
+expected = fx.expected_options()
+for name, spec in args.items():
+    if name in declared[:8]:
+        continue
+    want = expected.get(name)
+    if not fx.check('argument %s is an nst_core.stylize option' % name, want is not None):
+        continue
+    if want['choices']:
+        choice = Gimp.param_spec_choice_get_choice(spec)
+        got = (Gimp.param_spec_choice_get_default(spec), choice.list_nicks())
+        fx.check('argument %s: default and choices = stylize()\'s' % name,
+                 got == (want['default'], want['choices']), got)
+    else:
+        fx.check('argument %s: default = stylize()\'s' % name,
+                 spec.get_default_value() == want['default'],
+                 (spec.get_default_value(), want['default']))
+
+# ---- 2. Fast and Quality, each adds one layer ---------------------------------------------
+fx.reset_hook()
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast', size=0)
+new = check_result('fast', st, msg, dt)
+fx.check('fast: progress reached GIMP',
+         any(line.startswith('progress ') for line in fx.hook_log()), fx.hook_log()[-3:])
+img.remove_layer(new)
+
+fx.reset_hook()
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='quality', preset='draft',
+                            size=96)
+new = check_result('quality', st, msg, dt)
+progress = [line for line in fx.hook_log() if line.startswith('progress ')]
+fx.check('quality: progress shows stage, steps and ETA', progress and
+         'step' in progress[-1] and any(' left' in line for line in progress), progress[-2:])
+img.remove_layer(new)
+
+# two styles blended, colours preserved, selection -> layer mask
+img.select_rectangle(Gimp.ChannelOps.REPLACE, OFFSET[0] + 20, OFFSET[1] + 10, 50, 40)
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, style_layer_2=style2,
+                            style_weight_2=0.5, method='fast', preserve_colors='luminance')
+fx.check('fast, 2 styles, selection: SUCCESS', st == S.SUCCESS, msg)
+new = img.get_layers()[0]
+mask = new.get_mask()
+fx.check('selection: result has a layer mask', mask is not None)
+if mask is not None:
+    m = fx.pixels(mask, 'Y u8')
+    inside, outside = m[(10 + 20) * CW + 20 + 25], m[5 * CW + 5]
+    fx.check('selection: mask is the selection', inside == 255 and outside == 0,
+             (inside, outside))
+Gimp.Selection.none(img)
+sources_untouched('2 styles')
+img.remove_layer(new)
+
+# grayscale image: result is a grayscale layer, style from the RGB image
+gray = Gimp.Image.new(64, 48, Gimp.ImageBaseType.GRAY)
+gl = Gimp.Layer.new(gray, 'gray photo', 64, 48, Gimp.ImageType.GRAYA_IMAGE, 100.0,
+                    Gimp.LayerMode.NORMAL)
+gray.insert_layer(gl, None, 0)
+fx.fill(gl, fx.content_pixels(64, 48))
+st, msg, dt = fx.run_plugin(gray, gl, style_layer=style, method='fast')
+fx.check('grayscale: SUCCESS, one gray layer', st == S.SUCCESS and len(gray.get_layers()) == 2
+         and gray.get_layers()[0].is_gray(), msg)
+gray.delete()
+
+# ---- 3. failures: clear error, no layer, nothing left behind -------------------------------
+n = len(img.get_layers())
+with with_config(lambda: set_python('/nonexistent/bin/python3')):
+    st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')
+expect_failure('bad interpreter', st, msg, 'Cannot start the worker interpreter', n)
+
+crash = os.path.join(os.environ['NS_OUT'], 'crashing-python')
+with open(crash, 'w') as f:
+    f.write('#!/bin/sh\necho "RuntimeError: simulated crash in the worker" >&2\nexit 1\n')
+os.chmod(crash, 0o755)
+with with_config(lambda: set_python(crash)):
+    st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')
+expect_failure('worker exits 1', st, msg, 'simulated crash in the worker', n)
+
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast', device='cuda')
+expect_failure('device not available (real worker)', st, msg, 'not available', n)
+
+with with_config(lambda: os.remove(CONFIG)):
+    st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')
+expect_failure('no config', st, msg, 'install.py', n)
+
+st, msg, dt = fx.run_plugin(img, content, method='fast')
+fx.check('no style layer: error naming it', st != S.SUCCESS and 'style layer' in msg, msg)
+
+# ---- 4. cancel ----------------------------------------------------------------------------
+# a) the plug-in's own cancel path (the test hook presses "Cancel" at the 3rd progress event)
+fx.reset_hook(cancel_after=3)
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='quality', preset='best',
+                            size=128)
+pids = fx.logged_worker_pids()
+fx.check('cancel: CANCEL status', st == S.CANCEL, '(%s) %s' % (st, msg))
+fx.check('cancel: no layer', len(img.get_layers()) == n)
+fx.check('cancel: worker process gone', pids and not fx.alive(pids[0]), pids)
+fx.check('cancel: job folder removed', fx.job_dirs() == [], fx.job_dirs())
+fx.check('cancel: returned soon after the cancel', 'cancel requested' in fx.hook_log(),
+         '%.1f s in all' % dt)
+sources_untouched('cancel')
+
+# b) GIMP's Cancel button: GIMP kills the plug-in. Simulate that with SIGKILL from outside;
+#    the worker must notice (its stdin closes) and stop within a second or two.
+fx.reset_hook()
+killer = subprocess.Popen([sys.executable if os.path.exists(sys.executable) else '/usr/bin/python3',
+                           '-c', r'''
+import os, signal, sys, time
+log = os.path.join(sys.argv[1], 'plugin.log')
+deadline = time.time() + 120
+while time.time() < deadline:
+    lines = open(log).read().splitlines() if os.path.exists(log) else []
+    if any(l.startswith('progress ') for l in lines):
+        pid = int([l for l in lines if 'plugin-pid' in l][0].split()[-1])
+        os.kill(pid, signal.SIGKILL)
+        print('killed plug-in', pid, flush=True)
+        break
+    time.sleep(0.05)
+''', fx.HOOK])
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='quality', preset='best',
+                            size=128)
+killer.wait(10)
+pids = fx.logged_worker_pids()
+fx.check('killed plug-in: no SUCCESS', st != S.SUCCESS, '(%s) %s' % (st, msg))
+fx.check('killed plug-in: no layer', len(img.get_layers()) == n)
+fx.check('killed plug-in: worker stops within 2 s', pids and fx.gone_within(pids[0], 2.0),
+         pids)
+left = fx.job_dirs()
+fx.check('killed plug-in: its job folder is left behind', len(left) == 1, left)
+fx.reset_hook()
+st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')
+fx.check('next run: SUCCESS', st == S.SUCCESS, msg)
+fx.check('next run: removed the killed run\'s job folder', fx.job_dirs() == [], fx.job_dirs())
+sources_untouched('after kill')
+
+img.delete()
+styles_img.delete()
+fx.finish()

@@ -1,0 +1,209 @@
+# Shared by batch_test.py and gui_test.py, which run INSIDE GIMP (python-fu-eval): images,
+# pixels, checks and calling the plug-in through the PDB. Plain Python, no numpy.
+import json
+import os
+import time
+
+from gi.repository import Gegl, Gimp
+
+FMT = "R'G'B'A u8"
+PROC = 'python-fu-neural-style'
+TEST = os.environ.get('NS_TEST', '/tmp')
+OUT = os.environ.get('NS_OUT', '/tmp')
+HOOK = os.environ.get('NEURAL_STYLE_TEST_DIR', '/tmp')
+results = []
+
+
+def check(name, ok, detail=''):
+    results.append((name, bool(ok)))
+    print('%s: %s %s' % ('PASS' if ok else 'FAIL', name, detail), flush=True)
+    return ok
+
+
+def finish():
+    npass = sum(1 for _, ok in results if ok)
+    nfail = len(results) - npass
+    print('%d passed, %d failed' % (npass, nfail), flush=True)
+    if nfail:
+        raise RuntimeError('%d check(s) failed' % nfail)   # -> gimp exits 64
+
+
+def pixels(drawable, fmt=FMT):
+    w, h = drawable.get_width(), drawable.get_height()
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt,
+                                           Gegl.AbyssPolicy.CLAMP))
+
+
+def fill(layer, data):
+    w, h = layer.get_width(), layer.get_height()
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), FMT, data)
+    buf.flush()
+    layer.update(0, 0, w, h)
+
+
+def content_pixels(w, h):
+    """A picture with structure: sky-to-ground gradient, a dark disc, a bright house, stripes,
+    and a transparent ramp on the left (the result must keep this alpha)."""
+    out = bytearray(w * h * 4)
+    for y in range(h):
+        for x in range(w):
+            r, g, b = 90 + 100 * y // h, 140 + 60 * y // h, 220 - 120 * y // h
+            if (x - w * 0.3) ** 2 + (y - h * 0.4) ** 2 < (h * 0.22) ** 2:
+                r, g, b = 40, 30, 60
+            elif w * 0.55 < x < w * 0.85 and h * 0.45 < y < h * 0.9:
+                r, g, b = 240, 220, 180
+                if (x // 6) % 3 == 0:
+                    r, g, b = 120, 60, 40
+            a = min(255, 40 + x * 30) if x < 8 else 255
+            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes((r, g, b, a))
+    return bytes(out)
+
+
+def style_pixels(w, h, seed=0):
+    """Bold diagonal strokes in two palettes: a 'painting' with an obvious texture."""
+    palettes = [((230, 120, 20), (20, 40, 160), (250, 220, 60)),
+                ((200, 30, 90), (30, 160, 90), (240, 240, 240))]
+    pal = palettes[seed % 2]
+    out = bytearray(w * h * 4)
+    for y in range(h):
+        for x in range(w):
+            c = pal[((x + 2 * y) // 7 + (x * y) % 3) % 3]
+            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes(c) + b'\xff'
+    return bytes(out)
+
+
+def new_layer(img, name, w, h, data, gray=False):
+    kind = Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE
+    layer = Gimp.Layer.new(img, name, w, h, kind, 100.0, Gimp.LayerMode.NORMAL)
+    img.insert_layer(layer, None, 0)
+    fill(layer, data)
+    return layer
+
+
+def luminance(data):
+    return [0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2]
+            for i in range(0, len(data), 4)]
+
+
+def gradient(lum, w, h):
+    return [abs(lum[y * w + x + 1] - lum[y * w + x]) + abs(lum[(y + 1) * w + x] - lum[y * w + x])
+            for y in range(h - 1) for x in range(w - 1)]
+
+
+def block_means(lum, w, h, block=8):
+    """Luminance averaged over block x block tiles: the picture's large shapes only."""
+    out = []
+    for by in range(0, h - block + 1, block):
+        for bx in range(0, w - block + 1, block):
+            out.append(sum(lum[y * w + x] for y in range(by, by + block)
+                           for x in range(bx, bx + block)) / block ** 2)
+    return out
+
+
+def mirrored(data, w, h):
+    rows = [data[y * w * 4:(y + 1) * w * 4] for y in range(h)]
+    return b''.join(b''.join(r[x * 4:x * 4 + 4] for x in range(w - 1, -1, -1)) for r in rows)
+
+
+def structure(result, content, w, h):
+    """Correlation of the large shapes (8 px tiles) of result and content, and the same for
+    the content mirrored left-right (a control: what an unrelated picture scores)."""
+    r = block_means(luminance(result), w, h)
+    return (correlation(r, block_means(luminance(content), w, h)),
+            correlation(r, block_means(luminance(mirrored(content, w, h)), w, h)))
+
+
+def save_raw(name, layer):
+    """Keep a result for people to look at (run.sh copies NS_OUT/*.rgba out of the chroot)."""
+    with open(os.path.join(OUT, '%s-%dx%d.rgba' % (name, layer.get_width(),
+                                                     layer.get_height())), 'wb') as f:
+        f.write(pixels(layer))
+
+
+def correlation(a, b):
+    n = len(a)
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    va = sum((x - ma) ** 2 for x in a) ** 0.5
+    vb = sum((y - mb) ** 2 for y in b) ** 0.5
+    return cov / (va * vb) if va and vb else 0.0
+
+
+def mean_abs_diff(a, b):
+    """Mean |difference| of the RGB channels."""
+    total = sum(abs(a[i + c] - b[i + c]) for i in range(0, len(a), 4) for c in range(3))
+    return total / (len(a) // 4 * 3)
+
+
+def run_plugin(image, drawable, run_mode=Gimp.RunMode.NONINTERACTIVE, **props):
+    """Call the plug-in through the PDB: (status, error message, seconds)."""
+    pdb = Gimp.get_pdb()
+    proc = pdb.lookup_procedure(PROC)
+    cfg = proc.create_config()
+    cfg.set_property('run-mode', run_mode)
+    cfg.set_property('image', image)
+    cfg.set_core_object_array('drawables', [drawable])
+    for key, value in props.items():
+        cfg.set_property(key.replace('_', '-'), value)
+    t0 = time.time()
+    rv = proc.run(cfg)
+    dt = time.time() - t0
+    status = rv.index(0)
+    message = pdb.get_last_error() if status != Gimp.PDBStatusType.SUCCESS else ''
+    return status, message, dt
+
+
+def hook_log():
+    try:
+        with open(os.path.join(HOOK, 'plugin.log'), encoding='utf-8') as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def reset_hook(cancel_after=0):
+    for name in ('plugin.log', 'cancel-after'):
+        try:
+            os.remove(os.path.join(HOOK, name))
+        except OSError:
+            pass
+    if cancel_after:
+        with open(os.path.join(HOOK, 'cancel-after'), 'w') as f:
+            f.write(str(cancel_after))
+
+
+def logged_worker_pids():
+    return [int(line.split()[1]) for line in hook_log() if line.startswith('worker-pid ')]
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie still answers kill(0): look at its state where /proc exists
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().split(') ', 1)[1][0] != 'Z'
+    except OSError:
+        return True
+
+
+def gone_within(pid, seconds):
+    deadline = time.time() + seconds
+    while alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
+def job_dirs():
+    import tempfile
+    return sorted(e for e in os.listdir(tempfile.gettempdir()) if e.startswith('neural-style-'))
+
+
+def expected_options():
+    with open(os.path.join(TEST, 'expected_options.json')) as f:
+        return json.load(f)

