@@ -177,7 +177,8 @@ def main(argv=None):
                                                         'nst_bench_peer_venv'))
     args = ap.parse_args(argv)
     if not (Path(args.images) / args.content).exists():
-        sys.exit('content image %s not found (use --images DIR)' % (Path(args.images) / args.content))
+        sys.exit('content image %s not found (use --images DIR)'
+                 % (Path(args.images) / args.content))
     rows, work = run(args)
     report(rows, work)
 

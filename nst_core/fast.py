@@ -5,15 +5,15 @@
   the network reproduce the content) to that blend.
 - The transformer runs at the working size itself (reflect-padded to a multiple of 4, cropped
   back), not at a fixed 384 px and enlarged.
-- Images larger than ``tile_size`` run in tiles. Two things make the tiles seamless:
-  every tile normalises with the same instance-norm statistics, recorded once on a whole-image
-  pass (at full size up to STATS_SIZE, else downscaled), and every tile is computed with a
-  margin wider than the network's receptive field, at offsets on the network's stride grid, so
-  the kept centre of a tile is exactly what a whole-image pass with those statistics computes.
-  Memory then depends on the tile size, not the image size.
+- Images larger than ``tile_size`` run in tiles, and the result is the one-pass result (to
+  float rounding), so there can be no seams: every instance norm uses the whole image's
+  statistics, and every tile is computed with a margin wider than the receptive field, on the
+  network's stride grid (see stylize_tensor). Full-resolution layers never exist whole; what
+  does is the input, the output and the quarter/half-resolution features (about 60 bytes
+  per pixel instead of about 500 for one pass).
 """
 import math
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +24,6 @@ from .device import pick
 from .models.magenta import PREDICTOR_SIZE, Magenta
 from .progress import Tracker
 
-MARGIN = 64          # px of context around a tile: > the transformer's receptive radius (~54)
-STATS_SIZE = 2048    # longest side of the pass that records instance-norm statistics
 MIN_SIDE = 16        # smaller inputs are padded up to this (the deepest 3x3 conv needs 2x2)
 _NETWORKS = {}       # (model, cache_dir) -> Magenta: load once per process
 
@@ -100,36 +98,18 @@ def padded_size(n: int) -> int:
     return max(MIN_SIDE, -(-n // 4) * 4)
 
 
-def transform(net: Magenta, content: torch.Tensor, vec: torch.Tensor, stats=None):
-    """Run the transformer on any size: pad to a multiple of 4, crop back."""
-    from .models.magenta import NormStats
+def transform(net: Magenta, content: torch.Tensor, vec: torch.Tensor):
+    """Run the transformer in one pass on any size: pad to a multiple of 4, crop back."""
     h, w = content.shape[-2:]
-    x = pad_to(content, padded_size(h), padded_size(w))
-    out = net.transformer(x, vec, NormStats(stats) if stats is not None else None)
-    return out[..., :h, :w]
+    return net.transformer(pad_to(content, padded_size(h), padded_size(w)), vec)[..., :h, :w]
 
 
-def whole_image_stats(net, content, vec, stats_size=STATS_SIZE):
-    """Instance-norm statistics of the whole image, at most stats_size px on its longest side."""
-    from .models.magenta import NormStats
-    h, w = content.shape[-2:]
-    if max(h, w) > stats_size:
-        k = stats_size / max(h, w)
-        content = F.interpolate(content, size=(max(1, round(h * k)), max(1, round(w * k))),
-                                mode='bilinear', align_corners=False, antialias=True)
-        h, w = content.shape[-2:]
-    x = pad_to(content, padded_size(h), padded_size(w))
-    recorder = NormStats()
-    net.transformer(x, vec, recorder)
-    return recorder.stats
+def tile_spans(n: int, core: int, margin: int):
+    """[(start, stop, keep_start, keep_stop)] along one axis of length n.
 
-
-def tile_spans(n: int, core: int, margin: int = MARGIN):
-    """[(start, stop, keep_start, keep_stop)] along one axis of padded length n (mult. of 4).
-
-    Kept parts tile [0, n) without overlap; each computed span adds `margin` of context on
-    both sides (clipped at the image edge). All bounds are multiples of 4 when n, core and
-    margin are, so tiles sit on the transformer's stride grid.
+    The kept parts tile [0, n) without overlap; each computed span adds `margin` of context
+    on both sides, clipped at the image edge. Bounds are multiples of k when core and margin
+    are (and n, or it is the end).
     """
     spans = []
     for keep in range(0, n, core):
@@ -138,49 +118,135 @@ def tile_spans(n: int, core: int, margin: int = MARGIN):
     return spans
 
 
-def tile_grid(h: int, w: int, tile_size: int):
-    """Tiles for a padded (h, w) image: (y-span, x-span) pairs, or None if one pass will do."""
+class Tiles:
+    """Runs one stage of the transformer over a source tensor, tile by tile.
+
+    A stage maps a source to an output `scale` times as large. Each tile is computed with
+    `margin` source pixels of context on every side (clipped at the image edge, where the
+    reflection padding is what a whole-image pass does too); only its centre is kept, and the
+    centres tile the output without overlap. With a margin wider than the stage's receptive
+    radius, and tile bounds on the stage's stride grid (`align`), the kept pixels are exactly
+    those of a whole-image pass.
+    """
+
+    def __init__(self, tile: int, report=None):
+        self.tile = tile                      # kept tile side, in full-resolution pixels
+        self.report = report or (lambda: None)
+
+    def spans(self, shape, res, margin, align):
+        """Tiles of a source at `res` x full resolution: [(y-span, x-span)]."""
+        core = max(align, int(self.tile * res) // align * align)
+        h, w = shape[-2:]
+        return [(ys, xs) for ys in tile_spans(h, core, margin)
+                for xs in tile_spans(w, core, margin)]
+
+    def _run(self, fn, src, res, scale, margin, align):
+        for (y0, y1, ky0, ky1), (x0, x1, kx0, kx1) in self.spans(src.shape, res, margin, align):
+            out = fn(src[..., y0:y1, x0:x1])
+            kept = out[..., _at(ky0 - y0, scale):_at(ky1 - y0, scale),
+                       _at(kx0 - x0, scale):_at(kx1 - x0, scale)]
+            yield kept, (_at(ky0, scale), _at(ky1, scale), _at(kx0, scale), _at(kx1, scale))
+            self.report()
+
+    def map(self, fn, src, res, scale, margin, align=1):
+        """fn(src) for the whole src, assembled from tiles."""
+        out = None
+        for kept, (y0, y1, x0, x1) in self._run(fn, src, res, scale, margin, align):
+            if out is None:
+                size = tuple(_at(n, scale) for n in src.shape[-2:])
+                out = kept.new_empty(kept.shape[:2] + size)
+            out[..., y0:y1, x0:x1] = kept
+        return out
+
+    def stats(self, fn, src, res, scale, margin, align=1):
+        """Per-channel (mean, biased variance) of fn(whole src), accumulated over tiles."""
+        total = total_sq = 0.0
+        count = 0
+        for kept, _ in self._run(fn, src, res, scale, margin, align):
+            kept = kept.double()
+            total = total + kept.sum((0, 2, 3))
+            total_sq = total_sq + kept.square().sum((0, 2, 3))
+            count += kept.shape[0] * kept.shape[2] * kept.shape[3]
+        mean = total / count
+        var = (total_sq / count - mean.square()).clamp_min(0)
+        return mean.float().view(1, -1, 1, 1), var.float().view(1, -1, 1, 1)
+
+
+def _at(n, scale):
+    return int(round(n * scale))
+
+
+# Context each tiled stage needs, in its source's pixels (receptive radius, rounded up):
+ENCODER_MARGIN = 16   # 9x9 conv (4 px) + stride-2 3x3 convs (1 + 2 px) at full resolution
+UP1_MARGIN = 2        # 3x3 conv at half resolution = 0.5 quarter-resolution px
+DECODER_MARGIN = 4    # 3x3 (1 px) + 9x9 (4 px) convs at full resolution = 2.5 half-res px
+
+
+def _plan(h, w, tile_size):
+    """(tile side, number of tile steps) for a padded h x w image, or None if untiled."""
     if max(h, w) <= tile_size:
         return None
-    core = max(4 * MIN_SIDE, (tile_size - 2 * MARGIN) // 4 * 4)
-    return [(ys, xs) for ys in tile_spans(h, core) for xs in tile_spans(w, core)]
-
-
-def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
-                   tile_size: int = 1024, stats_size: int = STATS_SIZE, report=None):
-    """Stylised (1, 3, H, W) content; tiled above tile_size with whole-image norm statistics.
-
-    report(step, total) is called after the statistics pass and after each tile.
-    """
-    h, w = content.shape[-2:]
-    ph, pw = padded_size(h), padded_size(w)
-    grid = tile_grid(ph, pw, tile_size)
-    if grid is None:
-        out = transform(net, content, vec)
-        if report:
-            report(1, 1)
-        return out
-    stats = whole_image_stats(net, content, vec, stats_size)
-    if report:
-        report(1, len(grid) + 1)
-    x = pad_to(content, ph, pw)
-    out = torch.empty_like(x)
-    for i, ((y0, y1, ky0, ky1), (x0, x1, kx0, kx1)) in enumerate(grid):
-        tile = net.transformer(x[..., y0:y1, x0:x1], vec, _replay(stats))
-        out[..., ky0:ky1, kx0:kx1] = tile[..., ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
-        if report:
-            report(i + 2, len(grid) + 1)
-    return out[..., :h, :w]
-
-
-def _replay(stats):
-    from .models.magenta import NormStats
-    return NormStats(stats)
+    tile = max(4 * MIN_SIDE, tile_size // 4 * 4 - 2 * ENCODER_MARGIN)
+    probe = Tiles(tile)
+    steps = (len(probe.spans((h, w), 1, ENCODER_MARGIN, 4))          # encoder
+             + 2 * len(probe.spans((h // 4, w // 4), 0.25, UP1_MARGIN, 1))   # stats, map
+             + 3 * len(probe.spans((h // 2, w // 2), 0.5, DECODER_MARGIN, 1)))  # 2 stats, map
+    return tile, steps
 
 
 def count_steps(h, w, tile_size):
-    grid = tile_grid(padded_size(h), padded_size(w), tile_size)
-    return 1 if grid is None else len(grid) + 1
+    """Progress steps of stylize_tensor for an h x w image (1 when untiled)."""
+    plan = _plan(padded_size(h), padded_size(w), tile_size)
+    return 1 if plan is None else plan[1]
+
+
+def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
+                   tile_size: int = 1024, report=None):
+    """Stylised (1, 3, H, W) content; above tile_size px it runs in tiles, exactly.
+
+    Exactly: every instance norm uses the whole image's statistics, as in one pass. The 10
+    norms of the residual blocks work at quarter resolution, which is run whole (32 channels
+    on 1/16 of the pixels: 2 bytes per image pixel); the decoder's 3 norms get their
+    statistics from sweeps over tiles (sums in float64), so no full-resolution layer ever
+    exists whole. report(step, total) is called after each tile.
+    """
+    h, w = content.shape[-2:]
+    ph, pw = padded_size(h), padded_size(w)
+    x = pad_to(content, ph, pw)
+    t = net.transformer
+    plan = _plan(ph, pw, tile_size)
+    if plan is None:
+        out = t(x, vec)
+        if report:
+            report(1, 1)
+        return out[..., :h, :w]
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if report:
+            report(done[0], plan[1])
+
+    tiles = Tiles(plan[0], tick)
+    quarter = t.residuals(tiles.map(t.encode, x, 1, 0.25, ENCODER_MARGIN, 4), vec)
+    del x
+
+    def up1(s):
+        return t.decoder_conv(0, s)
+
+    def up2(s):
+        return t.decoder_conv(1, s)
+
+    def last(s):
+        return t.decoder_conv(2, t.decoder_out(1, up2(s), vec, s2))
+
+    s1 = tiles.stats(up1, quarter, 0.25, 2, UP1_MARGIN)
+    half = tiles.map(lambda s: t.decoder_out(0, up1(s), vec, s1), quarter, 0.25, 2, UP1_MARGIN)
+    del quarter
+    s2 = tiles.stats(up2, half, 0.5, 2, DECODER_MARGIN)
+    s3 = tiles.stats(last, half, 0.5, 2, DECODER_MARGIN)
+    out = tiles.map(lambda s: t.decoder_out(2, last(s), vec, s3), half, 0.5, 2, DECODER_MARGIN)
+    return out[..., :h, :w]
 
 
 def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,

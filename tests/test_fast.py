@@ -72,14 +72,16 @@ def test_padding_mirrors_at_the_bottom_right():
 
 # --- tiling -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('n, core', [(400, 128), (128, 128), (132, 64), (1024, 256)])
-def test_tiles_cover_each_pixel_once_on_the_stride_grid(n, core):
-    spans = fast.tile_spans(n, core)
+@pytest.mark.parametrize('n, core, margin', [(400, 128, 16), (128, 128, 16), (132, 64, 4),
+                                             (1024, 256, 16), (37, 8, 2)])
+def test_tiles_cover_each_pixel_once_with_context(n, core, margin):
+    spans = fast.tile_spans(n, core, margin)
     kept = np.zeros(n, int)
     for start, stop, keep, keep_stop in spans:
         assert start <= keep < keep_stop <= stop
-        assert all(b % 4 == 0 for b in (start, stop, keep, keep_stop))
-        assert keep - start == min(keep, fast.MARGIN)
+        assert keep - start == min(keep, margin) and stop - keep_stop == min(n - keep_stop, margin)
+        if n % 4 == 0 and core % 4 == 0 and margin % 4 == 0:       # on the stride grid
+            assert all(b % 4 == 0 for b in (start, stop, keep, keep_stop))
         kept[keep:keep_stop] += 1
     assert (kept == 1).all()
 
@@ -108,13 +110,14 @@ def test_tiles_use_whole_image_statistics_not_their_own(random_net):
     assert (own_stats - whole).abs().max() > 0.05          # what the recorded stats avoid
 
 
-def test_large_images_take_statistics_from_a_downscaled_pass(random_net):
-    content = torch.rand(1, 3, 96, 160)
+def test_tiled_progress_counts_every_tile(random_net):
+    seen = []
     with torch.no_grad():
-        stats = fast.whole_image_stats(random_net, content, vector(), stats_size=80)
-        tiled = fast.stylize_tensor(random_net, content, vector(), tile_size=64, stats_size=80)
-    assert len(stats) == 13 and stats[0][0].shape == (1, 32, 1, 1)
-    assert tiled.shape == content.shape and torch.isfinite(tiled).all()
+        fast.stylize_tensor(random_net, torch.rand(1, 3, 150, 230), vector(), tile_size=96,
+                            report=lambda step, total: seen.append((step, total)))
+    total = fast.count_steps(150, 230, 96)
+    assert seen == [(i, total) for i in range(1, total + 1)]
+    assert fast.count_steps(150, 230, 232) == 1
 
 
 # --- style vectors, strength, colours ---------------------------------------------------------
@@ -266,7 +269,7 @@ def test_real_1024_px_tiled_has_no_seams(real_net):
         tiled = fast.stylize_tensor(real_net, content, vec, tile_size=384)
     assert fast.count_steps(768, 1024, 384) > 6
     assert (tiled - whole).abs().max() < 1e-4
-    core = (384 - 2 * fast.MARGIN) // 4 * 4
+    core = fast._plan(768, 1024, 384)[0]
     steps = (tiled[..., 1:] - tiled[..., :-1]).abs().mean((0, 1, 2))   # per column boundary
     seams = steps[core - 1::core]
     assert seams.max() < 2 * steps.median() + 1e-3

@@ -9,11 +9,11 @@ Both take RGB images in 0..1, NCHW. The layout mirrors the TF-Lite graphs the we
 from (see nst_core/weights/magenta.py): TF "SAME" padding in the predictor (stride-2 convs
 pad bottom/right), reflection padding in the transformer, nearest-neighbour upsampling.
 
-The transformer can record its instance-norm statistics and replay them, so an image can be
-stylised in tiles that all normalise with the same, whole-image statistics.
+The transformer's stages are separate methods so that nst_core/fast.py can run a large image
+in tiles with exactly the whole image's instance-norm statistics.
 """
 import math
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -97,27 +97,6 @@ def conditional_instance_norm(x, gamma, beta, mean, var):
     return x * scale + (beta[..., None, None] - mean * scale)
 
 
-class NormStats:
-    """Instance-norm statistics of one transformer pass, in layer order.
-
-    mode 'record' appends each norm's (mean, var); 'replay' hands them back in the same order,
-    so tiles can be normalised with statistics of the whole image.
-    """
-
-    def __init__(self, stats: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = None):
-        self.replaying = stats is not None
-        self.stats = list(stats) if stats is not None else []
-        self._next = 0
-
-    def __call__(self, x):
-        if not self.replaying:
-            self.stats.append(instance_stats(x))
-            return self.stats[-1]
-        mean, var = self.stats[self._next]
-        self._next += 1
-        return mean.to(x), var.to(x)
-
-
 class StyleNorm(nn.Module):
     """Conditional instance norm: gamma and beta are linear maps of the style vector."""
 
@@ -126,8 +105,9 @@ class StyleNorm(nn.Module):
         self.gamma = nn.Linear(STYLE_DIM, channels)
         self.beta = nn.Linear(STYLE_DIM, channels)
 
-    def forward(self, x, style, stats: Optional[NormStats] = None):
-        mean, var = stats(x) if stats is not None else instance_stats(x)
+    def forward(self, x, style, stats: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
+        """stats: (mean, var) to normalise with instead of x's own (e.g. a whole image's)."""
+        mean, var = instance_stats(x) if stats is None else stats
         return conditional_instance_norm(x, self.gamma(style), self.beta(style), mean, var)
 
 
@@ -147,8 +127,8 @@ class NormConv(nn.Module):
         self.conv = ReflectConv(c_in, c_out, kernel)
         self.norm = StyleNorm(c_out)
 
-    def forward(self, x, style, stats=None):
-        return self.norm(self.conv(x), style, stats)
+    def forward(self, x, style):
+        return self.norm(self.conv(x), style)
 
 
 class Residual(nn.Module):
@@ -157,15 +137,16 @@ class Residual(nn.Module):
         self.conv1 = NormConv(channels, channels, 3)
         self.conv2 = NormConv(channels, channels, 3)
 
-    def forward(self, x, style, stats=None):
-        return x + self.conv2(F.relu(self.conv1(x, style, stats), inplace=True), style, stats)
+    def forward(self, x, style):
+        return x + self.conv2(F.relu(self.conv1(x, style), inplace=True), style)
 
 
 class Transformer(nn.Module):
     """Content (B, 3, H, W) in 0..1 and style vector (B, 100) -> stylised image in 0..1.
 
     H and W must be multiples of 4 (two stride-2 convs, two 2x upsamplings).
-    The encoder's batch norms are folded into its conv biases.
+    The encoder's batch norms are folded into its conv biases. The stages are exposed
+    (encode, residuals, decoder_conv, decoder_out) so a large image can be run in tiles.
     """
 
     def __init__(self):
@@ -175,7 +156,8 @@ class Transformer(nn.Module):
         self.residual = nn.ModuleList([Residual(32) for _ in range(5)])
         self.expand = nn.ModuleList([NormConv(32, 16, 3), NormConv(16, 8, 3), NormConv(8, 3, 9)])
 
-    def forward(self, content, style, stats: Optional[NormStats] = None):
+    def encode(self, content):
+        """Full resolution -> quarter resolution, 32 channels. No instance norms here."""
         if content.shape[-1] % 4 or content.shape[-2] % 4:
             raise ValueError('transformer input sides must be multiples of 4, not %dx%d'
                              % tuple(content.shape[-2:][::-1]))
@@ -183,19 +165,29 @@ class Transformer(nn.Module):
         x = content.contiguous(memory_format=torch.channels_last)
         for conv in self.contract:
             x = F.relu(conv(x), inplace=True)
-        for block in self.residual:
-            x = block(x, style, stats)
-        up1, up2, out = self.expand
-        for up in (up1, up2):
-            x = F.relu(up(F.interpolate(x, scale_factor=2, mode='nearest'), style, stats),
-                       inplace=True)
-        return torch.sigmoid(out(x, style, stats))
+        return x
 
-    def norm_stats(self, content, style) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        """The 13 instance-norm statistics of a whole-image pass (for tiled runs)."""
-        recorder = NormStats()
-        self.forward(content, style, recorder)
-        return recorder.stats
+    def residuals(self, x, style):
+        for block in self.residual:
+            x = block(x, style)
+        return x
+
+    def decoder_conv(self, i, x):
+        """Decoder layer i's conv, after 2x upsampling for the first two layers."""
+        if i < 2:
+            x = F.interpolate(x, scale_factor=2, mode='nearest')
+        return self.expand[i].conv(x)
+
+    def decoder_out(self, i, y, style, stats=None):
+        """Decoder layer i's style norm and activation on its conv output y."""
+        y = self.expand[i].norm(y, style, stats)
+        return F.relu(y, inplace=True) if i < 2 else torch.sigmoid(y)
+
+    def forward(self, content, style):
+        x = self.residuals(self.encode(content), style)
+        for i in range(3):
+            x = self.decoder_out(i, self.decoder_conv(i, x), style)
+        return x
 
 
 class Magenta(nn.Module):

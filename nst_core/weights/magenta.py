@@ -35,7 +35,8 @@ _NAMES = [
     (r'transformer/contract/conv(\d)$', lambda m: 'transformer.contract.%d' % (int(m[1]) - 1)),
     (r'transformer/residual/residual(\d)/conv(\d)$',
      lambda m: 'transformer.residual.%d.conv%s.conv' % (int(m[1]) - 1, m[2])),
-    (r'transformer/expand/conv(\d)/conv$', lambda m: 'transformer.expand.%d.conv' % (int(m[1]) - 1)),
+    (r'transformer/expand/conv(\d)/conv$',
+     lambda m: 'transformer.expand.%d.conv' % (int(m[1]) - 1)),
     (r'style_params/transformer/residual/residual(\d)/conv(\d)/StyleNorm/(Conv_1|Conv)$',
      lambda m: 'transformer.residual.%d.conv%s.norm.%s'
      % (int(m[1]) - 1, m[2], 'gamma' if m[3] == 'Conv_1' else 'beta')),
