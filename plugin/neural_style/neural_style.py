@@ -78,7 +78,7 @@ OPTIONS = [
      'auto', [('auto', 'Auto'), ('cpu', 'CPU'), ('cuda', 'CUDA (NVIDIA GPU)'),
               ('mps', 'MPS (Apple GPU)')], None),
     ('seed', 'int', 'Seed', 'Random seed: the same seed gives the same picture.',
-     0, 0, 2 ** 31 - 1),
+     0, 0, 2147483647),
 ]
 STYLE_SLOTS = [('style-layer', None), ('style-layer-2', 'style-weight-2'),
                ('style-layer-3', 'style-weight-3')]
@@ -447,18 +447,35 @@ def _stylize(image, content, config):
     bar = ProgressBar(_test_cancel_after())
     job_dir = tempfile.mkdtemp(prefix='%s%d-' % (JOB_PREFIX, os.getpid()))   # mode 0700
     _test_log('job-dir %s plugin-pid %d' % (job_dir, os.getpid()))
+    clock = Stopwatch()
     try:
         job_path = _write_job(job_dir, content, styles, _options(settings, args))
+        clock.lap('write-job')
         _run_worker(settings, job_path, bar)
+        clock.lap('worker')
         data = _read_result(job_dir, w, h)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
+    clock.lap('read-result')
     bar.text('inserting the layer')
     layer = _insert_result(image, content, 'Neural Style (%s)' % styles[0][0].get_name(), data)
     Gimp.progress_end()
     Gimp.displays_flush()
+    clock.lap('insert')
     _test_log('inserted layer %d' % layer.get_id())
     return layer
+
+
+class Stopwatch:
+    """Phase times for the test log (bench/bench_plugin_overhead.py reads them)."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def lap(self, phase):
+        now = time.monotonic()
+        _test_log('timing %s %.3f' % (phase, now - self.last))
+        self.last = now
 
 
 def _guess_style_layer(image, content, config):

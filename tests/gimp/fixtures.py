@@ -61,15 +61,20 @@ def content_pixels(w, h):
 
 
 def style_pixels(w, h, seed=0):
-    """Bold diagonal strokes in two palettes: a 'painting' with an obvious texture."""
-    palettes = [((230, 120, 20), (20, 40, 160), (250, 220, 60)),
-                ((200, 30, 90), (30, 160, 90), (240, 240, 240))]
-    pal = palettes[seed % 2]
+    """A 'painting': swirling strokes in a few flat colours (seed picks the palette)."""
+    import math
+    palette = [((20, 40, 110), (40, 90, 170), (230, 200, 60), (250, 240, 180), (30, 30, 50),
+                (90, 140, 200)),
+               ((150, 30, 20), (230, 120, 30), (250, 200, 80), (60, 20, 40), (200, 80, 60),
+                (240, 230, 200))][seed % 2]
     out = bytearray(w * h * 4)
     for y in range(h):
         for x in range(w):
-            c = pal[((x + 2 * y) // 7 + (x * y) % 3) % 3]
-            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes(c) + b'\xff'
+            u = math.sin(x * 0.09 + 2 * math.sin(y * 0.05)) + \
+                math.sin(y * 0.11 + 1.5 * math.sin(x * 0.07))
+            v = math.sin((x + y) * 0.35 + 3 * math.sin(x * 0.04))
+            colour = palette[int((u * 1.2 + v * 0.5 + 3) / 6 * len(palette)) % len(palette)]
+            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes(colour) + b'\xff'
     return bytes(out)
 
 

@@ -13,6 +13,7 @@
 # env: NS_GIMP_CACHE  chroot cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/neural-style-gimp-chroot)
 #      DEBIAN_MIRROR  archive URL (default: the host's first apt source)
 #      SUITE          trixie (default) | forky | sid
+#      BATCH_SCRIPT   run this file in gimp-console instead of batch_test.py (benchmarks)
 #      GUI=0 / BATCH=0  skip the GUI / batch tests;  TEST_TIMEOUT  seconds per GIMP run (600)
 # Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
 set -euo pipefail
@@ -108,6 +109,7 @@ mkdir -p "$ROOT$NST/src" "$R/out" "$R/test" "$R/home/gimp"
 tar -C "$REPO" --exclude=.git --exclude=__pycache__ --exclude='*.egg-info' --exclude=build \
     --exclude=docs/img -cf - . | tar -C "$ROOT$NST/src" -xf -
 cp "$HERE"/*.py "$R/test/"
+cp "${BATCH_SCRIPT:-$HERE/batch_test.py}" "$R/test/batch_main.py"   # bench/ passes its own
 cat > "$R/home/gimp/gimprc" <<EOF
 (check-updates no)
 (show-welcome-dialog no)
@@ -140,7 +142,7 @@ if [ "${BATCH:-1}" != 0 ]; then
   T0=$(date +%s)
   set +e
   timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv) gimp-console -i $FLAGS \
-    -b "exec(open('$RUN/test/batch_test.py').read())" --quit > "$R/out/batch.log" 2>&1
+    -b "exec(open('$RUN/test/batch_main.py').read())" --quit > "$R/out/batch.log" 2>&1
   RC1=$?
   set -e
   grep -E '^(PASS|FAIL|SKIP|TIME)|passed|Traceback' "$R/out/batch.log" || true

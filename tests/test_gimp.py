@@ -1,0 +1,97 @@
+"""The GIMP plug-in: its options against nst_core's, its imports, and the end-to-end run in
+real GIMP 3 (tests/gimp/run.sh: a cached Debian chroot, install.py, gimp-console and GUI gimp
+under Xvfb)."""
+import ast
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / 'plugin' / 'neural_style' / 'neural_style.py'
+RUN = ROOT / 'tests' / 'gimp' / 'run.sh'
+STDLIB_OK = {'json', 'os', 'queue', 'shutil', 'subprocess', 'sys', 'tempfile', 'threading',
+             'time', 'importlib', 'gi', 'nst_protocol'}
+
+
+def plugin_tree():
+    return ast.parse(PLUGIN.read_text())
+
+
+def plugin_constant(name):
+    for node in plugin_tree().body:
+        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == name
+                                                for t in node.targets):
+            return ast.literal_eval(node.value)
+    raise AssertionError('%s not found in %s' % (name, PLUGIN))
+
+
+def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices():
+    from nst_core.stylize import choices, options
+    known = options()
+    seen = []
+    for name, kind, label, blurb, default, low, high in plugin_constant('OPTIONS'):
+        key = name.replace('-', '_')
+        seen.append(key)
+        assert key in known, '%s is not a stylize() option' % name
+        assert default == known[key].default, name
+        if kind == 'choice':
+            assert tuple(value for value, _ in low) == choices(key), name
+        else:
+            assert low <= default <= high, name
+    assert len(seen) == len(set(seen))
+    # the options the user meets in GIMP (design brief's table)
+    assert set(seen) == {'method', 'strength', 'style_scale', 'preserve_colors', 'size',
+                         'preset', 'device', 'seed'}
+
+
+def test_plugin_imports_only_the_standard_library_and_gi():
+    imported = set()
+    for node in ast.walk(plugin_tree()):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split('.')[0])
+    assert imported <= STDLIB_OK, imported - STDLIB_OK
+
+
+def test_plugin_is_executable_and_named_for_its_folder():
+    # GIMP 3 loads plug-ins/<name>/<name>.py only, and only with its run bit
+    assert PLUGIN.parent.name + '.py' == PLUGIN.name
+    assert os.access(PLUGIN, os.X_OK) or sys.platform == 'win32'
+
+
+def _cannot_run_gimp():
+    if os.name != 'posix' or os.geteuid() != 0:
+        return 'needs root: the GIMP 3 tests build a Debian chroot (debootstrap, chroot)'
+    cache = Path(os.environ.get('NS_GIMP_CACHE') or
+                 Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') /
+                 'neural-style-gimp-chroot')
+    built = (cache / 'trixie-root' / '.gimp-version').exists()
+    if not built and not (shutil.which('debootstrap') or shutil.which('apt-get')):
+        return 'no debootstrap and no apt-get to install it: cannot build the GIMP 3 chroot'
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.gimp
+def test_plugin_in_real_gimp():
+    """Fast and Quality add one correct layer; failures and Cancel leave the image as it was;
+    one Ctrl+Z removes the result; the status bar's Cancel stops the worker."""
+    reason = _cannot_run_gimp()
+    if reason:
+        pytest.skip(reason)
+    t0 = time.time()
+    proc = subprocess.run(['bash', str(RUN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=1800)
+    out = proc.stdout
+    print(out[-6000:])
+    print('tests/gimp/run.sh took %.0f s' % (time.time() - t0))
+    if proc.returncode == 2 and 'RESULT' not in out:
+        pytest.fail('could not build the GIMP chroot:\n' + out[-3000:])
+    failed = [line for line in out.splitlines() if line.startswith('FAIL')]
+    assert proc.returncode == 0, '\n'.join(failed) or out[-3000:]
