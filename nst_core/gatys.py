@@ -90,7 +90,7 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -
         loss, _ = loss_fn(image)
         loss.backward()
         count[0] += 1
-        report(count[0], float(loss))
+        report(count[0], loss.detach().item())
         return loss
 
     if optimizer == 'lbfgs':
@@ -105,6 +105,15 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -
             with torch.no_grad():
                 image.clamp_(0, 1)
     return image.detach().clamp(0, 1)
+
+
+def effective_style_weight(style_weight, strength):
+    """Strength 1 is the full weight, each third less a tenth of it, 0 no style at all.
+
+    The look of a result follows the log of the style/content ratio: halving the weight
+    barely shows, so a linear slider would do nothing over most of its range.
+    """
+    return 0.0 if strength <= 0 else style_weight * 1000.0 ** (strength - 1)
 
 
 def _initial(init, content, init_image, generator, kw):
@@ -161,7 +170,8 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         loss_fn = GatysLoss(vgg, target, _style_tensors(styles, sc.size, style_scale, dev),
                             blend, content_layers=content_layers, style_layers=style_layers,
                             style_layer_weights=style_layer_weights,
-                            content_weight=content_weight, style_weight=style_weight * strength,
+                            content_weight=content_weight,
+                            style_weight=effective_style_weight(style_weight, strength),
                             tv_weight=tv_weight, bf16=bf16)
         image = optimise(image, loss_fn, sc.steps, optimizer,
                          lambda step, loss, i=i: tracker.report(i, step, loss))

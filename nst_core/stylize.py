@@ -40,7 +40,7 @@ def stylize(
     init_image: Optional[Image.Image] = None,
     optimizer: Optimizer = 'lbfgs',
     content_weight: float = 1.0,
-    style_weight: float = 1e4,
+    style_weight: float = 100.0,
     tv_weight: float = 1e-3,
     content_layers: Sequence[str] = ('relu4_2',),
     style_layers: Sequence[str] = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1'),
@@ -60,7 +60,8 @@ def stylize(
     method: 'quality' optimises the image with Gatys et al.'s VGG losses (slow, best);
         'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass.
     style_weights: blend weight per style (default equal); normalised to sum 1.
-    strength: 0..1, how much style: 0 returns (nearly) the content.
+    strength: 0..1, how much style: 0 returns (nearly) the content; for 'quality' it scales
+        the style weight logarithmically (0.67 = a tenth), which looks even to the eye.
     style_scale: size of the style's strokes relative to the content.
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
         'histogram' matches the style's colours to the content's before transfer.

@@ -1,0 +1,148 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import scene, shared_image, stripes
+from nst_core import Cancelled, colour, imageio
+from nst_core.gatys import GatysLoss, load_features, optimise
+from nst_core.stylize import stylize
+
+TINY = dict(model='tiny', size=48, preset='draft')
+LAYERS = dict(content_layers=('relu4_2',),
+              style_layers=('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1'))
+
+
+def arr(img):
+    return np.asarray(img, dtype=np.float64)
+
+
+def test_same_seed_same_picture_other_seed_other_picture():
+    a = stylize(scene(), [stripes()], init='noise', seed=3, **TINY)
+    b = stylize(scene(), [stripes()], init='noise', seed=3, **TINY)
+    c = stylize(scene(), [stripes()], init='noise', seed=4, **TINY)
+    assert np.array_equal(arr(a), arr(b))
+    assert not np.array_equal(arr(a), arr(c))
+
+
+def test_output_has_the_working_size():
+    out = stylize(scene(90, 60), [stripes()], **TINY)
+    assert out.size == (48, 32) and out.mode == 'RGB'
+    full = stylize(scene(50, 30), [stripes()], model='tiny', size=0, iterations=2)
+    assert full.size == (50, 30)
+
+
+def test_strength_zero_keeps_the_content():
+    content = scene(48, 36)
+    out = stylize(content, [stripes()], strength=0.0, **TINY)
+    assert np.abs(arr(out) - arr(content)).mean() < 2.0
+    styled = stylize(content, [stripes()], strength=1.0, **TINY)
+    assert np.abs(arr(styled) - arr(content)).mean() > 5.0
+
+
+def test_optimisation_lowers_the_style_loss():
+    vgg = load_features('tiny', [*LAYERS['content_layers'], *LAYERS['style_layers']])
+    content = imageio.to_tensor(scene(48, 48))
+    style = imageio.to_tensor(stripes(48, 48))
+    loss_fn = GatysLoss(vgg, content, [style], [1.0], style_layer_weights=None,
+                        content_weight=1.0, style_weight=1e3, tv_weight=0.0, **LAYERS)
+    _, before = loss_fn(content)
+    seen = []
+    out = optimise(content, loss_fn, 40, 'lbfgs', lambda step, loss: seen.append(loss))
+    _, after = loss_fn(out)
+    assert len(seen) == 40
+    assert after['style'] < before['style'] / 5
+    assert seen[-1] < seen[0]
+
+
+@pytest.mark.parametrize('optimizer', ['lbfgs', 'adam'])
+def test_both_optimisers_make_progress(optimizer):
+    vgg = load_features('tiny', [*LAYERS['content_layers'], *LAYERS['style_layers']])
+    content = imageio.to_tensor(scene(32, 32))
+    loss_fn = GatysLoss(vgg, content, [imageio.to_tensor(stripes(32, 32))], [1.0],
+                        style_layer_weights=None, content_weight=1.0, style_weight=1e3,
+                        tv_weight=0.0, **LAYERS)
+    seen = []
+    optimise(content, loss_fn, 30, optimizer, lambda step, loss: seen.append(loss))
+    assert seen[-1] < 0.5 * seen[0]
+
+
+def test_blend_weights_move_the_result_between_styles():
+    content = scene(48, 48)
+    red, blue = stripes(seed=1), Image_blue()
+    only_red = stylize(content, [red, blue], style_weights=[1, 0], **TINY)
+    only_blue = stylize(content, [red, blue], style_weights=[0, 1], **TINY)
+    red_alone = stylize(content, [red], **TINY)
+    assert np.array_equal(arr(only_red), arr(red_alone))
+    assert arr(only_blue)[..., 2].mean() > arr(only_red)[..., 2].mean()
+
+
+def Image_blue():
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[..., 2] = 230
+    img[::4] = (20, 20, 120)
+    from PIL import Image
+    return Image.fromarray(img)
+
+
+def test_progress_reports_and_cancel():
+    seen = []
+    cancel = threading.Event()
+
+    def callback(p):
+        seen.append(p)
+        if len(seen) == 5:
+            cancel.set()
+    with pytest.raises(Cancelled):
+        stylize(scene(), [stripes()], callback=callback, cancel=cancel, **TINY)
+    assert len(seen) == 5
+    assert seen[0].fraction == 0 and seen[-1].fraction > 0
+    assert seen[-1].stage == 'Scale 1/1' and seen[-1].total == 80
+
+
+def test_luminance_preservation_keeps_the_content_colours():
+    content = scene(48, 36)
+    out = stylize(content, [stripes()], preserve_colors='luminance', **TINY)
+    iq_out = colour.rgb_to_yiq(imageio.to_tensor(out))[:, 1:]
+    iq_in = colour.rgb_to_yiq(imageio.to_tensor(content))[:, 1:]
+    plain = colour.rgb_to_yiq(imageio.to_tensor(stylize(content, [stripes()], **TINY)))[:, 1:]
+    assert (iq_out - iq_in).abs().mean() < 0.5 * (plain - iq_in).abs().mean()
+
+
+def test_histogram_preservation_runs_and_differs_from_plain():
+    plain = stylize(scene(), [stripes()], **TINY)
+    matched = stylize(scene(), [stripes()], preserve_colors='histogram', **TINY)
+    assert not np.array_equal(arr(plain), arr(matched))
+
+
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(strength=1.5), 'strength'),
+    (dict(size=-1), 'size'),
+    (dict(style_scale=0), 'style_scale'),
+    (dict(style_weights=[1, 2]), '2 style weights given for 1 styles'),
+    (dict(init='image'), 'init_image'),
+    (dict(content_layers=('relu9_9',)), 'unknown vgg16 layer'),
+    (dict(device='cuda:7' if torch.cuda.is_available() else 'cuda'), 'not available'),
+])
+def test_bad_options_raise_clear_errors(kwargs, words):
+    from nst_core.device import DeviceError
+    with pytest.raises((ValueError, DeviceError), match=words):
+        stylize(scene(), [stripes()], **{**TINY, **kwargs})
+
+
+@pytest.mark.slow
+def test_real_vgg_transfers_style_and_keeps_content():
+    """Real weights at 192 px: style loss falls by a large factor, content stays bounded."""
+    content = shared_image('tubingen.jpg')
+    style = shared_image('starry_night.jpg')
+    vgg = load_features('auto', [*LAYERS['content_layers'], *LAYERS['style_layers']])
+    c = imageio.to_tensor(imageio.resize(content, imageio.working_size(content.size, 192)))
+    s = imageio.to_tensor(imageio.resize(style, imageio.working_size(style.size, 192)))
+    loss_fn = GatysLoss(vgg, c, [s], [1.0], style_layer_weights=None, content_weight=1.0,
+                        style_weight=1e4, tv_weight=1e-3, **LAYERS)
+    _, before = loss_fn(c)
+    out = stylize(content, [style], size=192, preset='draft')
+    _, after = loss_fn(imageio.to_tensor(out))
+    assert after['style'] < before['style'] / 10, (before, after)
+    assert after['content'] < 1.0, after

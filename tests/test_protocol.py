@@ -1,0 +1,128 @@
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from nst_core import protocol
+
+
+def _job(**over):
+    job = {'protocol': 1, 'content': {'path': 'c.rgba', 'width': 4, 'height': 3},
+           'styles': [{'path': 's.rgba', 'width': 2, 'height': 2, 'weight': 2}],
+           'output': {'path': 'out.rgba'}, 'options': {'size': 64}}
+    job.update(over)
+    return job
+
+
+def test_parse_resolves_relative_paths(tmp_path):
+    job = protocol.parse_job(_job(), str(tmp_path))
+    assert job.content.path == str(tmp_path / 'c.rgba')
+    assert job.content.nbytes == 4 * 3 * 4
+    assert job.styles[0].weight == 2.0
+    assert job.output == str(tmp_path / 'out.rgba')
+    assert job.options == {'size': 64}
+
+
+def test_job_round_trips_through_json(tmp_path):
+    job = protocol.parse_job(_job(), str(tmp_path))
+    path = protocol.write_job(job, str(tmp_path))
+    again = protocol.read_job(path)
+    assert again == job
+
+
+@pytest.mark.parametrize('change, words', [
+    ({'protocol': 2}, 'protocol version'),
+    ({'content': {'path': 'c', 'width': 0, 'height': 3}}, 'positive integers'),
+    ({'content': {'path': 'c', 'width': True, 'height': 3}}, 'positive integers'),
+    ({'styles': []}, 'non-empty list'),
+    ({'styles': [{'path': 's', 'width': 1, 'height': 1, 'weight': -1}]}, 'weight'),
+    ({'styles': [{'path': 's', 'width': 1, 'height': 1, 'weight': 0}]}, 'not all be zero'),
+    ({'output': {}}, 'output.path'),
+    ({'options': []}, 'options must be an object'),
+])
+def test_invalid_jobs_are_refused_with_a_reason(change, words):
+    with pytest.raises(protocol.JobError, match=words):
+        protocol.parse_job(_job(**change))
+
+
+def test_read_job_reports_missing_and_broken_files(tmp_path):
+    with pytest.raises(protocol.JobError, match='cannot read job file'):
+        protocol.read_job(str(tmp_path / 'nope.json'))
+    bad = tmp_path / 'job.json'
+    bad.write_text('{"protocol": 1,')
+    with pytest.raises(protocol.JobError, match='not valid JSON'):
+        protocol.read_job(str(bad))
+
+
+def test_buffer_size_is_checked(tmp_path):
+    buf = protocol.Buffer(str(tmp_path / 'b.rgba'), 2, 2)
+    (tmp_path / 'b.rgba').write_bytes(b'\0' * 15)
+    with pytest.raises(protocol.JobError, match='holds 15 bytes, expected 16'):
+        protocol.read_buffer(buf)
+    (tmp_path / 'b.rgba').write_bytes(b'\1' * 16)
+    assert protocol.read_buffer(buf) == b'\1' * 16
+
+
+def test_atomic_write_leaves_no_part_file(tmp_path):
+    path = str(tmp_path / 'out.rgba')
+    protocol.write_buffer_atomic(path, b'abcd')
+    assert open(path, 'rb').read() == b'abcd'
+    assert [p.name for p in tmp_path.iterdir()] == ['out.rgba']
+
+
+def test_events_round_trip():
+    line = protocol.encode_event('progress', fraction=0.5, stage='Scale 1/2', eta=3.0)
+    assert protocol.parse_event(line) == {'event': 'progress', 'fraction': 0.5,
+                                          'stage': 'Scale 1/2', 'eta': 3.0}
+
+
+@pytest.mark.parametrize('line', ['', 'garbage', '[1]', '{"fraction": 1}',
+                                  '{"event": "progress", "fraction": 2}',
+                                  '{"event": "error"}', '{"event": "progress"'])
+def test_bad_event_lines_raise_protocol_error(line):
+    with pytest.raises(protocol.ProtocolError):
+        protocol.parse_event(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_event_parser_never_crashes_on_arbitrary_text(text):
+    try:
+        event = protocol.parse_event(text)
+    except protocol.ProtocolError:
+        return
+    assert isinstance(event['event'], str)
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=5),
+                     lambda kids: st.lists(kids, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(['protocol', 'content', 'styles', 'output', 'options',
+                                        'x']), _json))
+def test_job_parser_gives_job_or_job_error(data):
+    try:
+        job = protocol.parse_job(data)
+    except protocol.JobError:
+        return
+    assert job.content.width > 0 and job.styles
+
+
+def test_format_eta():
+    assert protocol.format_eta(None) == ''
+    assert protocol.format_eta(35.2) == '35 s left'
+    assert protocol.format_eta(600) == '10 min left'
+
+
+def test_protocol_module_needs_only_the_standard_library():
+    import ast
+    import sys
+    tree = ast.parse(open(protocol.__file__).read())
+    names = {a.name.split('.')[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+             for a in n.names}
+    names |= {n.module.split('.')[0] for n in ast.walk(tree)
+              if isinstance(n, ast.ImportFrom) and n.module}
+    assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)

@@ -1,0 +1,158 @@
+"""The worker as the plug-in runs it: a real subprocess, job files, JSON events on stdout."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, scene, stripes
+from nst_core import protocol
+
+
+def write_job(tmp_path, content, styles, weights=None, **options):
+    content = content.convert('RGBA')
+    (tmp_path / 'content.rgba').write_bytes(content.tobytes())
+    buffers = []
+    for i, s in enumerate(styles):
+        s = s.convert('RGBA')
+        (tmp_path / ('style%d.rgba' % i)).write_bytes(s.tobytes())
+        buffers.append(protocol.Buffer('style%d.rgba' % i, s.width, s.height,
+                                       weights[i] if weights else 1.0))
+    options.setdefault('model', 'tiny')
+    job = protocol.Job(protocol.Buffer('content.rgba', content.width, content.height),
+                       buffers, 'result.rgba', options)
+    return protocol.write_job(job, str(tmp_path))
+
+
+def start(job_path, stdin=subprocess.DEVNULL):
+    return subprocess.Popen([sys.executable, '-m', 'nst_core', 'worker', job_path],
+                            cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+
+def events_of(stdout):
+    return [protocol.parse_event(line) for line in stdout.splitlines() if line.strip()]
+
+
+def run_job(job_path, timeout=240):
+    proc = start(job_path)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, events_of(out), err
+
+
+def with_alpha_pattern(img):
+    """RGBA copy whose alpha has a transparent hole and a soft ramp."""
+    rgba = img.convert('RGBA')
+    a = np.full((img.height, img.width), 255, np.uint8)
+    a[:, : img.width // 4] = np.linspace(0, 255, img.width // 4, dtype=np.uint8)
+    a[img.height // 3: img.height // 2, img.width // 2: img.width // 2 + 10] = 0
+    rgba.putalpha(Image.fromarray(a))
+    return rgba
+
+
+def test_job_runs_to_done_with_monotone_progress(tmp_path):
+    content = with_alpha_pattern(scene(70, 50))
+    job = write_job(tmp_path, content, [stripes()], size=64, preset='draft')
+    code, events, err = run_job(job)
+    assert code == 0, err
+    kinds = [e['event'] for e in events]
+    assert kinds[0] == 'start' and kinds[-1] == 'done', kinds
+    fractions = [e['fraction'] for e in events if e['event'] == 'progress']
+    assert len(fractions) > 10
+    assert fractions == sorted(fractions) and 0 <= fractions[0] and fractions[-1] == 1.0
+    assert all(e['stage'].startswith('Scale') for e in events if e['event'] == 'progress')
+    out = Image.frombytes('RGBA', content.size, (tmp_path / 'result.rgba').read_bytes())
+    # the result has the layer's full size (upscaled from 64 px) and its alpha, unchanged
+    assert np.array_equal(np.asarray(out)[..., 3], np.asarray(content)[..., 3])
+    diff = np.abs(np.asarray(out, float)[..., :3] - np.asarray(content, float)[..., :3])
+    assert diff.mean() > 2, 'the result should not be a copy of the content'
+    assert not list(tmp_path.glob('*.part'))
+
+
+def test_two_weighted_styles_are_accepted(tmp_path):
+    job = write_job(tmp_path, scene(40, 40), [stripes(), scene(30, 30, seed=5)],
+                    weights=[0.7, 0.3], size=40, preset='draft', iterations=2)
+    code, events, err = run_job(job)
+    assert code == 0, err
+    assert (tmp_path / 'result.rgba').stat().st_size == 40 * 40 * 4
+
+
+def test_invalid_job_file_exits_2_with_bad_job(tmp_path):
+    (tmp_path / 'job.json').write_text('{"protocol": 7}')
+    code, events, _ = run_job(str(tmp_path / 'job.json'))
+    assert code == protocol.EXIT_BAD_JOB
+    assert events[-1]['event'] == 'error' and events[-1]['kind'] == 'bad_job'
+    assert 'protocol version' in events[-1]['message']
+
+
+@pytest.mark.parametrize('options, words', [
+    ({'strength': -1}, 'strength must be between 0 and 1'),
+    ({'method': 'magic'}, 'method must be one of'),
+    ({'colour': 1}, 'unknown option'),
+    ({'device': 'quantum'}, 'device must be one of'),
+])
+def test_bad_options_give_bad_input_and_no_output(tmp_path, options, words):
+    job = write_job(tmp_path, scene(32, 32), [stripes()], **options)
+    code, events, _ = run_job(job)
+    assert code == protocol.EXIT_FAILED
+    assert events[-1]['kind'] == 'bad_input' and words in events[-1]['message']
+    assert not (tmp_path / 'result.rgba').exists()
+
+
+def test_truncated_buffer_is_bad_input(tmp_path):
+    job = write_job(tmp_path, scene(32, 32), [stripes()])
+    with open(tmp_path / 'content.rgba', 'r+b') as f:
+        f.truncate(100)
+    code, events, _ = run_job(job)
+    assert code == protocol.EXIT_FAILED
+    assert events[-1]['kind'] == 'bad_input' and 'expected 4096' in events[-1]['message']
+
+
+def _wait_for_progress(proc):
+    for line in proc.stdout:
+        if protocol.parse_event(line)['event'] == 'progress':
+            return
+    pytest.fail('worker ended before any progress: ' + proc.stderr.read())
+
+
+@pytest.mark.parametrize('how', ['sigterm', 'stdin'])
+def test_cancel_stops_within_a_second_and_writes_nothing(tmp_path, how):
+    job = write_job(tmp_path, scene(96, 96), [stripes()], size=96, iterations=100000)
+    proc = start(job, stdin=subprocess.PIPE)
+    _wait_for_progress(proc)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    if how == 'sigterm':
+        proc.send_signal(signal.SIGTERM)
+    else:
+        proc.stdin.close()
+    rest, _ = proc.communicate(timeout=10)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == protocol.EXIT_CANCELLED
+    assert elapsed < 1.0, elapsed
+    last = events_of(rest)[-1]
+    assert last['event'] == 'error' and last['kind'] == 'cancelled'
+    assert not (tmp_path / 'result.rgba').exists()
+    assert not list(tmp_path.glob('*.part'))
+
+
+def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
+    """Libraries that print to stdout must not corrupt the event stream."""
+    job = write_job(tmp_path, scene(32, 32), [stripes()], size=32, iterations=1,
+                    preset='draft')
+    code = ("import sys; from nst_core import worker, stylize as S; "
+            "orig = S.stylize\n"
+            "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
+            "S.stylize = noisy; sys.exit(worker.run(%r))" % job)
+    proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=240, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0, proc.stderr
+    events = events_of(proc.stdout)          # every line parses as an event
+    assert events[-1]['event'] == 'done'
+    assert 'noise from a library' in proc.stderr
