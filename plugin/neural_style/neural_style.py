@@ -491,8 +491,6 @@ def _dialog(procedure, config):
     from gi.repository import GimpUi
     GimpUi.init('neural_style')
     dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
-    style = config.get_property('style-layer')
-    _test_log('dialog style-layer %s' % (style.get_name() if style else None))
     more = [name for slot in STYLE_SLOTS[1:] for name in slot]
     dialog.fill_box('more-styles', more)
     dialog.get_label('more-styles-title', 'Blend in more styles', False, False)
@@ -500,6 +498,9 @@ def _dialog(procedure, config):
     dialog.fill(['style-layer'] + [option[0] for option in OPTIONS] + ['more-styles-frame'])
     ok = dialog.run()
     dialog.destroy()
+    style = config.get_property('style-layer')
+    _test_log('dialog ok=%s style-layer=%s method=%s' % (
+        ok, style.get_name() if style else None, config.get_property('method')))
     return ok
 
 

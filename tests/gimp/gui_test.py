@@ -3,7 +3,7 @@
 #   undo-ready      -> run.sh presses Ctrl+Z once       -> undo-sent
 #   cancel-before   -> run.sh grabs the screen          -> cancel-grabbed
 #   (plugin.log shows progress) -> run.sh clicks the status bar's Cancel -> cancel-clicked
-#   dialog-opening  -> run.sh grabs the dialog, presses Escape (only with NS_SHOT=1)
+#   dialog-opening  -> run.sh presses Return in the dialog (grabbing it first if SHOT is set)
 import os
 import sys
 import time
@@ -70,12 +70,16 @@ fx.check('cancel: no layer added', len(img.get_layers()) == 2,
 fx.check('cancel: the worker stopped within 2 s', pids and fx.gone_within(pids[0], 2.0), pids)
 fx.check('cancel: source pixels as before', all(fx.pixels(l) == d for l, d in before.items()))
 
-# ---- 3. the dialog, for the documentation's screenshot -------------------------------------
-if os.environ.get('NS_SHOT'):
-    signal('dialog-opening')
-    st, msg, dt = fx.run_plugin(img, content, run_mode=Gimp.RunMode.INTERACTIVE,
-                                style_layer=style)
-    fx.check('dialog: Escape closes it without a change', st == S.CANCEL and
-             len(img.get_layers()) == 2, st)
+# ---- 3. the dialog: run.sh presses Return (and grabs it for docs/img/dialog.png) -----------
+fx.reset_hook()
+signal('dialog-opening')
+st, msg, dt = fx.run_plugin(img, content, run_mode=Gimp.RunMode.INTERACTIVE, style_layer=style,
+                            method='fast')
+names = [layer.get_name() for layer in img.get_layers()]
+fx.check('dialog: OK runs the plug-in', st == S.SUCCESS, '(%s) %s' % (st, msg))
+fx.check('dialog: with the values given and the chosen style layer',
+         'dialog ok=True style-layer=painting method=fast' in fx.hook_log(), fx.hook_log()[:1])
+fx.check('dialog: one new layer', names == ['Neural Style (painting)', 'photo', 'painting'],
+         names)
 
 fx.finish()

@@ -166,10 +166,10 @@ if [ "${GUI:-1}" != 0 ]; then
     done
     return 1
   }
-  log "GUI test on :$D (undo, cancel${SHOT:+, dialog screenshot})"
+  log "GUI test on :$D (undo, Cancel button, dialog${SHOT:+ + screenshot})"
   T0=$(date +%s)
   set +e
-  timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv DISPLAY=:$D NS_SHOT=${SHOT:+1}) gimp -s $FLAGS \
+  timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv DISPLAY=:$D) gimp -s $FLAGS \
     -b "exec(open('$RUN/test/gui_test.py').read())" --quit > "$R/out/gui.log" 2>&1 &
   GP=$!
   # 1. undo: one Ctrl+Z in the image window
@@ -197,18 +197,20 @@ if [ "${GUI:-1}" != 0 ]; then
       fi
     fi
   fi
-  # 3. the dialog (for docs/img/dialog.png): wait for it, grab it, press Escape
-  if [ -n "${SHOT:-}" ] && wait_for dialog-opening 120; then
+  # 3. the dialog: wait for it, grab it (SHOT), press Return
+  if wait_for dialog-opening 120; then
     for _ in $(seq 100); do
       DWIN=$(xrun xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null | head -1)
       [ -n "$DWIN" ] && break; sleep 0.2
     done
-    sleep ${SHOT_DELAY:-3}          # let the layer previews render
     if [ -n "$DWIN" ]; then
-      eval "$(xrun xdotool getwindowgeometry --shell "$DWIN")"
-      xrun python3 $RUN/test/screen.py grab $RUN/out/dialog.png "$X,$Y,$WIDTH,$HEIGHT"
-      cp "$R/out/dialog.png" "$SHOT" && log "dialog screenshot: $SHOT (${WIDTH}x$HEIGHT)"
-      xrun xdotool windowfocus --sync "$DWIN" key Escape
+      if [ -n "${SHOT:-}" ]; then
+        sleep ${SHOT_DELAY:-3}          # let the widgets settle
+        eval "$(xrun xdotool getwindowgeometry --shell "$DWIN")"
+        xrun python3 $RUN/test/screen.py grab $RUN/out/dialog.png "$X,$Y,$WIDTH,$HEIGHT"
+        cp "$R/out/dialog.png" "$SHOT" && log "dialog screenshot: $SHOT (${WIDTH}x$HEIGHT)"
+      fi
+      xrun xdotool windowfocus --sync "$DWIN" key Return
     else
       log "dialog window not found"
     fi
