@@ -50,7 +50,8 @@ def predictor_input(image: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """The whole image resized to the predictor's training area (256^2) times scale^2.
 
     The predictor pools globally, so any aspect ratio works and nothing is cropped away.
-    A style_scale above 1 shows it the painting magnified, i.e. with larger strokes.
+    (Showing it the painting larger or smaller changes how strong the style is, not the
+    stroke size - which is why style_scale acts on the content instead: see scaled.)
     """
     h, w = image.shape[-2:]
     k = PREDICTOR_SIZE * scale / math.sqrt(h * w)
@@ -70,12 +71,12 @@ def blend_vectors(vectors: Sequence[torch.Tensor], weights=None) -> torch.Tensor
     return sum(v * (w / total) for v, w in zip(vectors, weights))
 
 
-def target_vector(net, content, styles, weights=None, strength=1.0, style_scale=1.0,
+def target_vector(net, content, styles, weights=None, strength=1.0,
                   report=None) -> torch.Tensor:
     """The blended styles' vector, moved towards the content's own by (1 - strength)."""
     vectors = []
     for style in styles:
-        vectors.append(style_vector(net, style, style_scale))
+        vectors.append(style_vector(net, style))
         if report:
             report()
     vec = blend_vectors(vectors, weights)
@@ -251,6 +252,30 @@ def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
     return out[..., :h, :w]
 
 
+def scaled_size(content, style_scale):
+    """(h, w) the transformer runs at: the content's size divided by style_scale."""
+    h, w = content.shape[-2:]
+    return max(1, round(h / style_scale)), max(1, round(w / style_scale))
+
+
+def scaled(net, content, vec, style_scale=1.0, **kwargs):
+    """stylize_tensor at the content's size / style_scale, resized back to the content's size.
+
+    The network paints strokes of a fixed size in pixels, so strokes s times larger relative
+    to the picture need the picture s times smaller (softer for s > 1, like any enlargement;
+    s < 1 gives finer strokes at s^-2 the cost).
+    """
+    h, w = content.shape[-2:]
+    sh, sw = scaled_size(content, style_scale)
+    if (sh, sw) == (h, w):
+        return stylize_tensor(net, content, vec, **kwargs)
+    small = F.interpolate(content, size=(sh, sw), mode='bicubic', align_corners=False,
+                          antialias=sh < h).clamp(0, 1)
+    out = stylize_tensor(net, small, vec, **kwargs)
+    return F.interpolate(out, size=(h, w), mode='bicubic', align_corners=False,
+                         antialias=sh > h).clamp(0, 1)
+
+
 def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
         preserve_colors='none', size=512, device='cpu', tile_size=1024, callback=None,
         cancel=None) -> torch.Tensor:
@@ -263,7 +288,7 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
     style_ts = [imageio.to_tensor(imageio.rgb(s), dev) for s in styles]
     if preserve_colors == 'histogram':
         style_ts = [match_histogram(s, content_t) for s in style_ts]
-    h, w = content_t.shape[-2:]
+    h, w = scaled_size(content_t, style_scale)
     n_vec = len(style_ts) + (strength < 1.0)
     steps = count_steps(h, w, tile_size)
     tracker = Tracker([('Reading the style', n_vec, PREDICTOR_SIZE ** 2),
@@ -276,10 +301,9 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
         tracker.report(0, done[0])
 
     with torch.inference_mode():
-        vec = target_vector(net, content_t, style_ts, style_weights, strength, style_scale,
-                            style_done)
-        out = stylize_tensor(net, content_t, vec, tile_size=tile_size,
-                             report=lambda step, total: tracker.report(1, step, total=total))
+        vec = target_vector(net, content_t, style_ts, style_weights, strength, style_done)
+        out = scaled(net, content_t, vec, style_scale, tile_size=tile_size,
+                     report=lambda step, total: tracker.report(1, step, total=total))
         if preserve_colors == 'luminance':
             out = luminance_transfer(out, content_t)
     return out
@@ -336,6 +360,7 @@ def fast_init(content: torch.Tensor, kw: dict) -> torch.Tensor:
     with torch.inference_mode():
         styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in kw['styles']]
         vec = target_vector(net, content, styles, kw.get('style_weights'),
-                            kw.get('strength', 1.0), kw.get('style_scale', 1.0))
-        out = stylize_tensor(net, content, vec, tile_size=kw.get('tile_size', 1024))
+                            kw.get('strength', 1.0))
+        out = scaled(net, content, vec, kw.get('style_scale', 1.0),
+                     tile_size=kw.get('tile_size', 1024))
     return out.clone()

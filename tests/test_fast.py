@@ -285,3 +285,24 @@ def test_style_colours_appear_and_preserved_colours_stay(real_net):
     chroma = lambda t: colour.rgb_to_yiq(t)[:, 1:]  # noqa: E731
     assert (chroma(kept) - chroma(content)).abs().mean() < 0.5 * (
         chroma(plain) - chroma(content)).abs().mean()
+
+
+def _laplacian_energy(t):
+    grey = t.mean(1, keepdim=True)
+    lap = F.conv2d(grey, torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3))
+    return lap.var().item()
+
+
+def test_style_scale_keeps_the_working_size(random_net, content_image, style_image):
+    for scale in (0.5, 2.0, 3.0):
+        out = fast.run(random_net, content_image, [style_image], size=64, style_scale=scale)
+        assert out.shape[-2:] == (48, 64)
+
+
+@pytest.mark.slow
+def test_larger_style_scale_paints_larger_strokes(real_net):
+    from conftest import shared_image
+    photo, style = _photo(384), shared_image('the_scream.jpg')
+    fine, coarse = (fast.run(real_net, photo, [style], size=0, style_scale=s) for s in (1.0, 2.0))
+    assert coarse.shape == fine.shape
+    assert _laplacian_energy(coarse) < 0.7 * _laplacian_energy(fine)
