@@ -1,15 +1,11 @@
-"""nst_core: neural style transfer engine behind the Neural Style GIMP plug-in."""
+"""nst_core: neural style transfer engine behind the Neural Style GIMP plug-in.
+
+`nst_core.stylize` is the function; its module is `sys.modules['nst_core.stylize']`. The
+function is bound eagerly so that it, not the submodule, owns the name.
+"""
 __version__ = '0.1.0'
 
-from .progress import Cancelled, Progress  # noqa: E402  (torch-free)
-
-
-def __getattr__(name):
-    # stylize pulls in torch (2 s); importing nst_core.protocol must stay cheap.
-    if name == 'stylize':
-        from .stylize import stylize
-        return stylize
-    raise AttributeError(name)
-
+from .progress import Cancelled, Progress  # noqa: E402
+from .stylize import stylize  # noqa: E402
 
 __all__ = ['stylize', 'Progress', 'Cancelled', '__version__']

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import scene, shared_image, stripes
-from nst_core import Cancelled, colour, imageio
+from nst_core import Cancelled, colour, imageio, schedule
 from nst_core.gatys import GatysLoss, load_features, optimise
 from nst_core.stylize import stylize
 
@@ -98,7 +98,7 @@ def test_progress_reports_and_cancel():
         stylize(scene(), [stripes()], callback=callback, cancel=cancel, **TINY)
     assert len(seen) == 5
     assert seen[0].fraction == 0 and seen[-1].fraction > 0
-    assert seen[-1].stage == 'Scale 1/1' and seen[-1].total == 80
+    assert seen[-1].stage == 'Scale 1/1' and seen[-1].total == schedule.PRESETS['draft'][0]
 
 
 def test_luminance_preservation_keeps_the_content_colours():

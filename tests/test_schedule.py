@@ -25,7 +25,7 @@ def test_presets_order_by_work():
 
 def test_coarse_scales_get_more_steps_than_the_final_one():
     plan = schedule.plan(1024, 'normal')
-    assert [s.size for s in plan] == [128, 256, 512, 1024]
+    assert [s.size for s in plan] == [256, 512, 1024]
     assert plan[0].steps > plan[-1].steps
 
 

@@ -132,8 +132,10 @@ def test_cancel_stops_within_a_second_and_writes_nothing(tmp_path, how):
         proc.send_signal(signal.SIGTERM)
     else:
         proc.stdin.close()
-    rest, _ = proc.communicate(timeout=10)
+    rest = proc.stdout.read()            # until the worker exits and closes its stdout
+    proc.wait(timeout=10)
     elapsed = time.monotonic() - t0
+    proc.stderr.close()
     assert proc.returncode == protocol.EXIT_CANCELLED
     assert elapsed < 1.0, elapsed
     last = events_of(rest)[-1]
@@ -146,10 +148,10 @@ def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
     """Libraries that print to stdout must not corrupt the event stream."""
     job = write_job(tmp_path, scene(32, 32), [stripes()], size=32, iterations=1,
                     preset='draft')
-    code = ("import sys; from nst_core import worker, stylize as S; "
+    code = ("import sys; from nst_core import worker; S = sys.modules['nst_core.stylize']; "
             "orig = S.stylize\n"
             "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
-            "S.stylize = noisy; sys.exit(worker.run(%r))" % job)
+            "import functools; S.stylize = functools.wraps(orig)(noisy); sys.exit(worker.run(%r))" % job)
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=240, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr
