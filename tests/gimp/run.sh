@@ -63,9 +63,6 @@ build_base() {
   # the archive's forky/sid Release files were seen expired here
   echo 'Acquire::Check-Valid-Until "false";' > "$T/etc/apt/apt.conf.d/99no-valid-until"
   cp /etc/resolv.conf "$T/etc/resolv.conf"
-  # the host's CA bundle, so pip inside trusts the same TLS chain as the host
-  mkdir -p "$T/etc/ssl/certs"
-  [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$T/etc/ssl/certs/"
   log "apt-get install $BASE_PKGS ..."
   chroot "$T" apt-get update -q > "$CACHE/install-$SUITE.log" 2>&1 || { tail -5 "$CACHE/install-$SUITE.log"; exit 2; }
   chroot "$T" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $BASE_PKGS \
@@ -116,6 +113,9 @@ cat > "$R/home/gimp/gimprc" <<EOF
 (save-session-info no)
 EOF
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# the host's CA bundle, so pip inside trusts the same TLS chain as the host (after apt, whose
+# ca-certificates package rewrites the file)
+[ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/"
 log "install.py (venv $NST/venv, weights $NST/weights, profile $RUN/home/gimp) ..."
 T0=$(date +%s)
 in_root GIMP3_DIRECTORY=$RUN/home/gimp python3 $NST/src/install.py --venv $NST/venv \
