@@ -582,3 +582,17 @@ def test_real_install_reinstall_and_uninstall(checkout, home, tmp_path):
     assert gone.returncode == 0, gone.stderr
     assert not venv.exists()
     assert not (profile / 'plug-ins/neural_style').exists()
+
+
+def test_demo_without_gimp_skips_the_plugin_and_runs_the_sample(tmp_path, capsys):
+    """--demo is the README's first command: it must work where GIMP 3 is not installed."""
+    home = tmp_path / 'home'
+    home.mkdir()
+    where = inst.Where('linux', {'HOME': str(home)}, home)
+    code = inst.main(['--demo', '--dry-run', '--venv', str(tmp_path / 'v')], where=where)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert 'Continuing without the plug-in' in out
+    assert 'samples/chelsea.jpg' in out and 'would write' in out
+    assert set(tmp_path.rglob('*')) == {home}
+    assert inst.main(['--dry-run', '--venv', str(tmp_path / 'v')], where=where) == 1
