@@ -363,4 +363,5 @@ def fast_init(content: torch.Tensor, kw: dict) -> torch.Tensor:
                             kw.get('strength', 1.0))
         out = scaled(net, content, vec, kw.get('style_scale', 1.0),
                      tile_size=kw.get('tile_size', 1024))
-    return out.clone()
+    # a plain (not inference-mode, not channels-last) tensor: the optimiser views it flat
+    return out.contiguous(memory_format=torch.contiguous_format).clone()

@@ -181,7 +181,9 @@ def test_fast_init_gives_a_start_image_of_the_content_size(random_net, monkeypat
     content = torch.rand(1, 3, 40, 56)
     out = fast.fast_init(content, dict(styles=[style_image], style_weights=[1.0], strength=1.0,
                                        device='cpu', cache_dir=None, seed=0))
-    assert out.shape == content.shape and not out.requires_grad
+    assert out.shape == content.shape and not out.requires_grad and out.is_contiguous()
+    out.requires_grad_(True).sum().backward()           # usable by the optimiser
+    assert out.grad.view(-1).shape == (3 * 40 * 56,)
     assert (out - content).abs().mean() > 0.01
 
 
