@@ -15,7 +15,7 @@ import traceback
 from . import protocol
 from .progress import Cancelled
 
-CANCEL_GRACE = 0.7     # seconds a running step may take to notice a cancel
+CANCEL_GRACE = 0.4     # seconds a running step may take to notice a cancel
 
 
 class Cancellation:
