@@ -14,19 +14,31 @@ from gi.repository import Gimp  # noqa: E402
 
 CONFIG = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
 S = Gimp.PDBStatusType
-CW, CH, OFFSET = 128, 96, (30, 20)
 
-# ---- fixtures: the photo in one image, the paintings in another ------------------------
-img = Gimp.Image.new(200, 160, Gimp.ImageBaseType.RGB)
-content = fx.new_layer(img, 'photo', CW, CH, fx.content_pixels(CW, CH))
-content.set_offsets(*OFFSET)
-below = fx.new_layer(img, 'background', 200, 160, bytes((200, 200, 200, 255)) * (200 * 160))
-img.reorder_item(below, None, 1)
+
+# ---- fixtures: photos in their images, the paintings in another ------------------------
+def scene(w, h, offset):
+    """An image with a photo layer (at an offset, with a transparent edge) above a background."""
+    image = Gimp.Image.new(200, 160, Gimp.ImageBaseType.RGB)
+    photo = fx.new_layer(image, 'photo', w, h, fx.content_pixels(w, h))
+    photo.set_offsets(*offset)
+    background = fx.new_layer(image, 'background', 200, 160,
+                              bytes((200, 200, 200, 255)) * (200 * 160))
+    image.reorder_item(background, None, 1)
+    image.set_selected_layers([photo])
+    return image, photo, background
+
+
+GEOMETRY = (128, 96, (30, 20))          # photo for Fast and the other checks
+SMALL = (96, 72, (50, 40))              # photo for Quality: ~half the pixels, half the time
+CW, CH, OFFSET = GEOMETRY
+img, content, below = scene(*GEOMETRY)
+qimg, qcontent, qbelow = scene(*SMALL)
 styles_img = Gimp.Image.new(120, 120, Gimp.ImageBaseType.RGB)
 style = fx.new_layer(styles_img, 'strokes', 120, 120, fx.style_pixels(120, 120, 0))
 style2 = fx.new_layer(styles_img, 'other strokes', 120, 120, fx.style_pixels(120, 120, 1))
-img.set_selected_layers([content])
-originals = {layer: fx.pixels(layer) for layer in (content, below, style, style2)}
+originals = {layer: fx.pixels(layer)
+             for layer in (content, below, qcontent, qbelow, style, style2)}
 names0 = [layer.get_name() for layer in img.get_layers()]
 fx.check('fixture: photo above background', names0 == ['photo', 'background'], names0)
 
@@ -36,10 +48,13 @@ def sources_untouched(label):
     fx.check('%s: source layers byte-identical' % label, same)
 
 
-def check_result(label, status, message, seconds, style_name='strokes'):
+def check_result(label, status, message, seconds, image=None, photo=None, geometry=GEOMETRY,
+                 style_name='strokes'):
+    image, photo = image or img, photo or content
+    cw, ch, offset = geometry
     fx.check('%s: SUCCESS' % label, status == S.SUCCESS, '(%s) %s' % (status, message))
     print('TIME %s %.1f s' % (label, seconds), flush=True)
-    layers = img.get_layers()
+    layers = image.get_layers()
     names = [layer.get_name() for layer in layers]
     fx.check('%s: exactly one new layer, directly above the photo' % label,
              len(layers) == 3 and names[1:] == ['photo', 'background'], names)
@@ -48,12 +63,12 @@ def check_result(label, status, message, seconds, style_name='strokes'):
              new.get_name() == 'Neural Style (%s)' % style_name, new.get_name())
     fx.check('%s: same size and offsets as the photo' % label,
              (new.get_width(), new.get_height(), tuple(new.get_offsets()[1:])) ==
-             (CW, CH, OFFSET), (new.get_width(), new.get_height(), new.get_offsets()[1:]))
-    got, src = fx.pixels(new), originals[content]
+             (cw, ch, offset), (new.get_width(), new.get_height(), new.get_offsets()[1:]))
+    got, src = fx.pixels(new), originals[photo]
     fx.check('%s: alpha is the photo\'s alpha' % label, got[3::4] == src[3::4])
     diff = fx.mean_abs_diff(got, src)
     fx.check('%s: pixels differ from the photo' % label, diff > 8, 'mean |diff| %.1f' % diff)
-    same, control = fx.structure(got, src, CW, CH)
+    same, control = fx.structure(got, src, cw, ch)
     fx.check('%s: keeps the photo\'s structure' % label, same > 0.25 and same > control + 0.25,
              'correlation of 8 px tiles with the photo %.2f, with the mirrored photo %.2f'
              % (same, control))
@@ -134,13 +149,15 @@ fx.check('fast: progress reached GIMP',
 img.remove_layer(new)
 
 fx.reset_hook()
-st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='quality', preset='draft',
+st, msg, dt = fx.run_plugin(qimg, qcontent, style_layer=style, method='quality', preset='draft',
                             size=96)
-new = check_result('quality', st, msg, dt)
+new = check_result('quality', st, msg, dt, qimg, qcontent, SMALL)
 progress = [line for line in fx.hook_log() if line.startswith('progress ')]
 fx.check('quality: progress shows stage, steps and ETA', progress and
          'step' in progress[-1] and any(' left' in line for line in progress), progress[-2:])
-img.remove_layer(new)
+for layer in (qcontent, qbelow):
+    del originals[layer]
+qimg.delete()
 
 # two styles blended, colours preserved, selection -> layer mask
 img.select_rectangle(Gimp.ChannelOps.REPLACE, OFFSET[0] + 20, OFFSET[1] + 10, 50, 40)
