@@ -81,5 +81,6 @@ fx.check('dialog: with the values given and the chosen style layer',
          'dialog ok=True style-layer=painting method=fast' in fx.hook_log(), fx.hook_log()[:1])
 fx.check('dialog: one new layer', names == ['Neural Style (painting)', 'photo', 'painting'],
          names)
+fx.check('no job folder left, not even the cancelled run\'s', fx.job_dirs() == [], fx.job_dirs())
 
 fx.finish()
