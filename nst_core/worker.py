@@ -93,13 +93,22 @@ def _execute(job, reporter, cancel):
     protocol.write_buffer_atomic(job.output, with_alpha(result, content))
 
 
+def _say_cancelled(reporter):
+    # The reader may be gone (that is often why we were cancelled): a broken pipe here must
+    # not stop the exit that follows.
+    try:
+        reporter.error('cancelled', 'cancelled')
+    except (OSError, ValueError):
+        pass
+
+
 def run(job_path):
     from .reporting import Reporter
     events = _event_stream()
     reporter = Reporter(json_events=True, events=events)
 
     def give_up():
-        reporter.error('cancelled', 'cancelled')
+        _say_cancelled(reporter)
         os._exit(protocol.EXIT_CANCELLED)
 
     cancel = Cancellation(give_up)
@@ -116,7 +125,7 @@ def run(job_path):
         reporter.error('bad_input', str(e))
         return protocol.EXIT_FAILED
     except Cancelled:
-        reporter.error('cancelled', 'cancelled')
+        _say_cancelled(reporter)
         return protocol.EXIT_CANCELLED
     except BaseException as e:  # noqa: BLE001 - the plug-in must always get an event
         from .errors import classify

@@ -158,3 +158,19 @@ def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
     events = events_of(proc.stdout)          # every line parses as an event
     assert events[-1]['event'] == 'done'
     assert 'noise from a library' in proc.stderr
+
+
+def test_cancel_by_a_dead_reader_still_exits_promptly(tmp_path):
+    """The plug-in died: stdin reaches EOF and stdout is a broken pipe. The worker must still
+    stop within a second, not at the end of its current step."""
+    job = write_job(tmp_path, scene(96, 96), [stripes()], size=96, iterations=100000)
+    proc = start(job, stdin=subprocess.PIPE)
+    _wait_for_progress(proc)
+    t0 = time.monotonic()
+    proc.stdout.close()                     # the reader is gone ...
+    proc.stdin.close()                      # ... and so is its end of our stdin
+    proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 1.0
+    assert proc.returncode == protocol.EXIT_CANCELLED
+    assert not (tmp_path / 'result.rgba').exists()
+    proc.stderr.close()
