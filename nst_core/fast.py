@@ -276,6 +276,16 @@ def scaled(net, content, vec, style_scale=1.0, **kwargs):
                          antialias=sh > h).clamp(0, 1)
 
 
+def fade_to_content(out, content, strength):
+    """Below strength 0.5, blend the picture back towards the content itself.
+
+    With the content's own style vector the network is close to, not equal to, the identity
+    (mean difference 0.11 on a photo), so vector interpolation alone cannot honour
+    "0 keeps the photo". Above 0.5 the interpolated vector alone sets the strength.
+    """
+    return torch.lerp(content, out, min(1.0, 2.0 * strength))
+
+
 def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
         preserve_colors='none', size=512, device='cpu', tile_size=1024, callback=None,
         cancel=None) -> torch.Tensor:
@@ -304,6 +314,7 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
         vec = target_vector(net, content_t, style_ts, style_weights, strength, style_done)
         out = scaled(net, content_t, vec, style_scale, tile_size=tile_size,
                      report=lambda step, total: tracker.report(1, step, total=total))
+        out = fade_to_content(out, content_t, strength)
         if preserve_colors == 'luminance':
             out = luminance_transfer(out, content_t)
     return out

@@ -49,7 +49,7 @@ def stylize(
     precision: Precision = 'auto',
     model: str = 'auto',
     cache_dir: Optional[str] = None,
-    tile_size: int = 1024,
+    tile_size: int = 2048,
     callback: Optional[Callable[[Progress], None]] = None,
     cancel=None,
     log: Optional[Callable[[str], None]] = None,
