@@ -43,10 +43,10 @@ def main():
         seconds = time.perf_counter() - t0
         out.save(OUT / (name + '.jpg'), quality=88)
         label = ', '.join('%s=%s' % kv for kv in options.items()) or 'defaults'
-        rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) | %s, %.0f s |'
-                    % (photo, ' + '.join(styles), name, name, label, seconds))
+        rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) | %s |'
+                    % (photo, ' + '.join(styles), name, name, label))
         print(name, '%.1f s' % seconds, flush=True)
-    print('\n| photo | style | result | options, time (2-core CPU) |\n| --- | --- | --- | --- |')
+    print('\n| photo | style | result | options |\n| --- | --- | --- | --- |')
     print('\n'.join(rows))
 
 
