@@ -30,6 +30,8 @@ def _arg_spec(name, param):
     allowed = choices(name)
     if allowed:
         spec.update(choices=allowed)
+    elif hint is bool:
+        spec.update(action='store_true')
     elif origin in (collections.abc.Sequence, list, tuple):
         spec.update(nargs='+', type=args[0] if args else str)
     elif hint in (int, float, str):
@@ -94,6 +96,7 @@ def _run_stylize(args):
     kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
     kwargs['style_weights'] = args.style_weights
     try:
+        _check_output(args.output)
         content = open_image(args.content)
         styles = [open_image(s) for s in args.style]
         if args.init_image_path:
@@ -112,6 +115,20 @@ def _run_stylize(args):
         return 2 if kind in ('bad_input', 'device') else 1
     reporter.done(args.output, *result.size)
     return 0
+
+
+def _check_output(path):
+    """Refuse an output name PIL cannot write before the work, not after it."""
+    import os
+    from PIL import Image
+    from .imageio import ImageError
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in Image.registered_extensions():
+        raise ImageError('%s: unknown image format %r (use .png, .jpg, .tif, ...)'
+                         % (path, ext or 'no extension'))
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ImageError('%s: folder %s does not exist' % (path, folder))
 
 
 def _add_worker(sub):

@@ -20,6 +20,9 @@ def classify(exc):
         return 'weights', str(exc)
     if isinstance(exc, DeviceError):
         return 'device', str(exc)
+    from .memory import NotEnoughMemory
+    if isinstance(exc, NotEnoughMemory):
+        return 'out_of_memory', str(exc)
     if _oom(exc):
         return 'out_of_memory', ('not enough memory for this size: choose a smaller output '
                                  'size or the Fast method')

@@ -15,6 +15,10 @@ from .progress import Tracker
 
 ADAM_LR = 0.02     # per step, on a 0..1 image (crowsonkb's default)
 LBFGS_HISTORY = 100
+# VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
+# (a crash), and near 16 px the deepest layers see one or two pixels. Smaller images (1x1
+# layers, 8000x16 strips, coarse scales of thin images) are padded up to this, then cropped.
+MIN_SIDE = 32
 
 
 def load_features(model: str, layers: Sequence[str], *, pooling='max', cache_dir=None,
@@ -127,10 +131,25 @@ def _initial(init, content, init_image, generator, kw):
     return content
 
 
+def pad_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
+    """Pad bottom/right with repeated edge pixels until both sides are >= side."""
+    h, w = x.shape[-2:]
+    if h >= side and w >= side:
+        return x
+    return F.pad(x, (0, max(0, side - w), 0, max(0, side - h)), mode='replicate')
+
+
+def repeat_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
+    """Tile a style image until both sides are >= side: a Gram matrix does not change when
+    the picture repeats (edge padding would weight the border's colours instead)."""
+    h, w = x.shape[-2:]
+    return x.repeat(1, 1, -(-side // h), -(-side // w)) if min(h, w) < side else x
+
+
 def _style_tensors(styles, scale_size, style_scale, device):
     size = max(16, round(scale_size * style_scale))
-    return [imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, size)), device)
-            for s in styles]
+    return [repeat_min(imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, size)),
+                                         device)) for s in styles]
 
 
 def stylize_quality(content, styles, *, style_weights, strength, style_scale, preserve_colors,
@@ -167,14 +186,16 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
             image = _initial(init, target, init_image, generator, kw)
         image = F.interpolate(image, size=wh[::-1], mode='bicubic',
                               align_corners=False).clamp(0, 1)
-        loss_fn = GatysLoss(vgg, target, _style_tensors(styles, sc.size, style_scale, dev),
-                            blend, content_layers=content_layers, style_layers=style_layers,
+        style_ts = _style_tensors(styles, sc.size, style_scale, dev)
+        loss_fn = GatysLoss(vgg, pad_min(target), style_ts, blend,
+                            content_layers=content_layers, style_layers=style_layers,
                             style_layer_weights=style_layer_weights,
                             content_weight=content_weight,
                             style_weight=effective_style_weight(style_weight, strength),
                             tv_weight=tv_weight, bf16=bf16)
-        image = optimise(image, loss_fn, sc.steps, optimizer,
+        image = optimise(pad_min(image), loss_fn, sc.steps, optimizer,
                          lambda step, loss, i=i: tracker.report(i, step, loss))
+        image = image[..., :wh[1], :wh[0]]          # drop pad_min's padding
     if preserve_colors == 'luminance':
         image = luminance_transfer(image, content_full)
     return imageio.to_pil(image)

@@ -13,7 +13,7 @@ def open_image(path):
     try:
         with Image.open(path) as img:
             img.load()
-            return img.copy()
+            return to_srgb(img.copy())
     except FileNotFoundError:
         raise ImageError('%s: no such file' % path) from None
     except IsADirectoryError:
@@ -22,13 +22,37 @@ def open_image(path):
         raise ImageError('%s: not a readable image (%s)' % (path, e)) from None
 
 
+def to_srgb(img: Image.Image) -> Image.Image:
+    """Colours as sRGB when the file embeds another colour profile (a damaged or unusual
+    profile is ignored: the numbers are then taken as sRGB, as most viewers do)."""
+    icc = img.info.get('icc_profile')
+    if not icc or img.mode not in ('RGB', 'RGBA', 'L', 'LA'):
+        return img
+    try:
+        import io
+        from PIL import ImageCms
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        base = rgb(img)
+        out = ImageCms.profileToProfile(base, src, ImageCms.createProfile('sRGB'),
+                                        outputMode='RGB')
+    except Exception:  # noqa: BLE001 - ImageCms raises its own PyCMSError, OSError, ...
+        return img
+    if 'A' in img.mode:
+        out.putalpha(img.getchannel('A'))
+    return out
+
+
 def rgb(img: Image.Image) -> Image.Image:
     """Any mode to RGB (grey replicated; alpha dropped - callers keep it separately)."""
     if img.mode == 'RGB':
         return img
     if img.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith('I') and arr.max() > 255 else 255.0
+        peak = arr.max() if arr.size else 0
+        if img.mode == 'F':         # float images: 0..1 by convention, else 0..255
+            top = 1.0 if peak <= 1.0 else 255.0
+        else:
+            top = 65535.0 if peak > 255 else 255.0
         img = Image.fromarray(np.clip(arr / top * 255 + 0.5, 0, 255).astype(np.uint8))
     return img.convert('RGBA').convert('RGB') if 'A' in img.mode or img.mode == 'P' \
         else img.convert('RGB')

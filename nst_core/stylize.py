@@ -32,6 +32,7 @@ def stylize(
     style_scale: float = 1.0,
     preserve_colors: ColourMode = 'none',
     size: int = 512,
+    fit: bool = False,
     preset: Preset = 'normal',
     iterations: Optional[int] = None,
     device: Device = 'auto',
@@ -66,6 +67,8 @@ def stylize(
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
         'histogram' matches the style's colours to the content's before transfer.
     size: longest side of the working image in pixels (0 = the content's own size).
+    fit: when that size needs more memory than is free, work at the largest size that fits
+        instead of refusing (the refusal names that size).
     preset: coarse-to-fine schedule for 'quality' (draft / normal / best).
     iterations: override the preset's number of optimiser steps at the final scale.
     device: 'auto' picks CUDA, then MPS, then the CPU.
@@ -89,11 +92,25 @@ def stylize(
     _validate(content, styles, kwargs)
     if log is None:
         kwargs['log'] = logging.getLogger('nst_core').info
+    kwargs['size'] = _affordable_size(content, kwargs)
     if method == 'fast':
         from .fast import stylize_fast
         return stylize_fast(content, styles, **kwargs)
     from .gatys import stylize_quality
     return stylize_quality(content, styles, **kwargs)
+
+
+def _affordable_size(content, kw):
+    """kw['size'], or with fit a smaller one that fits in memory; NotEnoughMemory otherwise."""
+    from . import imageio, memory
+    from .device import pick
+    wh = imageio.working_size(content.size, kw['size'])
+    side = memory.check(kw['method'], wh, memory.available(pick(kw['device'])),
+                        kw['optimizer'], kw['fit'])
+    if side == max(wh):
+        return kw['size']
+    kw['log']('not enough memory for %d px: working at %d px' % (max(wh), side))
+    return side
 
 
 def options():
