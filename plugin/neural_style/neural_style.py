@@ -433,12 +433,27 @@ def _check_input(drawables, config):
                       'as a layer (in this or any open image) and pick it as "Style layer".')
 
 
+def _check_selection(image, content):
+    """A selection that misses the layer would give an invisible result: say so instead."""
+    if Gimp.Selection.is_empty(image):
+        return
+    found = content.mask_intersect()
+    if not (found[0] if isinstance(found, tuple) else found):
+        raise Failure('The selection does not touch the layer "%s": select part of the layer, '
+                      'or Select > None to use all of it.' % content.get_name())
+
+
 def _stylize(image, content, config):
     """Everything after the dialog; returns the new layer."""
+    if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+        # the menu greys it out, but scripts can still call the procedure
+        raise Failure('Neural Style works on RGB and grayscale images: convert this one with '
+                      'Image > Mode > RGB first.')
     settings = _config()
     args, styles = _arguments(config)
     if not styles:
         raise Failure('The style weights are all zero: give at least one style a weight.')
+    _check_selection(image, content)
     w, h = content.get_width(), content.get_height()
     if args['size']:
         args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size

@@ -1,0 +1,241 @@
+# Runs INSIDE gimp-console (python-fu-eval), like batch_test.py:
+#   BATCH_SCRIPT=tests/gimp/faults_test.py GUI=0 tests/gimp/run.sh
+# The fault matrix of docs/faults.md, GIMP side: odd images and layers, broken workers and
+# configs, cancels at several stages; every failed run must leave every layer of the image
+# byte-identical (compared as RGBA float, so 16/32-bit images are compared exactly) and no
+# job folder behind.
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.environ['NS_TEST'])
+import fixtures as fx  # noqa: E402
+from gi.repository import Gimp  # noqa: E402
+
+CONFIG = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
+S = Gimp.PDBStatusType
+EXACT = 'RGBA float'
+
+
+def snapshot(image):
+    """Everything a failed run must not change: layers, their order, geometry and pixels."""
+    out = []
+    for layer in image.get_layers():
+        items = [layer] + (list(layer.get_children()) if layer.is_group() else [])
+        for item in items:
+            out.append((item.get_name(), item.get_width(), item.get_height(),
+                        tuple(item.get_offsets()[1:]), item.get_visible(),
+                        fx.pixels(item, EXACT)))
+    return out
+
+
+def new_image(w=64, h=48, base=Gimp.ImageBaseType.RGB):
+    img = Gimp.Image.new(w, h, base)
+    layer = fx.new_layer(img, 'photo', w, h, fx.content_pixels(w, h),
+                         gray=base == Gimp.ImageBaseType.GRAY)
+    return img, layer
+
+
+def script(name, body):
+    path = os.path.join(os.environ['NS_OUT'], name)
+    with open(path, 'w') as f:
+        f.write('#!/bin/sh\n' + body + '\n')
+    os.chmod(path, 0o755)
+    return path
+
+
+class Config:
+    """neural_style.json replaced for one run (text, or None to remove it); restored after."""
+
+    def __init__(self, text=None, python=None, remove=False):
+        self.text, self.python, self.remove = text, python, remove
+
+    def __enter__(self):
+        shutil.copy(CONFIG, CONFIG + '.orig')
+        if self.remove:
+            os.remove(CONFIG)
+        elif self.python:
+            with open(CONFIG) as f:
+                cfg = json.load(f)
+            cfg['python'] = self.python
+            with open(CONFIG, 'w') as f:
+                json.dump(cfg, f)
+        elif self.text is not None:
+            with open(CONFIG, 'w') as f:
+                f.write(self.text)
+
+    def __exit__(self, *exc):
+        os.replace(CONFIG + '.orig', CONFIG)
+
+
+def fails_cleanly(label, image, layer, words=None, status=S.EXECUTION_ERROR, **props):
+    before = snapshot(image)
+    st, msg, dt = fx.run_plugin(image, layer, **props)
+    ok = fx.check('%s: status %s' % (label, status), st == status, '(%s) %s' % (st, msg[:300]))
+    if words:
+        fx.check('%s: message says %r' % (label, words), words in msg, repr(msg[:300]))
+    fx.check('%s: image byte-identical' % label, snapshot(image) == before)
+    fx.check('%s: no job folder left' % label, fx.job_dirs() == [], fx.job_dirs())
+    return ok
+
+
+def succeeds(label, image, layer, **props):
+    sources = snapshot(image)
+    n = len(image.get_layers())
+    st, msg, dt = fx.run_plugin(image, layer, **props)
+    fx.check('%s: SUCCESS' % label, st == S.SUCCESS, '(%s) %s' % (st, msg[:300]))
+    layers = image.get_layers()
+    fx.check('%s: one layer added' % label, len(layers) == n + 1, len(layers))
+    new = layers[image.get_item_position(layer) - 1] if st == S.SUCCESS else None
+    if new is not None:
+        fx.check('%s: sources byte-identical' % label,
+                 [s for s in snapshot(image) if s[0] != new.get_name()] == sources)
+        fx.check('%s: result has the layer\'s size' % label,
+                 (new.get_width(), new.get_height()) == (layer.get_width(), layer.get_height()))
+    fx.check('%s: no job folder left' % label, fx.job_dirs() == [], fx.job_dirs())
+    return new
+
+
+FAST = dict(method='fast', size=64)
+styles_img = Gimp.Image.new(80, 80, Gimp.ImageBaseType.RGB)
+style = fx.new_layer(styles_img, 'strokes', 80, 80, fx.style_pixels(80, 80, 0))
+
+# ---- images and layers ------------------------------------------------------------------
+# alpha: a fully transparent block stays fully transparent
+img, photo = new_image()
+data = bytearray(fx.content_pixels(64, 48))
+for y in range(10, 30):
+    for x in range(30, 50):
+        data[(y * 64 + x) * 4 + 3] = 0
+fx.fill(photo, bytes(data))
+new = succeeds('alpha', img, photo, style_layer=style, **FAST)
+if new is not None:
+    got = fx.pixels(new)
+    fx.check('alpha: transparent stays transparent, alpha unchanged',
+             got[3::4] == bytes(data[3::4]))
+img.delete()
+
+# precisions: 16-bit integer and 32-bit float images
+for name, precision in (('16-bit', Gimp.Precision.U16_NON_LINEAR),
+                        ('32-bit float', Gimp.Precision.FLOAT_LINEAR)):
+    img, photo = new_image()
+    img.convert_precision(precision)
+    succeeds(name, img, photo, style_layer=style, **FAST)
+    img.delete()
+
+# indexed: not offered (the procedure takes RGB* and GRAY* only)
+img, photo = new_image()
+img.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16,
+                    False, False, '')
+fails_cleanly('indexed', img, img.get_layers()[0], 'Image > Mode > RGB', style_layer=style,
+              **FAST)
+img.delete()
+
+# style layer = content layer; hidden style; style with an offset partly outside the canvas
+img, photo = new_image()
+succeeds('style = content', img, photo, style_layer=photo, **FAST)
+img.delete()
+img, photo = new_image()
+hidden = fx.new_layer(img, 'hidden strokes', 40, 40, fx.style_pixels(40, 40, 1))
+hidden.set_visible(False)
+hidden.set_offsets(40, 30)                   # partly outside the 64x48 canvas
+img.set_selected_layers([photo])
+succeeds('hidden style partly outside the canvas', img, photo, style_layer=hidden, **FAST)
+fx.check('hidden style: still hidden', not hidden.get_visible())
+
+# a layer group as style
+group = Gimp.GroupLayer.new(img, 'group')
+img.insert_layer(group, None, 0)
+inner = Gimp.Layer.new(img, 'inner', 30, 30, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                       Gimp.LayerMode.NORMAL)
+img.insert_layer(inner, group, 0)
+fx.fill(inner, fx.style_pixels(30, 30, 1))
+succeeds('layer group as style', img, photo, style_layer=group, **FAST)
+
+# a text layer as style
+try:
+    text = Gimp.TextLayer.new(img, 'Neural', Gimp.context_get_font(), 24.0, Gimp.Unit.pixel())
+except TypeError:            # "constructor returned NULL": no usable font in this GIMP
+    text = None
+    print('SKIP: text layer as style: GIMP could not make a text layer (no font)', flush=True)
+if text is not None:
+    img.insert_layer(text, None, 0)
+    succeeds('text layer as style', img, photo, style_layer=text, **FAST)
+
+# selections: none (whole layer), one outside the layer (a clear refusal)
+photo.set_offsets(0, 0)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 0, 0, 10, 10)
+Gimp.Selection.none(img)
+new = succeeds('empty selection', img, photo, style_layer=style, **FAST)
+fx.check('empty selection: no mask', new is not None and new.get_mask() is None)
+img.resize(200, 200, 0, 0)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 150, 150, 20, 20)
+fails_cleanly('selection outside the layer', img, photo, 'selection', style_layer=style,
+              **FAST)
+Gimp.Selection.none(img)
+
+# the style from another image, a 1x1 and a 2x2 layer as content
+tiny_img = Gimp.Image.new(2, 2, Gimp.ImageBaseType.RGB)
+for side in (1, 2):
+    t = fx.new_layer(tiny_img, 'tiny%d' % side, side, side, b'\x80\x40\x20\xff' * side * side)
+    succeeds('%dx%d layer, style from another image' % (side, side), tiny_img, t,
+             style_layer=style, method='fast', size=0)
+
+# ---- broken workers and configs ---------------------------------------------------------
+img, photo = new_image()
+img.set_selected_layers([photo])
+garbage = script('garbage-python', 'echo "hello, I am not an event"; echo \'{"event": "progr\'')
+with Config(python=garbage):
+    fails_cleanly('worker prints garbage', img, photo, 'not an event', style_layer=style,
+                  **FAST)
+truncated = script('truncated-python', 'printf \'{"event": "progress", "fraction": 0.5\'')
+with Config(python=truncated):
+    fails_cleanly('worker ends mid-event', img, photo, 'Neural Style failed',
+                  style_layer=style, **FAST)
+killed = script('killed-python', 'echo \'{"event": "progress", "fraction": 0.1}\'; '
+                'echo "about to be killed" >&2; kill -9 $$')
+with Config(python=killed):
+    fails_cleanly('worker SIGKILLed', img, photo, 'stopped unexpectedly', style_layer=style,
+                  **FAST)
+with Config(python='/nonexistent/venv/bin/python'):
+    fails_cleanly('interpreter missing', img, photo, 'Cannot start the worker',
+                  style_layer=style, **FAST)
+with Config(text='{"version": 1, "python": '):
+    fails_cleanly('config not JSON', img, photo, 'Cannot read the Neural Style configuration',
+                  style_layer=style, **FAST)
+with Config(text='[1, 2]'):
+    fails_cleanly('config of another shape', img, photo, 'install.py', style_layer=style,
+                  **FAST)
+with Config(remove=True):
+    fails_cleanly('config missing', img, photo, 'is missing', style_layer=style, **FAST)
+
+# ---- cancel at several stages, and many mixed runs ----------------------------------------
+for n in (1, 2, 3):           # Fast: reading the style, its vector done, stylizing
+    fx.reset_hook(cancel_after=n)
+    fails_cleanly('cancel at progress event %d (fast)' % n, img, photo, status=S.CANCEL,
+                  style_layer=style, **FAST)
+for n in (1, 30):             # Quality: first step, mid-optimisation
+    fx.reset_hook(cancel_after=n)
+    fails_cleanly('cancel at progress event %d (quality)' % n, img, photo, status=S.CANCEL,
+                  style_layer=style, method='quality', preset='draft', size=48)
+fx.reset_hook()
+
+RUNS = int(os.environ.get('FAULT_RUNS', '12'))
+for i in range(RUNS):
+    kind = i % 3
+    if kind == 0:
+        new = succeeds('mixed run %d (success)' % i, img, photo, style_layer=style, **FAST)
+        if new is not None:
+            img.remove_layer(new)
+    elif kind == 1:
+        with Config(python=killed):
+            fails_cleanly('mixed run %d (killed worker)' % i, img, photo, style_layer=style,
+                          **FAST)
+    else:
+        fx.reset_hook(cancel_after=2)
+        fails_cleanly('mixed run %d (cancel)' % i, img, photo, status=S.CANCEL,
+                      style_layer=style, **FAST)
+        fx.reset_hook()
+fx.check('after %d mixed runs: no job folder left' % RUNS, fx.job_dirs() == [], fx.job_dirs())
+fx.finish()
