@@ -53,7 +53,6 @@ def run_preset(args):
     t0 = time.perf_counter()
     out = stylize(content, [style], size=args.size, preset=args.one, log=lambda m: None)
     elapsed = time.perf_counter() - t0
-    OUT.mkdir(parents=True, exist_ok=True)
     out.save(OUT / ('%s_%d.png' % (args.one, args.size)))
     score, _ = _scorer(content, style, args.size)
     loss, parts = score(imageio.to_tensor(out))
@@ -76,6 +75,7 @@ def run_baseline(args):
 
 
 def child(args):
+    OUT.mkdir(parents=True, exist_ok=True)
     result = run_baseline(args) if args.one == 'baseline' else run_preset(args)
     result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
