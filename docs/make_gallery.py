@@ -1,7 +1,10 @@
 """Render the README's gallery from samples/ (public-domain and CC0 pictures only).
 
-    python docs/make_gallery.py        # writes docs/img/gallery/*.jpg, prints the Markdown
+    python docs/make_gallery.py [--force]   # writes docs/img/gallery/*.jpg, prints Markdown
+
+Pictures already there are kept unless --force.
 """
+import sys
 import time
 from pathlib import Path
 
@@ -27,25 +30,20 @@ ENTRIES = [
 ]
 
 
-def thumb(name, size=160):
-    img = Image.open(SAMPLES / name).convert('RGB')
-    img.thumbnail((size, size))
-    return img
-
-
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, photo, styles, options in ENTRIES:
-        t0 = time.perf_counter()
-        out = nst_core.stylize(Image.open(SAMPLES / photo), [Image.open(SAMPLES / s)
-                                                              for s in styles], **options)
-        seconds = time.perf_counter() - t0
-        out.save(OUT / (name + '.jpg'), quality=88)
+        target = OUT / (name + '.jpg')
+        if '--force' in sys.argv or not target.exists():
+            t0 = time.perf_counter()
+            out = nst_core.stylize(Image.open(SAMPLES / photo),
+                                   [Image.open(SAMPLES / s) for s in styles], **options)
+            out.save(target, quality=88)
+            print(name, '%.1f s' % (time.perf_counter() - t0), flush=True)
         label = ', '.join('%s=%s' % kv for kv in options.items()) or 'defaults'
         rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) | %s |'
                     % (photo, ' + '.join(styles), name, name, label))
-        print(name, '%.1f s' % seconds, flush=True)
     print('\n| photo | style | result | options |\n| --- | --- | --- | --- |')
     print('\n'.join(rows))
 
