@@ -18,6 +18,23 @@ STDLIB_OK = {'json', 'os', 'queue', 'shutil', 'subprocess', 'sys', 'tempfile', '
              'time', 'importlib', 'gi', 'nst_protocol'}
 
 
+def run_harness(label, **env):
+    """Run tests/gimp/run.sh (env overrides its script choice) and fail on any FAIL line."""
+    reason = _cannot_run_gimp()
+    if reason:
+        pytest.skip(reason)
+    t0 = time.time()
+    proc = subprocess.run(['bash', str(RUN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          universal_newlines=True, timeout=1800, env=dict(os.environ, **env))
+    out = proc.stdout
+    print(out[-6000:])
+    print('%s took %.0f s' % (label, time.time() - t0))
+    if proc.returncode == 2 and 'RESULT' not in out:
+        pytest.fail('could not build the GIMP chroot:\n' + out[-3000:])
+    failed = [line for line in out.splitlines() if line.startswith('FAIL')]
+    assert proc.returncode == 0, '\n'.join(failed) or out[-3000:]
+
+
 def plugin_tree():
     return ast.parse(PLUGIN.read_text())
 
@@ -82,16 +99,4 @@ def _cannot_run_gimp():
 def test_plugin_in_real_gimp():
     """Fast and Quality add one correct layer; failures and Cancel leave the image as it was;
     one Ctrl+Z removes the result; the status bar's Cancel stops the worker."""
-    reason = _cannot_run_gimp()
-    if reason:
-        pytest.skip(reason)
-    t0 = time.time()
-    proc = subprocess.run(['bash', str(RUN)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=1800)
-    out = proc.stdout
-    print(out[-6000:])
-    print('tests/gimp/run.sh took %.0f s' % (time.time() - t0))
-    if proc.returncode == 2 and 'RESULT' not in out:
-        pytest.fail('could not build the GIMP chroot:\n' + out[-3000:])
-    failed = [line for line in out.splitlines() if line.startswith('FAIL')]
-    assert proc.returncode == 0, '\n'.join(failed) or out[-3000:]
+    run_harness('tests/gimp/run.sh')
