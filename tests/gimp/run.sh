@@ -26,6 +26,7 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 ROOT=$CACHE/$SUITE-root
 BASE_PKGS="gimp python3-gi gir1.2-gimp-3.0 python3-venv xvfb xauth xdotool"
 DEPS="python3-torch python3-torchvision python3-h5py python3-pil python3-numpy python3-onnx"
+FONT_PKG=fonts-dejavu-core        # text layers need a font (faults_test.py: text layer as style)
 [ -n "${SHOT:-}" ] && SHOT=$(realpath -m "$SHOT")
 NST=/opt/nst                      # inside the chroot: src/, venv/, weights/ (kept between runs)
 log() { echo "[gimp-e2e $(date +%T)] $*" >&2; }
@@ -82,11 +83,22 @@ install_deps() {
   echo "$DEPS" > "$ROOT/.deps"
 }
 
+ensure_font() {  # checked on every run: chroots cached before the font was needed get it too
+  in_root dpkg-query -W -f='${Status}' "$FONT_PKG" 2>/dev/null | grep -q 'ok installed' && return
+  log "apt-get install $FONT_PKG ..."
+  cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+  in_root apt-get update -q >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -5 "$CACHE/install-$SUITE.log"; exit 2; }
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$FONT_PKG" \
+    >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -20 "$CACHE/install-$SUITE.log"; exit 2; }
+  in_root apt-get clean; rm -rf "$ROOT"/var/lib/apt/lists/*
+}
+
 mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$SUITE"; flock 9          # one run per suite at a time
 [ -f "$ROOT/.gimp-version" ] || build_base
 [ "$(cat "$ROOT/.deps" 2>/dev/null)" = "$DEPS" ] || install_deps
-log "chroot: $(cat "$ROOT/.gimp-version"), $(du -sh "$ROOT" | cut -f1)"
+ensure_font
+log "chroot: $(cat "$ROOT/.gimp-version"), $(du -shx "$ROOT" | cut -f1)"
 
 # ---- this checkout -> $NST/src; install.py -> venv, weights, plug-in in a fresh profile ----
 RUN=/opt/nst-run-$$
@@ -96,7 +108,7 @@ PROC_MOUNTED=
 cleanup() {
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null
   rm -rf "$R"
-  [ -n "$PROC_MOUNTED" ] && { umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"; }
+  if [ -n "$PROC_MOUNTED" ]; then umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"; fi
 }
 trap cleanup EXIT
 # /proc inside (the one mount): torch reads /proc/cpuinfo, and the tests must tell a worker
@@ -136,7 +148,7 @@ genv() {  # environment of GIMP runs (plug-ins inherit it)
        NS_TEST=$RUN/test NS_OUT=$RUN/out NS_VENV_PY=$NST/venv/bin/python \
        NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook "$@"
 }
-FLAGS="-n -d -f --batch-interpreter=python-fu-eval"
+FLAGS="-n -d --batch-interpreter=python-fu-eval"   # fonts loaded (no -f): text layers need them
 mkdir -p "$R/out/hook"
 
 # ---- batch tests: gimp-console ----------------------------------------------------------
