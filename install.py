@@ -41,6 +41,11 @@ PROTOCOL_COPY = 'nst_protocol.py'
 VENV_MARKER = 'neural-style-installer.json'    # "this installer created the venv"
 PARENT_PTH = 'neural_style_parent_site.pth'
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
+# The plug-in's time limits in seconds (0 = none): it stops a worker that sends no progress for
+# stall_seconds (a Quality step at 4096 px on a slow CPU takes about a minute), or that runs
+# longer than time_limit_seconds (none by default: Quality can rightly take an hour). A value
+# the user set in an existing config is kept.
+TIME_LIMITS = {'stall_seconds': 600, 'time_limit_seconds': 0}
 CORE_MODULES = ('torch', 'torchvision', 'PIL', 'numpy')
 # Needed only to convert downloaded weights once (setup.cfg extra "convert").
 CONVERT_MODULES = ('h5py', 'onnx')      # import names = package names
@@ -516,8 +521,19 @@ def plugin_source(checkout=CHECKOUT):
 
 
 def make_config(python, cache_dir, device):
-    return {'version': CONFIG_VERSION, 'python': str(python), 'cache_dir': str(cache_dir),
-            'device': device, 'model': 'auto'}
+    return dict({'version': CONFIG_VERSION, 'python': str(python), 'cache_dir': str(cache_dir),
+                 'device': device, 'model': 'auto'}, **TIME_LIMITS)
+
+
+def kept_time_limits(config, old):
+    """config with the time limits the user set in the config it replaces (old)."""
+    config = dict(config)
+    for key in TIME_LIMITS:
+        value = old.get(key) if isinstance(old, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and 0 <= value < float('inf'):
+            config[key] = value
+    return config
 
 
 def is_our_plugin_folder(folder):
@@ -539,6 +555,7 @@ def install_plugin(files, plugins_dir, config, act):
         act.say('remove %s' % old)
         if not act.dry_run:
             shutil.rmtree(old) if old.is_dir() else old.unlink()
+    config = kept_time_limits(config, read_config(target))
     act.write(target / CONFIG_NAME, (json.dumps(config, indent=2) + '\n').encode(),
               show=act.dry_run)
     return target

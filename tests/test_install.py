@@ -230,10 +230,25 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
             (ROOT / 'nst_core' / 'protocol.py').read_bytes()
         config = json.loads((target / 'neural_style.json').read_text())
         assert config == {'version': 1, 'python': str(bare_venv / 'bin' / 'python'),
-                          'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto'}
+                          'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto',
+                          'stall_seconds': 600, 'time_limit_seconds': 0}
         assert os.path.isabs(config['python']) and Path(config['python']).exists()
         assert str(target) in r.stdout
     assert 'Filters > Artistic > Neural Style...' in r.stdout and 'Restart GIMP' in r.stdout
+
+
+def test_reinstall_keeps_the_time_limits_the_user_set(checkout, home, bare_venv, tmp_path):
+    profile, = make_profiles(home, '3.0')
+    weights = tmp_path / 'weights'
+    assert plugin_only(checkout, bare_venv, weights, env=user_env(home)).returncode == 0
+    path = profile / 'plug-ins' / 'neural_style' / 'neural_style.json'
+    config = json.loads(path.read_text())
+    config.update(stall_seconds=1800, time_limit_seconds='an hour')   # the second is invalid
+    path.write_text(json.dumps(config))
+    r = plugin_only(checkout, bare_venv, weights, env=user_env(home))
+    assert r.returncode == 0, r.stderr
+    config = json.loads(path.read_text())
+    assert (config['stall_seconds'], config['time_limit_seconds']) == (1800, 0)
 
 
 def test_run_bit_follows_read_bits(tmp_path):

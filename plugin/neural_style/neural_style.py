@@ -38,6 +38,12 @@ CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
 JOB_PREFIX = 'neural-style-'
 POLL_SECONDS = 0.1
 TERMINATE_GRACE = 2.0                # SIGTERM first, SIGKILL after this many seconds
+# Time limits, enforced here because a deadlocked worker cannot police itself. The config's
+# "stall_seconds": no event from the worker for that long stops it (a Quality step at 4096 px
+# on a slow CPU takes about a minute, loading a model some seconds: 600 leaves ample room);
+# "time_limit_seconds": the whole run (0 = none: Quality can rightly take an hour). Defaults
+# for configs written before these keys existed.
+LIMITS = (('stall_seconds', 600), ('time_limit_seconds', 0))
 PROGRESS_INTERVAL = 0.1              # at most this often a progress call into GIMP
 STDERR_TAIL_LINES = 15
 STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Windows)
@@ -143,6 +149,13 @@ def _config():
         raise Failure('The Neural Style configuration %s is not one this plug-in understands '
                       '(expected version 1 naming "python").\nRun "python3 install.py" again.'
                       % path)
+    for key, default in LIMITS:
+        value = config.setdefault(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 <= value < float('inf'):
+            raise Failure('"%s" in the Neural Style configuration %s must be a number of '
+                          'seconds (0 = no limit), not %r.\nCorrect it, or run "python3 '
+                          'install.py" again.' % (key, path, value))
     config['_path'] = path
     return config
 
@@ -261,8 +274,32 @@ def _pump(stream, lines):
     lines.put(None)
 
 
+def _descendants(pid):
+    """The processes the worker started, from /proc (Linux; elsewhere none are known)."""
+    children = {}
+    try:
+        names = [name for name in os.listdir('/proc') if name.isdigit()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as f:
+                ppid = int(f.read().rsplit(b')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def _stop(proc):
-    """Cancel the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in time."""
+    """Stop the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in time; then
+    SIGKILL what it started (a stuck worker's children would outlive it otherwise)."""
+    family = _descendants(proc.pid)      # now: once the worker dies they are re-parented
     try:
         proc.stdin.close()
     except OSError:
@@ -274,6 +311,38 @@ def _stop(proc):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for pid in family:
+        try:
+            os.kill(pid, 9)              # SIGKILL (family is empty where that does not exist)
+        except OSError:
+            pass
+
+
+class Watchdog:
+    """The config's time limits ("stall_seconds", "time_limit_seconds"; 0 = none)."""
+
+    def __init__(self, config):
+        self.stall, self.limit = config['stall_seconds'], config['time_limit_seconds']
+        self.path = config['_path']
+        self.start = self.last = time.monotonic()
+
+    def heard(self):
+        self.last = time.monotonic()
+
+    def overrun(self):
+        """None while within the limits, else the message for the user."""
+        now = time.monotonic()
+        if self.stall and now - self.last > self.stall:
+            return ('Neural Style: the worker sent no progress for %g s and was stopped; it '
+                    'seemed stuck. Try again, perhaps with a smaller "Output size". If steps '
+                    'really take that long on this machine, raise "stall_seconds" in %s '
+                    '(0 = no limit).' % (self.stall, self.path))
+        if self.limit and now - self.start > self.limit:
+            return ('Neural Style: the worker ran longer than the time limit of %g s and was '
+                    'stopped. Choose a smaller "Output size", the Draft preset or the Fast '
+                    'method, or raise "time_limit_seconds" in %s (0 = no limit).'
+                    % (self.limit, self.path))
+        return None
 
 
 class ProgressBar:
@@ -315,6 +384,7 @@ def _run_worker(config, job_path, bar):
     _test_log('worker-pid %d' % proc.pid)
     lines = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    watch = Watchdog(config)
     done, error = None, None
     try:
         while True:
@@ -322,9 +392,16 @@ def _run_worker(config, job_path, bar):
                 line = lines.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 GLib.MainContext.default().iteration(False)
+                overrun = watch.overrun()
+                if overrun:
+                    _test_log('time limit: %s' % overrun)
+                    tail = _tail(err_path)
+                    raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + tail
+                                             if tail else ''))
                 continue
             if line is None:
                 break
+            watch.heard()
             try:
                 event = protocol.parse_event(line.decode('utf-8', 'replace'))
             except protocol.ProtocolError as e:

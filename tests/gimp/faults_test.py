@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import time
 
 sys.path.insert(0, os.environ['NS_TEST'])
 import fixtures as fx  # noqa: E402
@@ -46,24 +47,27 @@ def script(name, body):
 
 
 class Config:
-    """neural_style.json replaced for one run (text, or None to remove it); restored after."""
+    """neural_style.json for one run: replaced by text, removed, or with keys set (python=...,
+    stall_seconds=...) and dropped (drop=[...]); restored after."""
 
-    def __init__(self, text=None, python=None, remove=False):
-        self.text, self.python, self.remove = text, python, remove
+    def __init__(self, text=None, remove=False, drop=(), **keys):
+        self.text, self.remove, self.drop, self.keys = text, remove, drop, keys
 
     def __enter__(self):
         shutil.copy(CONFIG, CONFIG + '.orig')
         if self.remove:
             os.remove(CONFIG)
-        elif self.python:
-            with open(CONFIG) as f:
-                cfg = json.load(f)
-            cfg['python'] = self.python
-            with open(CONFIG, 'w') as f:
-                json.dump(cfg, f)
         elif self.text is not None:
             with open(CONFIG, 'w') as f:
                 f.write(self.text)
+        else:
+            with open(CONFIG) as f:
+                cfg = json.load(f)
+            cfg.update(self.keys)
+            for key in self.drop:
+                cfg.pop(key)
+            with open(CONFIG, 'w') as f:
+                json.dump(cfg, f)
 
     def __exit__(self, *exc):
         os.replace(CONFIG + '.orig', CONFIG)
@@ -72,12 +76,12 @@ class Config:
 def fails_cleanly(label, image, layer, words=None, status=S.EXECUTION_ERROR, **props):
     before = snapshot(image)
     st, msg, dt = fx.run_plugin(image, layer, **props)
-    ok = fx.check('%s: status %s' % (label, status), st == status, '(%s) %s' % (st, msg[:300]))
+    fx.check('%s: status %s' % (label, status), st == status, '(%s) %s' % (st, msg[:300]))
     if words:
         fx.check('%s: message says %r' % (label, words), words in msg, repr(msg[:300]))
     fx.check('%s: image byte-identical' % label, snapshot(image) == before)
     fx.check('%s: no job folder left' % label, fx.job_dirs() == [], fx.job_dirs())
-    return ok
+    return msg
 
 
 def succeeds(label, image, layer, **props):
@@ -209,6 +213,47 @@ with Config(text='[1, 2]'):
                   **FAST)
 with Config(remove=True):
     fails_cleanly('config missing', img, photo, 'is missing', style_layer=style, **FAST)
+
+# ---- time limits: the plug-in stops a worker that hangs or runs too long ------------------
+# A worker deaf to SIGTERM (like a deadlocked one) that has started a child of its own, and
+# then says nothing more: stall_seconds stops both.
+child_file = os.path.join(os.environ['NS_OUT'], 'hang-child.pid')
+hanging = script('hanging-python', "trap '' TERM\n"
+                 'echo \'{"event": "progress", "fraction": 0.1}\'\n'
+                 'sleep 300 &\necho $! > %s\nwait' % child_file)
+fx.reset_hook()
+with Config(python=hanging, stall_seconds=2):
+    t0 = time.time()
+    msg = fails_cleanly('hung worker (stall_seconds 2)', img, photo,
+                        'sent no progress for 2 s and was stopped', style_layer=style, **FAST)
+    dt = time.time() - t0
+fx.check('hung worker: the message names the setting', 'stall_seconds' in msg, msg[:300])
+fx.check('hung worker: stopped after the limit and the SIGTERM grace', 2 <= dt < 15,
+         '%.1f s' % dt)
+pids = fx.logged_worker_pids()
+with open(child_file) as f:
+    child = int(f.read())
+fx.check('hung worker: its process is gone', pids and not fx.alive(pids[0]), pids)
+fx.check('hung worker: the process it started is gone', fx.gone_within(child, 1.0), child)
+# progress keeps coming (so the stall limit of 1 s never fires), but time_limit_seconds ends it
+endless = script('endless-python',
+                 'while :; do echo \'{"event": "progress", "fraction": 0.1}\'; sleep 0.2; done')
+fx.reset_hook()
+with Config(python=endless, stall_seconds=1, time_limit_seconds=3):
+    t0 = time.time()
+    msg = fails_cleanly('endless worker (time_limit_seconds 3)', img, photo,
+                        'longer than the time limit of 3 s', style_layer=style, **FAST)
+    dt = time.time() - t0
+fx.check('endless worker: stopped soon after 3 s', 3 <= dt < 10, '%.1f s' % dt)
+pids = fx.logged_worker_pids()
+fx.check('endless worker: its process is gone', pids and not fx.alive(pids[0]), pids)
+with Config(stall_seconds='ten'):
+    fails_cleanly('time limit not a number', img, photo, '"stall_seconds" in the Neural Style '
+                  'configuration', style_layer=style, **FAST)
+with Config(drop=['stall_seconds', 'time_limit_seconds']):   # a config from before the limits
+    new = succeeds('config without time limits', img, photo, style_layer=style, **FAST)
+    if new is not None:
+        img.remove_layer(new)
 
 # ---- cancel at several stages, and many mixed runs ----------------------------------------
 for n in (1, 2, 3):           # Fast: reading the style, its vector done, stylizing
