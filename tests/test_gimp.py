@@ -58,11 +58,14 @@ def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices()
         assert default == known[key].default, name
         if kind == 'choice':
             assert tuple(value for value, _ in low) == choices(key), name
+        elif kind == 'bool':
+            assert known[key].annotation is bool and (low, high) == (None, None), name
         else:
             assert low <= default <= high, name
     assert len(seen) == len(set(seen))
-    # the options the user meets in GIMP (design brief's table)
-    assert set(seen) == {'method', 'strength', 'style_scale', 'preserve_colors', 'size',
+    # the options the user meets in GIMP (design brief's table, and fit: refusing a size that
+    # does not fit in memory is a dead end without it)
+    assert set(seen) == {'method', 'strength', 'style_scale', 'preserve_colors', 'size', 'fit',
                          'preset', 'device', 'seed'}
 
 

@@ -58,7 +58,7 @@ TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
 # The options, named as nst_core.stylize()'s keyword arguments with dashes for GIMP, with the
 # same defaults and choices (tests/test_gimp.py compares this table with stylize()).
 # (gimp name, kind, label, help, default, min, max) ; for 'choice', min is a list of
-# (value, label) and max is None.
+# (value, label) and max is None; for 'bool' both are None.
 OPTIONS = [
     ('method', 'choice', 'Method',
      'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network.',
@@ -75,6 +75,9 @@ OPTIONS = [
     ('size', 'int', 'Output size',
      'Working size of the longest side in pixels (0 = the layer\'s full size); the result is '
      'scaled to the layer.', 512, 0, 16384),
+    ('fit', 'bool', 'Fit to memory',
+     'When the output size needs more memory than is free, work at the largest size that '
+     'fits instead of refusing.', False, None, None),
     ('preset', 'choice', 'Quality preset',
      'Number of optimisation steps for the Quality method.',
      'normal', [('draft', 'Draft'), ('normal', 'Normal'), ('best', 'Best')], None),
@@ -228,8 +231,8 @@ def _options(config, args):
         device = config.get('device') or 'auto'
     options = {'method': args['method'], 'strength': args['strength'],
                'style_scale': args['style_scale'], 'preserve_colors': args['preserve_colors'],
-               'size': args['size'], 'preset': args['preset'], 'device': device,
-               'seed': args['seed']}
+               'size': args['size'], 'fit': args['fit'], 'preset': args['preset'],
+               'device': device, 'seed': args['seed']}
     for key in protocol.WORKER_OPTIONS:
         if config.get(key):
             options[key] = config[key]
@@ -435,6 +438,9 @@ def _run_worker(config, job_path, bar):
 def _failure_message(code, error, err_path):
     if error is not None:
         text = 'Neural Style failed: %s' % error['message']
+        if error.get('kind') == 'out_of_memory':
+            text += ('\nIn this dialog: lower "Output size", or tick "Fit to memory" to work at '
+                     'the largest size that fits.')
         if error.get('kind') != 'internal':
             return text
     else:
@@ -638,6 +644,8 @@ def _declare(procedure):
             procedure.add_choice_argument(name, label, blurb, choice, default, rw)
         elif kind == 'double':
             procedure.add_double_argument(name, label, blurb, low, high, default, rw)
+        elif kind == 'bool':
+            procedure.add_boolean_argument(name, label, blurb, default, rw)
         else:
             procedure.add_int_argument(name, label, blurb, low, high, default, rw)
 

@@ -121,7 +121,7 @@ fx.check('RGB and grayscale images', proc.get_image_types() == 'RGB*, GRAY*',
 args = {p.name: p for p in proc.get_arguments()}
 declared = ['run-mode', 'image', 'drawables', 'style-layer', 'style-layer-2', 'style-weight-2',
             'style-layer-3', 'style-weight-3', 'method', 'strength', 'style-scale',
-            'preserve-colors', 'size', 'preset', 'device', 'seed']
+            'preserve-colors', 'size', 'fit', 'preset', 'device', 'seed']
 fx.check('declared arguments', list(args) == declared, list(args))
 expected = fx.expected_options()
 for name, spec in args.items():

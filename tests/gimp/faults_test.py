@@ -255,6 +255,34 @@ with Config(drop=['stall_seconds', 'time_limit_seconds']):   # a config from bef
     if new is not None:
         img.remove_layer(new)
 
+# ---- fit to memory: a layer too large for the free memory -------------------------------
+# The real worker, seeing 950 MB free as under a container's memory limit (nst_core.memory
+# reads the cgroup's limit; here that reading is replaced, so the machine's memory does not
+# matter): Fast at 640x640 needs about 0.88e9 bytes, 85 % of 0.95e9 is 0.81e9; 417 px fits.
+with open(CONFIG) as f:
+    venv_python = json.load(f)['python']
+lowmem_py = os.path.join(os.environ['NS_OUT'], 'lowmem.py')
+with open(lowmem_py, 'w') as f:
+    f.write('import runpy, sys\nimport nst_core.memory as memory\n'
+            'memory._cgroup_free = lambda: 950 * 10 ** 6\n'
+            "runpy.run_module('nst_core', run_name='__main__', alter_sys=True)\n")
+lowmem = script('lowmem-python', 'shift 2\nexec %s %s "$@"' % (venv_python, lowmem_py))
+big_img, big = new_image(640, 640)
+with Config(python=lowmem):
+    msg = fails_cleanly('too large, fit off', big_img, big, 'the largest size that fits now is',
+                        style_layer=style, method='fast', size=0, fit=False)
+    fx.check('too large, fit off: the message points at "Fit to memory"',
+             'Fit to memory' in msg, msg[:400])
+    fx.reset_hook()
+    succeeds('too large, fit on', big_img, big, style_layer=style, method='fast', size=0,
+             fit=True)
+    fx.check('too large, fit on: the worker worked at a smaller size',
+             any(line.startswith('text not enough memory for 640 px: working at ')
+                 for line in fx.hook_log()), [line for line in fx.hook_log()
+                                              if line.startswith('text')])
+big_img.delete()
+fx.reset_hook()
+
 # ---- cancel at several stages, and many mixed runs ----------------------------------------
 for n in (1, 2, 3):           # Fast: reading the style, its vector done, stylizing
     fx.reset_hook(cancel_after=n)
