@@ -231,6 +231,36 @@ if [ "${GUI:-1}" != 0 ]; then
       log "dialog window not found"
     fi
   fi
+  # 4. two runs at once: while the script's run on image A waits at its gate, start Neural
+  #    Style on image B (the active image) from the GUI: Search Actions (/), its name, Return,
+  #    then OK in its dialog
+  if wait_for concurrent-ready 120; then
+    for _ in $(seq 600); do [ -d "$R/out/gate-a" ] && break; kill -0 "$GP" 2>/dev/null || break; sleep 0.1; done
+    WIN=$(xrun xdotool search --onlyvisible --name ' – GIMP$' | head -1)
+    xrun xdotool windowfocus --sync "$WIN" key --clearmodifiers slash
+    SWIN=
+    for _ in $(seq 50); do
+      SWIN=$(xrun xdotool search --onlyvisible --name '^Search Actions$' 2>/dev/null | head -1)
+      [ -n "$SWIN" ] && break; sleep 0.2
+    done
+    DWIN=
+    if [ -n "$SWIN" ]; then
+      xrun xdotool windowfocus --sync "$SWIN" type --delay 50 'Neural Style'
+      sleep 1
+      xrun xdotool windowfocus --sync "$SWIN" key Return
+      for _ in $(seq 100); do
+        DWIN=$(xrun xdotool search --onlyvisible --name '^Neural Style$' 2>/dev/null | head -1)
+        [ -n "$DWIN" ] && break; sleep 0.2
+      done
+    fi
+    if [ -n "$DWIN" ]; then
+      xrun xdotool windowfocus --sync "$DWIN" key Return
+      touch "$R/out/concurrent-started"
+      log "run B started from the GUI while run A waits"
+    else
+      log "could not start run B from the GUI (search window: ${SWIN:-none}, dialog: none)"
+    fi
+  fi
   wait $GP; RC2=$?
   set -e
   grep -E '^(PASS|FAIL|SKIP|TIME)|passed|Traceback' "$R/out/gui.log" || true
