@@ -294,7 +294,8 @@ for n in (1, 30):             # Quality: first step, mid-optimisation
                   style_layer=style, method='quality', preset='draft', size=48)
 fx.reset_hook()
 
-RUNS = int(os.environ.get('FAULT_RUNS', '12'))
+RUNS = int(os.environ.get('FAULT_RUNS', '50'))
+t_mixed = time.time()
 for i in range(RUNS):
     kind = i % 3
     if kind == 0:
@@ -310,5 +311,6 @@ for i in range(RUNS):
         fails_cleanly('mixed run %d (cancel)' % i, img, photo, status=S.CANCEL,
                       style_layer=style, **FAST)
         fx.reset_hook()
+print('TIME %d mixed runs %.1f s' % (RUNS, time.time() - t_mixed), flush=True)
 fx.check('after %d mixed runs: no job folder left' % RUNS, fx.job_dirs() == [], fx.job_dirs())
 fx.finish()

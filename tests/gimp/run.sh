@@ -16,6 +16,7 @@
 #      NS_TEST_THREADS torch threads of the worker in the tests (default 1)
 #      BATCH_SCRIPT   run this file in gimp-console instead of batch_test.py (benchmarks)
 #      GUI=0 / BATCH=0  skip the GUI / batch tests;  TEST_TIMEOUT  seconds per GIMP run (600)
+#      FAULT_RUNS     mixed runs in faults_test.py (default 50)
 # Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -146,7 +147,8 @@ genv() {  # environment of GIMP runs (plug-ins inherit it)
        OMP_NUM_THREADS=${NS_TEST_THREADS:-1} \
        GIMP3_DIRECTORY=$RUN/home/gimp GLYCIN_DISABLE_SANDBOX=i-know-the-risks NO_AT_BRIDGE=1 \
        NS_TEST=$RUN/test NS_OUT=$RUN/out NS_VENV_PY=$NST/venv/bin/python \
-       NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook "$@"
+       NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook \
+       ${FAULT_RUNS:+FAULT_RUNS=$FAULT_RUNS} "$@"
 }
 FLAGS="-n -d --batch-interpreter=python-fu-eval"   # fonts loaded (no -f): text layers need them
 mkdir -p "$R/out/hook"
