@@ -395,21 +395,23 @@ def _run_worker(config, job_path, bar):
                 line = lines.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 GLib.MainContext.default().iteration(False)
-                overrun = watch.overrun()
-                if overrun:
-                    _test_log('time limit: %s' % overrun)
-                    tail = _tail(err_path)
-                    raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + tail
-                                             if tail else ''))
-                continue
+                line = b''                     # nothing yet
+            overrun = watch.overrun()          # also while events pour in
+            if overrun:
+                _test_log('time limit: %s' % overrun)
+                tail = _tail(err_path)
+                raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + tail
+                                         if tail else ''))
             if line is None:
                 break
-            watch.heard()
+            if not line:
+                continue
             try:
                 event = protocol.parse_event(line.decode('utf-8', 'replace'))
             except protocol.ProtocolError as e:
                 error = {'kind': 'internal', 'message': str(e)}
                 continue
+            watch.heard()                      # an event, not just any output
             kind = event['event']
             if kind == 'progress' and bar.progress(event):
                 _test_log('cancel requested')

@@ -158,12 +158,13 @@ fx.fill(inner, fx.style_pixels(30, 30, 1))
 succeeds('layer group as style', img, photo, style_layer=group, **FAST)
 
 # a text layer as style (GIMP needs a font: run.sh installs one and starts GIMP without -f)
+font = Gimp.context_get_font()
 try:
-    text = Gimp.TextLayer.new(img, 'Neural', Gimp.context_get_font(), 24.0, Gimp.Unit.pixel())
+    text = Gimp.TextLayer.new(img, 'Neural', font, 24.0, Gimp.Unit.pixel())
 except TypeError:            # "constructor returned NULL": no usable font in this GIMP
     text = None
-if fx.check('text layer: GIMP made one', text is not None, 'no font? (%s)'
-            % Gimp.context_get_font()):
+if fx.check('text layer: GIMP made one', text is not None,
+            'font %s' % (font.get_name() if font else None)):
     img.insert_layer(text, None, 0)
     succeeds('text layer as style', img, photo, style_layer=text, **FAST)
 
@@ -235,9 +236,10 @@ with open(child_file) as f:
     child = int(f.read())
 fx.check('hung worker: its process is gone', pids and not fx.alive(pids[0]), pids)
 fx.check('hung worker: the process it started is gone', fx.gone_within(child, 1.0), child)
-# progress keeps coming (so the stall limit of 1 s never fires), but time_limit_seconds ends it
+# progress keeps coming, faster than the plug-in polls (so the stall limit of 1 s never
+# fires), but time_limit_seconds ends it
 endless = script('endless-python',
-                 'while :; do echo \'{"event": "progress", "fraction": 0.1}\'; sleep 0.2; done')
+                 'while :; do echo \'{"event": "progress", "fraction": 0.1}\'; sleep 0.03; done')
 fx.reset_hook()
 with Config(python=endless, stall_seconds=1, time_limit_seconds=3):
     t0 = time.time()
