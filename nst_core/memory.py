@@ -82,6 +82,10 @@ def largest_side(method, wh, free, optimizer='lbfgs'):
     return int(math.sqrt(room / per / aspect))
 
 
+def _gb(n):
+    return ('%.2f GB' if n < 10 * GB else '%.1f GB') % (n / GB)
+
+
 def check(method, wh, free, optimizer='lbfgs', fit=False):
     """The longest side to work at: max(wh) when it fits in `free` bytes (None: unknown);
     with fit, the largest that fits; otherwise NotEnoughMemory naming that size."""
@@ -91,8 +95,10 @@ def check(method, wh, free, optimizer='lbfgs', fit=False):
     if fit and side >= 16:
         return side
     need = needed(method, wh, optimizer)
-    what = '%s at %dx%d needs about %.1f GB but %.1f GB is free' % (
-        method.capitalize(), wh[0], wh[1], need / GB, free / GB)
+    # Say what can be used, not just what is free: "0.8 GB needed, 0.9 GB free" reads as a bug.
+    what = '%s at %dx%d needs about %s but only %s can be used (%d %% of the %s free)' % (
+        method.capitalize(), wh[0], wh[1], _gb(need), _gb(free * HEADROOM),
+        round(HEADROOM * 100), _gb(free))
     if side < 16:
         raise NotEnoughMemory('not enough memory: %s; close other programs' % what)
     raise NotEnoughMemory('not enough memory: %s; the largest size that fits now is %d px '
