@@ -49,6 +49,10 @@ class GatysLoss(nn.Module):
                  style_layer_weights, content_weight, style_weight, tv_weight, bf16=False):
         super().__init__()
         self.vgg, self.bf16 = vgg, bf16
+        # oneDNN's bf16 convolutions run channels-last natively; in NCHW each layer reorders
+        # its input and output (8 L-BFGS steps at 512x384: 17.5 s vs 19.8 s a whole process).
+        self.layout = torch.channels_last if bf16 else torch.contiguous_format
+        vgg.to(memory_format=self.layout)
         self.content_layers, self.style_layers = list(content_layers), list(style_layers)
         layer_w = style_layer_weights or [1.0] * len(self.style_layers)
         total = float(sum(layer_w))
@@ -65,7 +69,7 @@ class GatysLoss(nn.Module):
         ctx = torch.autocast('cpu', dtype=torch.bfloat16) if self.bf16 \
             else contextlib.nullcontext()
         with ctx:
-            feats = self.vgg(image)
+            feats = self.vgg(image.contiguous(memory_format=self.layout))
         return {k: v.float() for k, v in feats.items()}
 
     def _grams(self, feats):
