@@ -135,26 +135,6 @@ def _initial(init, content, init_image, generator, kw):
     return content
 
 
-def resample(x: torch.Tensor, hw) -> torch.Tensor:
-    return F.interpolate(x, size=hw, mode='bicubic', align_corners=False,
-                         antialias=hw[0] < x.shape[-2])
-
-
-def enlarge(image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """`image` at `content`'s size, with the content's detail that its scale could not hold.
-
-    A bicubic enlargement alone is blurred, and L-BFGS spends the next scale's first steps
-    putting back edges the content already has (tubingen + starry_night, 256 -> 512 px: the
-    loss 5 steps into the fine scale was 46 from the plain enlargement, 26 with the detail;
-    after 40 steps 1.31 and 1.23).
-    """
-    hw = content.shape[-2:]
-    if image.shape[-2:] == hw:
-        return image
-    content_low = resample(resample(content, image.shape[-2:]), hw)
-    return (resample(image, hw) + content - content_low).clamp(0, 1)
-
-
 def pad_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
     """Pad bottom/right with repeated edge pixels until both sides are >= side."""
     h, w = x.shape[-2:]
@@ -202,14 +182,14 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     image = None
     for i, sc in enumerate(plan):
         wh = imageio.working_size(final_wh, sc.size)
-        target = resample(content_full, wh[::-1]).clamp(0, 1) if wh != final_wh else content_full
+        target = F.interpolate(content_full, size=wh[::-1], mode='bicubic', align_corners=False,
+                               antialias=True).clamp(0, 1) if wh != final_wh else content_full
         if image is None:
             kw = dict(styles=styles, style_weights=blend, strength=strength, device=device,
                       cache_dir=cache_dir, seed=seed)
-            image = resample(_initial(init, target, init_image, generator, kw),
-                             wh[::-1]).clamp(0, 1)
-        else:
-            image = enlarge(image, target)
+            image = _initial(init, target, init_image, generator, kw)
+        image = F.interpolate(image, size=wh[::-1], mode='bicubic',
+                              align_corners=False).clamp(0, 1)
         style_ts = _style_tensors(styles, sc.size, style_scale, dev)
         loss_fn = GatysLoss(vgg, pad_min(target), style_ts, blend,
                             content_layers=content_layers, style_layers=style_layers,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import scene, shared_image, stripes
-from nst_core import Cancelled, colour, gatys, imageio, schedule
+from nst_core import Cancelled, colour, imageio, schedule
 from nst_core.gatys import GatysLoss, load_features, optimise
 from nst_core.stylize import stylize
 
@@ -148,19 +148,3 @@ def test_real_vgg_transfers_style_and_keeps_content():
     _, after = loss_fn(imageio.to_tensor(out))
     assert after['style'] < before['style'] / 10, (before, after)
     assert after['content'] < 0.75 * unrelated['content'], (after, unrelated)
-
-
-def test_enlarge_carries_the_contents_detail_and_the_images_colours():
-    torch.manual_seed(0)
-    content = torch.rand(1, 3, 64, 48)
-    small = gatys.resample(content, (32, 24))
-    plain = gatys.resample(small, (64, 48))
-    carried = gatys.enlarge(small, content)
-    assert carried.shape == content.shape
-    # The content's own coarse version enlarged with its detail is the content again...
-    assert (carried - content).abs().max() < 0.02 < (plain - content).abs().mean()
-    # ...and a flat image keeps its colour on average, gaining only the content's detail.
-    flat = gatys.enlarge(torch.full((1, 3, 32, 24), 0.5), content)
-    assert abs(flat.mean().item() - 0.5) < 0.02
-    assert flat.std().item() > 0.1
-    assert 0 <= flat.min() and flat.max() <= 1
