@@ -14,8 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / 'plugin' / 'neural_style' / 'neural_style.py'
 RUN = ROOT / 'tests' / 'gimp' / 'run.sh'
-STDLIB_OK = {'json', 'os', 'queue', 'shutil', 'subprocess', 'sys', 'tempfile', 'threading',
-             'time', 'importlib', 'gi', 'nst_protocol'}
+STDLIB_OK = {'json', 'os', 'queue', 'shutil', 'signal', 'subprocess', 'sys', 'tempfile',
+             'threading', 'time', 'importlib', 'gi', 'nst_protocol'}
 
 
 def run_harness(label, **env):

@@ -13,12 +13,15 @@ plug-in has one of its own (gimp_plug_in_close). So the plug-in makes itself a p
 leader and the worker dies with it. Where that is not possible (Windows, or GIMP crashing),
 the worker's stdin, a pipe held only by this process, reaches end-of-file, which the worker
 takes as a cancel (docs/protocol.md). The job folder of a killed run is removed by the next
-run (_sweep_stale_jobs).
+run (_sweep_stale_jobs). A kill can also come while the result is written back: the new layer
+is built whole before it is inserted (_insert_result), so the image is either as it was or
+holds the complete result.
 """
 import json
 import os
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,8 +54,9 @@ STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Wi
 # Test hook (progress is invisible in batch mode, and batch mode has no Cancel button): with
 # NEURAL_STYLE_TEST_DIR=dir set in GIMP's environment, the plug-in mirrors progress, the
 # worker's pid and the outcome into dir/plugin.log, and if dir/cancel-after holds N, treats
-# the N-th progress event as a press on Cancel. Files, because a test script inside GIMP
-# cannot change the environment of plug-ins that GIMP starts.
+# the N-th progress event as a press on Cancel. If dir/kill-at names a point of the run
+# (_test_kill), the plug-in SIGKILLs itself there as GIMP's Cancel button does. Files, because
+# a test script inside GIMP cannot change the environment of plug-ins that GIMP starts.
 TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
 
 # The options, named as nst_core.stylize()'s keyword arguments with dashes for GIMP, with the
@@ -134,6 +138,27 @@ def _test_cancel_after():
             return int(f.read().strip() or 0)
     except (TypeError, OSError, ValueError):
         return 0
+
+
+def _test_kill(point):
+    """Die at this point exactly as GIMP's Cancel kills a plug-in (gimp_plug_in_close: SIGKILL
+    to the plug-in's process group when it leads one of its own, else to the plug-in), if
+    dir/kill-at names it. Points: reading, worker-started, start (the worker's first event:
+    it is loading torch and the model), progress N (the N-th progress event), writing-back,
+    before-insert, after-insert."""
+    folder = os.environ.get(TEST_DIR_ENV)
+    try:
+        with open(os.path.join(folder, 'kill-at'), encoding='utf-8') as f:
+            wanted = f.read().strip()
+    except (TypeError, OSError):
+        return
+    if wanted != point:
+        return
+    _test_log('killing myself at %s' % point)
+    pid = os.getpid()
+    if os.getpgid(0) != os.getpgid(os.getppid()):     # GIMP, our parent, is not in our group
+        os.kill(-pid, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
 
 
 def _config():
@@ -247,7 +272,9 @@ def _write_job(job_dir, content, styles, options):
             f.write(data)
         return protocol.Buffer(name, w, h, weight)
 
-    job = protocol.Job(save('content.rgba', content),
+    content_buffer = save('content.rgba', content)
+    _test_kill('reading')
+    job = protocol.Job(content_buffer,
                        [save('style%d.rgba' % i, d, wt) for i, (d, wt) in enumerate(styles)],
                        'result.rgba', options)
     return protocol.write_job(job, job_dir)
@@ -385,6 +412,7 @@ def _run_worker(config, job_path, bar):
     with open(err_path, 'wb') as err_file:
         proc = _start_worker(config, job_path, err_file)
     _test_log('worker-pid %d' % proc.pid)
+    _test_kill('worker-started')
     lines = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     watch = Watchdog(config)
@@ -413,6 +441,7 @@ def _run_worker(config, job_path, bar):
                 continue
             watch.heard()                      # an event, not just any output
             kind = event['event']
+            _test_kill('progress %d' % (bar.count + 1) if kind == 'progress' else kind)
             if kind == 'progress' and bar.progress(event):
                 _test_log('cancel requested')
                 raise Cancelled()
@@ -431,6 +460,7 @@ def _run_worker(config, job_path, bar):
         proc.stdout.close()
     _test_log('worker exit %d' % code)
     if code == 0 and done is not None:
+        _test_kill('writing-back')
         return
     if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
         raise Cancelled()
@@ -477,20 +507,28 @@ def _result_type(image):
 
 def _insert_result(image, content, name, data):
     """The one change to the image, as one undo step: new layer above the content layer, same
-    size and offsets, masked by the selection if there is one."""
+    size and offsets, masked by the selection if there is one.
+
+    The layer is made whole (pixels, offsets, mask) while it belongs to no image, and
+    inserting it is the last call: GIMP's Cancel kills the plug-in at any moment, and a kill
+    before the insert leaves the image as it was, one after it leaves the complete result
+    (tests/gimp/faults_test.py, kill at before-insert / after-insert). Writing the buffer of
+    a layer not yet inserted works in GIMP 3.0 and 3.2."""
     w, h = content.get_width(), content.get_height()
+    layer = Gimp.Layer.new(image, name, w, h, _result_type(image), 100.0, Gimp.LayerMode.NORMAL)
+    _, x, y = content.get_offsets()
+    layer.set_offsets(x, y)                  # before the mask: the selection is cut at them
+    buf = layer.get_buffer()
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), PIXEL_FORMAT, data)
+    buf.flush()
+    if not Gimp.Selection.is_empty(image):
+        layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+    _test_kill('before-insert')
+    # the group opens only now: a kill before this leaves no open (or empty) undo step
     image.undo_group_start()
     try:
-        layer = Gimp.Layer.new(image, name, w, h, _result_type(image), 100.0,
-                               Gimp.LayerMode.NORMAL)
         image.insert_layer(layer, content.get_parent(), image.get_item_position(content))
-        _, x, y = content.get_offsets()
-        layer.set_offsets(x, y)
-        buf = layer.get_buffer()
-        buf.set(Gegl.Rectangle.new(0, 0, w, h), PIXEL_FORMAT, data)
-        buf.flush()
-        if not Gimp.Selection.is_empty(image):
-            layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+        _test_kill('after-insert')
         layer.update(0, 0, w, h)
     finally:
         image.undo_group_end()

@@ -285,6 +285,93 @@ with Config(python=lowmem):
 big_img.delete()
 fx.reset_hook()
 
+# ---- GIMP's Cancel at every stage: the plug-in SIGKILLed with its process group ----------
+# In GIMP, Cancel kills the plug-in (gimp_plug_in_close: SIGKILL to its process group); no
+# code of the plug-in runs after it. The hook's kill-at makes the plug-in do exactly that to
+# itself at a named point, the stages as the issue names them: reading (the layer read, no
+# job.json yet), the worker starting, model load (the worker's start event: torch and the
+# network load next), optimising (a progress event mid-run), writing back (the worker done,
+# result.rgba not read yet) and inside the insert: the new layer whole but not inserted
+# (before-insert), or inserted and the undo group still open (after-insert). Every kill before
+# the insert must leave the image byte-identical and not even dirty (no undo step); the PDB
+# call returns an error status, the expected outcome. The worker must be gone within 2 s and
+# the next run's stale-job sweep must remove the dead run's folder.
+def killed_at(label, point, image, layer, **props):
+    image.clean_all()
+    before = snapshot(image)
+    stale = fx.job_dirs()                    # the previous killed run's folder
+    fx.reset_hook(kill_at=point)
+    st, msg, dt = fx.run_plugin(image, layer, **props)
+    log = fx.hook_log()
+    fx.check('%s: the plug-in killed itself at %r' % (label, point),
+             'killing myself at %s' % point in log, log[-3:])
+    # a plug-in that dies gives no return values: GIMP 3.0.4 and 3.2.6 report CALLING_ERROR
+    fx.check('%s: the PDB call reports the dead plug-in' % label, st == S.CALLING_ERROR and
+             'returned no return values' in msg, '(%s) %s' % (st, msg[:200]))
+    pids = fx.logged_worker_pids()
+    if point == 'reading':
+        fx.check('%s: no worker was started' % label, pids == [], pids)
+    else:
+        fx.check('%s: the worker is gone within 2 s' % label,
+                 pids and fx.gone_within(pids[0], 2.0), pids)
+    left = fx.job_dirs()
+    fx.check('%s: this run\'s sweep removed the previous dead run\'s job folder' % label,
+             not set(stale) & set(left), (stale, left))
+    if point in ('before-insert', 'after-insert'):   # removed once the result was read
+        fx.check('%s: no job folder left' % label, left == [], left)
+    else:
+        fx.check('%s: the dead run left its own job folder (for the next sweep)' % label,
+                 len(left) == 1, left)
+    return before
+
+
+KILL_FAST = dict(style_layer=style, **FAST)
+KILL_QUALITY = dict(style_layer=style, method='quality', preset='draft', size=48)
+img.select_rectangle(Gimp.ChannelOps.REPLACE, 10, 8, 30, 20)   # the insert points make a mask
+reference = succeeds('kill: reference run with a selection', img, photo, **KILL_FAST)
+ref = (fx.pixels(reference), fx.pixels(reference.get_mask(), 'Y u8')) \
+    if reference is not None and reference.get_mask() is not None else None
+fx.check('kill: the reference result has the selection as its mask', ref is not None)
+if reference is not None:
+    img.remove_layer(reference)
+t_kill = time.time()
+for label, point, props in (('kill while reading the layer', 'reading', KILL_FAST),
+                            ('kill as the worker starts', 'worker-started', KILL_FAST),
+                            ('kill at model load', 'start', KILL_QUALITY),
+                            ('kill at the first progress event (model loaded)', 'progress 1',
+                             KILL_QUALITY),
+                            ('kill while optimising', 'progress 10', KILL_QUALITY),
+                            ('kill while writing back', 'writing-back', KILL_FAST),
+                            ('kill before the insert (layer whole, not inserted)',
+                             'before-insert', KILL_FAST)):
+    before = killed_at(label, point, img, photo, **props)
+    fx.check('%s: image byte-identical' % label, snapshot(img) == before)
+    fx.check('%s: image not dirty (no undo step)' % label, not img.is_dirty())
+# After the insert call the result is in: complete, with its mask, as a successful run's
+n = len(img.get_layers())
+killed_at('kill after the insert', 'after-insert', img, photo, **KILL_FAST)
+layers = img.get_layers()
+fx.check('kill after the insert: one layer added, directly above the photo',
+         len(layers) == n + 1 and layers[img.get_item_position(photo) - 1].get_name()
+         == 'Neural Style (strokes)', [layer.get_name() for layer in layers])
+new = layers[img.get_item_position(photo) - 1] if len(layers) == n + 1 else None
+if new is not None and ref is not None:
+    got = fx.pixels(new)
+    worst = max(abs(a - b) for a, b in zip(got, ref[0]))
+    fx.check('kill after the insert: the layer is the whole result (pixels as the reference '
+             'run\'s)', len(got) == len(ref[0]) and worst <= 2, 'max |diff| %d' % worst)
+    mask = new.get_mask()
+    fx.check('kill after the insert: its mask is the selection, as the reference run\'s',
+             mask is not None and fx.pixels(mask, 'Y u8') == ref[1])
+    img.remove_layer(new)
+Gimp.Selection.none(img)
+fx.reset_hook()
+new = succeeds('next run after the kills (sweeps the last dead run\'s folder)', img, photo,
+               **KILL_FAST)
+if new is not None:
+    img.remove_layer(new)
+print('TIME kills at every stage %.1f s' % (time.time() - t_kill), flush=True)
+
 # ---- cancel at several stages, and many mixed runs ----------------------------------------
 for n in (1, 2, 3):           # Fast: reading the style, its vector done, stylizing
     fx.reset_hook(cancel_after=n)

@@ -167,15 +167,18 @@ def hook_log():
         return []
 
 
-def reset_hook(cancel_after=0):
-    for name in ('plugin.log', 'cancel-after'):
+def reset_hook(cancel_after=0, kill_at=None):
+    """Clear the plug-in's test hook; cancel_after=N presses "Cancel" at the N-th progress
+    event, kill_at='point' makes the plug-in SIGKILL itself there as GIMP's Cancel does."""
+    for name in ('plugin.log', 'cancel-after', 'kill-at'):
         try:
             os.remove(os.path.join(HOOK, name))
         except OSError:
             pass
-    if cancel_after:
-        with open(os.path.join(HOOK, 'cancel-after'), 'w') as f:
-            f.write(str(cancel_after))
+    for name, value in (('cancel-after', cancel_after), ('kill-at', kill_at)):
+        if value:
+            with open(os.path.join(HOOK, name), 'w') as f:
+                f.write(str(value))
 
 
 def logged_worker_pids():
