@@ -41,11 +41,6 @@ PROTOCOL_COPY = 'nst_protocol.py'
 VENV_MARKER = 'neural-style-installer.json'    # "this installer created the venv"
 PARENT_PTH = 'neural_style_parent_site.pth'
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
-# The plug-in's time limits in seconds (0 = none): it stops a worker that sends no progress for
-# stall_seconds (a Quality step at 4096 px on a slow CPU takes about a minute), or that runs
-# longer than time_limit_seconds (none by default: Quality can rightly take an hour). A value
-# the user set in an existing config is kept.
-TIME_LIMITS = {'stall_seconds': 600, 'time_limit_seconds': 0}
 CORE_MODULES = ('torch', 'torchvision', 'PIL', 'numpy')
 # Needed only to convert downloaded weights once (setup.cfg extra "convert").
 CONVERT_MODULES = ('h5py', 'onnx')      # import names = package names
@@ -520,18 +515,28 @@ def plugin_source(checkout=CHECKOUT):
     return files
 
 
+def protocol(checkout=CHECKOUT):
+    """nst_core/protocol.py, loaded alone: it needs only the standard library, while importing
+    the nst_core package would import torch, which is not installed yet."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'nst_protocol', str(checkout / 'nst_core' / 'protocol.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_config(python, cache_dir, device):
     return dict({'version': CONFIG_VERSION, 'python': str(python), 'cache_dir': str(cache_dir),
-                 'device': device, 'model': 'auto'}, **TIME_LIMITS)
+                 'device': device, 'model': 'auto'}, **protocol().TIME_LIMITS)
 
 
 def kept_time_limits(config, old):
     """config with the time limits the user set in the config it replaces (old)."""
-    config = dict(config)
-    for key in TIME_LIMITS:
+    config, limits = dict(config), protocol()
+    for key in limits.TIME_LIMITS:
         value = old.get(key) if isinstance(old, dict) else None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and 0 <= value < float('inf'):
+        if limits.is_seconds(value):
             config[key] = value
     return config
 

@@ -21,6 +21,19 @@ ERROR_KINDS = ('bad_job', 'bad_input', 'weights', 'device', 'out_of_memory',
 # Worker-only keys allowed in "options" besides stylize()'s keyword arguments.
 WORKER_OPTIONS = ('model', 'cache_dir')
 
+# The plug-in's time limits in its config (neural_style.json), seconds, 0 = none. It enforces
+# them, because a deadlocked worker cannot police itself: no event for stall_seconds (a
+# Quality step at 4096 px on a slow CPU takes about a minute, loading a model some seconds),
+# or a run longer than time_limit_seconds (none by default: Quality can rightly take an hour).
+# install.py writes these defaults; the plug-in uses them for configs without the keys.
+TIME_LIMITS = {'stall_seconds': 600, 'time_limit_seconds': 0}
+
+
+def is_seconds(value) -> bool:
+    """A usable time limit: a finite number >= 0 (JSON's true/false are not numbers here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and 0 <= value < float('inf')
+
 
 class JobError(ValueError):
     """job.json is malformed or names buffers that do not match it."""

@@ -41,12 +41,6 @@ CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
 JOB_PREFIX = 'neural-style-'
 POLL_SECONDS = 0.1
 TERMINATE_GRACE = 2.0                # SIGTERM first, SIGKILL after this many seconds
-# Time limits, enforced here because a deadlocked worker cannot police itself. The config's
-# "stall_seconds": no event from the worker for that long stops it (a Quality step at 4096 px
-# on a slow CPU takes about a minute, loading a model some seconds: 600 leaves ample room);
-# "time_limit_seconds": the whole run (0 = none: Quality can rightly take an hour). Defaults
-# for configs written before these keys existed.
-LIMITS = (('stall_seconds', 600), ('time_limit_seconds', 0))
 PROGRESS_INTERVAL = 0.1              # at most this often a progress call into GIMP
 STDERR_TAIL_LINES = 15
 STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Windows)
@@ -140,19 +134,28 @@ def _test_cancel_after():
         return 0
 
 
+_kill_point = []        # dir/kill-at, once read
+
+
+def _test_kill_point():
+    """dir/kill-at, read once per run: _test_kill is called for every worker event."""
+    if not _kill_point:
+        try:
+            with open(os.path.join(os.environ[TEST_DIR_ENV], 'kill-at'),
+                      encoding='utf-8') as f:
+                _kill_point.append(f.read().strip())
+        except (KeyError, OSError):
+            _kill_point.append(None)
+    return _kill_point[0]
+
+
 def _test_kill(point):
     """Die at this point exactly as GIMP's Cancel kills a plug-in (gimp_plug_in_close: SIGKILL
     to the plug-in's process group when it leads one of its own, else to the plug-in), if
     dir/kill-at names it. Points: reading, worker-started, start (the worker's first event:
     it is loading torch and the model), progress N (the N-th progress event), writing-back,
     before-insert, after-insert."""
-    folder = os.environ.get(TEST_DIR_ENV)
-    try:
-        with open(os.path.join(folder, 'kill-at'), encoding='utf-8') as f:
-            wanted = f.read().strip()
-    except (TypeError, OSError):
-        return
-    if wanted != point:
+    if point != _test_kill_point():
         return
     _test_log('killing myself at %s' % point)
     pid = os.getpid()
@@ -177,10 +180,9 @@ def _config():
         raise Failure('The Neural Style configuration %s is not one this plug-in understands '
                       '(expected version 1 naming "python").\nRun "python3 install.py" again.'
                       % path)
-    for key, default in LIMITS:
+    for key, default in protocol.TIME_LIMITS.items():    # why these: nst_protocol.py
         value = config.setdefault(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not 0 <= value < float('inf'):
+        if not protocol.is_seconds(value):
             raise Failure('"%s" in the Neural Style configuration %s must be a number of '
                           'seconds (0 = no limit), not %r.\nCorrect it, or run "python3 '
                           'install.py" again.' % (key, path, value))
@@ -343,7 +345,7 @@ def _stop(proc):
             proc.wait()
     for pid in family:
         try:
-            os.kill(pid, 9)              # SIGKILL (family is empty where that does not exist)
+            os.kill(pid, signal.SIGKILL)   # family is empty where SIGKILL does not exist
         except OSError:
             pass
 
