@@ -49,8 +49,17 @@ def match_histogram(source, reference):
     The linear map is the symmetric (PCA-free) matrix square-root solution, which keeps
     hues in place rather than rotating them.
     """
+    return match_colours(source, [reference], [1.0])
+
+
+def match_colours(source, references, weights):
+    """match_histogram against the blend of several references: the weighted mixture of
+    their colour distributions (its mean, and its covariance about that mean)."""
     pixels, mu_s, cov_s = _stats(source.double())
-    _, mu_r, cov_r = _stats(reference.double())
+    total = float(sum(weights))
+    stats = [(w / total,) + _stats(r.double())[1:] for r, w in zip(references, weights)]
+    mu_r = sum(w * mu for w, mu, _ in stats)
+    cov_r = sum(w * (cov + (mu - mu_r) @ (mu - mu_r).transpose(1, 2)) for w, mu, cov in stats)
     transform = _sqrtm(cov_r) @ _sqrtm(cov_s, inverse=True)
     out = transform @ (pixels - mu_s) + mu_r
     return out.reshape(source.shape).to(source.dtype).clamp(0, 1)

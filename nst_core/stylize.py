@@ -15,7 +15,7 @@ from .progress import Progress
 Method = Literal['quality', 'fast']
 Preset = Literal['draft', 'normal', 'best']
 ColourMode = Literal['none', 'luminance', 'histogram']
-Init = Literal['content', 'noise', 'fast', 'image']
+Init = Literal['content', 'palette', 'noise', 'fast', 'image']
 Optimizer = Literal['lbfgs', 'adam']
 Pooling = Literal['max', 'avg']
 Device = Literal['auto', 'cpu', 'cuda', 'mps']

