@@ -1,13 +1,17 @@
-"""Quality (Gatys) benchmark: wall time and peak RSS of each preset, against a plain baseline.
+"""Quality benchmark: the presets judged against neural-style's published outputs and recipe.
 
-    python bench/bench_quality.py [--size 512] [--baseline-steps 300]
+    python bench/bench_quality.py                      # everything (about 40 min on 2 cores)
+    python bench/bench_quality.py --recipe-steps 0     # without neural-style's recipe
+    python bench/bench_quality.py --pairs tubingen+starry_night --presets normal
 
-Each configuration runs in its own process (so peak RSS is its own). The baselines are plain
-single-scale Gatys: L-BFGS at full size with the same loss function and the same precision,
-one from the content (the presets' own start), one from noise (Gatys et al.'s start, and
-neural-style's default). Every result is scored with that one loss function at full size, and
-the table shows how long each baseline needed to reach each preset's final loss. A baseline
-stops early once it is below every preset's loss (later steps cannot change the table).
+On every shared pair that has a published neural-style output (../shared/data/images), in
+one run: Draft, Normal and Best at --size; neural-style's own recipe (one scale, noise init,
+1000 L-BFGS steps, its loss normalisation and weights 5 / 100 / 1e-3; neural_style_recipe.py)
+on the same engine and weights; the published picture itself. Each configuration runs in a
+process of its own (its peak RSS is its own) and is judged by ../shared/tools/judge, which
+measures and is never a loss. Then the cost of one Quality step against the bare VGG trunk's
+forward and backward at 256 and 512 px, same precision and layout. Pictures go to
+out/bench_quality/<config>/<pair>.png, figures to out/bench_quality/results.json.
 """
 import argparse
 import json
@@ -19,138 +23,212 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGES = ROOT.parent / 'shared' / 'data' / 'images' / 'inputs'
+SHARED = ROOT.parent / 'shared'
+IMAGES = SHARED / 'data' / 'images'
+JUDGE = SHARED / 'tools' / 'judge' / 'judge'
 OUT = ROOT / 'out' / 'bench_quality'
+# content + style -> the published output's file in reference/
+PAIRS = {
+    'golden_gate+starry_night': 'golden_gate_starry',
+    'golden_gate+the_scream': 'golden_gate_scream',
+    'tubingen+shipwreck': 'tubingen_shipwreck',
+    'tubingen+starry_night': 'tubingen_starry',
+    'tubingen+the_scream': 'tubingen_scream',
+}
+KEYS = ('style_embed_ratio', 'style_embed_ratio_gray', 'edge_f', 'color_swd_ratio')
+HEAD = ('style emb', 'emb gray', 'edge F', 'colour SWD')
 
 
-def _setup(args):
-    from nst_core import imageio
-    content = imageio.open_image(IMAGES / args.content)
-    style = imageio.open_image(IMAGES / args.style)
-    return content, style
+def inputs(pair):
+    content, style = pair.split('+')
+    return IMAGES / 'inputs' / (content + '.jpg'), IMAGES / 'inputs' / (style + '.jpg')
 
 
-def _scorer(content, style, size):
-    """The full-size loss every result is judged by (stylize()'s default weights)."""
-    from nst_core import imageio
-    from nst_core.gatys import GatysLoss, load_features, use_bf16
-    from nst_core.stylize import options
-    import torch
-    o = {k: p.default for k, p in options().items()}
-    vgg = load_features(o['model'], [*o['content_layers'], *o['style_layers']], log=lambda m: None)
-    wh = imageio.working_size(content.size, size)
-    c = imageio.to_tensor(imageio.resize(content, wh))
-    s = imageio.to_tensor(imageio.resize(style, imageio.working_size(style.size, size)))
-    return GatysLoss(vgg, c, [s], [1.0], content_layers=o['content_layers'],
-                     style_layers=o['style_layers'], style_layer_weights=None,
-                     content_weight=o['content_weight'], style_weight=o['style_weight'],
-                     tv_weight=o['tv_weight'], bf16=use_bf16('auto', torch.device('cpu'))), c
+# --- children: one configuration, every pair -------------------------------------------------
 
-
-def run_preset(args):
+def run_config(args):
     from nst_core import imageio
     from nst_core.stylize import stylize
-    content, style = _setup(args)
-    stylize(content.resize((32, 24)), [style], size=32, iterations=1, log=lambda m: None)  # warm
-    t0 = time.perf_counter()
-    out = stylize(content, [style], size=args.size, preset=args.one, log=lambda m: None)
-    elapsed = time.perf_counter() - t0
-    out.save(OUT / ('%s_%d.png' % (args.one, args.size)))
-    score, _ = _scorer(content, style, args.size)
-    loss, parts = score(imageio.to_tensor(out))
-    return dict(name=args.one, seconds=elapsed, loss=loss.item(),
-                parts={k: v.item() for k, v in parts.items()})
+    sys.path.insert(0, str(Path(__file__).parent))
+    from neural_style_recipe import stylize_neural_style
+    out_dir = OUT / args.one
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seconds = {}
+    for pair in args.pairs:
+        content, style = (imageio.open_image(p) for p in inputs(pair))
+        t0 = time.perf_counter()
+        if args.one == 'neural-style':
+            out = stylize_neural_style(content, style, size=args.size, steps=args.recipe_steps)
+        else:
+            out = stylize(content, [style], size=args.size, preset=args.one, log=lambda m: None)
+        seconds[pair] = time.perf_counter() - t0
+        out.save(out_dir / (pair + '.png'))
+        print('%s %s %.1f s' % (args.one, pair, seconds[pair]), file=sys.stderr, flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(dict(config=args.one, seconds=seconds, peak_rss_mb=peak)))
 
 
-class _Reached(Exception):
-    pass
-
-
-def run_baseline(args):
+def step_cost(args):
+    """min seconds of one forward+backward: Quality's loss, the bare trunk, at each size."""
     import torch
-    from nst_core import imageio
-    from nst_core.gatys import optimise
-    content, style = _setup(args)
-    score, c = _scorer(content, style, args.size)
-    start = torch.rand(c.shape, generator=torch.Generator().manual_seed(0)) \
-        if args.one == 'baseline-noise' else c
-    curve = []
-    t0 = time.perf_counter()
+    from nst_core.gatys import GatysLoss, load_features, use_bf16
+    from nst_core.stylize import options
+    o = {k: p.default for k, p in options().items()}
+    layers = [*o['content_layers'], *o['style_layers']]
+    bf16 = use_bf16('auto', torch.device('cpu'))
+    vgg = load_features(o['model'], layers, log=lambda m: None)
+    deepest = max(layers, key=vgg.names.index)
+    trunk = load_features(o['model'], [deepest], log=lambda m: None)
+    trunk.to(memory_format=torch.channels_last if bf16 else torch.contiguous_format)
+    g = torch.Generator().manual_seed(0)
+    rows = {}
+    for side in (256, 512):
+        h, w = side * 3 // 4, side
+        content, style = torch.rand(1, 3, h, w, generator=g), torch.rand(1, 3, h, w, generator=g)
+        loss = GatysLoss(vgg, content, [style], [1.0], content_layers=o['content_layers'],
+                         style_layers=o['style_layers'],
+                         style_layer_weights=o['style_layer_weights'],
+                         content_weight=o['content_weight'], style_weight=o['style_weight'],
+                         tv_weight=o['tv_weight'], bf16=bf16)
 
-    def report(step, loss):
-        curve.append((time.perf_counter() - t0, loss))
-        if loss <= args.stop_below:
-            raise _Reached
-    try:
-        optimise(start, score, args.baseline_steps, 'lbfgs', report)
-    except _Reached:
-        pass
-    return dict(name=args.one, seconds=time.perf_counter() - t0, curve=curve,
-                loss=curve[-1][1], steps=len(curve))
+        def bare(x):
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
+                y = trunk(x.contiguous(memory_format=loss.layout))[deepest]
+            return y.float().sum()
+        rows[side] = dict(quality=_min_time(lambda x: loss(x)[0], content),
+                          trunk=_min_time(bare, content), layer=deepest)
+    print(json.dumps(dict(bf16=bf16, threads=torch.get_num_threads(), sizes=rows)))
 
 
-def child(args):
-    OUT.mkdir(parents=True, exist_ok=True)
-    result = run_baseline(args) if args.one.startswith('baseline') else run_preset(args)
-    result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+def _min_time(fn, like, repeats=7):
+    best = float('inf')
+    for i in range(repeats):
+        x = like.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        fn(x).backward()
+        if i:                      # the first call pays for allocation and oneDNN's plans
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
-def spawn(args, name, stop_below=0.0):
-    cmd = [sys.executable, __file__, '--one', name, '--size', str(args.size),
-           '--baseline-steps', str(args.baseline_steps), '--content', args.content,
-           '--style', args.style, '--stop-below', str(stop_below)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+# --- the parent -------------------------------------------------------------------------------
+
+def spawn(args, one):
+    cmd = [sys.executable, __file__, '--one', one, '--size', str(args.size),
+           '--recipe-steps', str(args.recipe_steps), '--pairs', *args.pairs]
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if proc.returncode:
-        sys.exit('%s failed:\n%s' % (name, proc.stderr[-3000:]))
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result['process_seconds'] = time.perf_counter() - t0
-    return result
+        sys.exit('%s failed (exit %d)' % (one, proc.returncode))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def time_to_reach(curve, loss):
-    for t, value in curve:
-        if value <= loss:
-            return t
-    return None
+def judge(rows):
+    """{(config, pair): judge figures}, or None when the judge is not there."""
+    if not JUDGE.exists():
+        return None
+    OUT.mkdir(parents=True, exist_ok=True)
+    tsv = OUT / 'judge_rows.tsv'
+    tsv.write_text(''.join('%s\t%s\t%s\t%s|%s\n' % (*inputs(pair), path, config, pair)
+                           for config, pair, path in rows))
+    proc = subprocess.run([str(JUDGE), '--batch', str(tsv), '--json'], capture_output=True,
+                          text=True)
+    if proc.returncode:
+        sys.exit('the judge failed:\n' + proc.stderr[-2000:])
+    found = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return {tuple(r['label'].split('|')): r for r in found}
+
+
+def mean(values):
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def print_tables(configs, runs, scores, pairs):
+    print('\nMeans over %d pairs (judge: lower is better but edge F)' % len(pairs))
+    print('%-13s %9s %9s %9s %10s %10s %9s' % ('config', *HEAD, 's / pair', 'peak MB'))
+    for c in configs:
+        run = runs.get(c)
+        secs = '%10.1f' % mean(run['seconds'].values()) if run else '%10s' % '-'
+        peak = '%9.0f' % run['peak_rss_mb'] if run else '%9s' % '-'
+        cells = ['%9.3f' % mean(scores[c, p][k] for p in pairs) for k in KEYS] if scores \
+            else ['%9s' % '-'] * len(KEYS)
+        print('%-13s %s %s %s %s %s %s' % (c, *cells, secs, peak))
+    if not scores:
+        return
+    print('\nPer pair: style emb gray / edge F')
+    print('%-26s' % 'pair' + ''.join('%16s' % c for c in configs))
+    for p in pairs:
+        print('%-26s' % p + ''.join('%16s' % ('%.3f / %.3f' % (scores[c, p][KEYS[1]],
+                                                                scores[c, p][KEYS[2]]))
+                                    for c in configs))
+
+
+def print_targets(runs, scores, pairs):
+    if not scores or 'normal' not in runs:
+        return
+    means = {c: {k: mean(scores[c, p][k] for p in pairs) for k in KEYS}
+             for c in {c for c, _ in scores}}
+    normal, pub = means['normal'], means['published']
+    checks = [('Normal style emb <= published', normal[KEYS[0]] <= pub[KEYS[0]]),
+              ('Normal style emb gray <= published', normal[KEYS[1]] <= pub[KEYS[1]]),
+              ('Normal edge F >= published', normal[KEYS[2]] >= pub[KEYS[2]]),
+              ('Normal colour SWD <= published', normal[KEYS[3]] <= pub[KEYS[3]]),
+              ('no pair edge F > 0.05 below its published',
+               all(scores['normal', p][KEYS[2]] >= scores['published', p][KEYS[2]] - 0.05
+                   for p in pairs))]
+    if 'neural-style' in runs:
+        ns = means['neural-style']
+        ratio = mean(runs['neural-style']['seconds'].values()) / \
+            mean(runs['normal']['seconds'].values())
+        checks += [('Normal judged at least as good as the recipe (style emb, gray, edge F, '
+                    'SWD)', normal[KEYS[0]] <= ns[KEYS[0]] and normal[KEYS[1]] <= ns[KEYS[1]]
+                    and normal[KEYS[2]] >= ns[KEYS[2]] and normal[KEYS[3]] <= ns[KEYS[3]]),
+                   ('Normal >= 10x faster than the recipe (%.1fx)' % ratio, ratio >= 10)]
+    print('\nTargets')
+    for text, ok in checks:
+        print('  %-4s %s' % ('ok' if ok else 'MISS', text))
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--size', type=int, default=512)
-    p.add_argument('--baseline-steps', type=int, default=300)
     p.add_argument('--presets', nargs='+', default=['draft', 'normal', 'best'])
-    p.add_argument('--content', default='tubingen.jpg')
-    p.add_argument('--style', default='starry_night.jpg')
+    p.add_argument('--recipe-steps', type=int, default=1000,
+                   help="neural-style's L-BFGS steps (0: leave the recipe out)")
+    p.add_argument('--pairs', nargs='+', default=list(PAIRS), choices=list(PAIRS))
     p.add_argument('--one', help=argparse.SUPPRESS)
-    p.add_argument('--stop-below', type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.one == 'step-cost':
+        return step_cost(args)
     if args.one:
-        return child(args)
+        return run_config(args)
     import torch
-    print('nst_core quality benchmark: %s + %s at %d px, torch %s, %d threads'
-          % (args.content, args.style, args.size, torch.__version__, torch.get_num_threads()))
-    presets = [spawn(args, name) for name in args.presets]
-    lowest = min(r['loss'] for r in presets)
-    bases = [spawn(args, name, lowest) for name in ('baseline', 'baseline-noise')]
-    print('\n%-9s %9s %9s %8s %8s %24s %24s' % (
-        'config', 'stylize s', 'process s', 'peak MB', 'loss',
-        'content-init baseline', 'noise-init baseline'))
-    for r in presets:
-        cells = []
-        for base in bases:
-            reach = time_to_reach(base['curve'], r['loss'])
-            cells.append('never in %.0f s' % base['seconds'] if reach is None else
-                         '%.1f s = %.2fx' % (reach, reach / r['seconds']))
-        print('%-9s %9.1f %9.1f %8.0f %8.4g %24s %24s' % (
-            r['name'], r['seconds'], r['process_seconds'], r['peak_rss_mb'], r['loss'], *cells))
-    for base in bases:
-        print('%-15s %5.1f s, %d L-BFGS steps at %d px, loss %.4g, peak %.0f MB' % (
-            base['name'], base['seconds'], base['steps'], args.size, base['loss'],
-            base['peak_rss_mb']))
-    print('\noutputs in', OUT)
+    print('nst_core Quality benchmark at %d px: %d pairs, torch %s, %d threads'
+          % (args.size, len(args.pairs), torch.__version__, torch.get_num_threads()))
+    configs = list(args.presets) + (['neural-style'] if args.recipe_steps else [])
+    runs = {c: spawn(args, c) for c in configs}
+    rows = [(c, pair, OUT / c / (pair + '.png')) for c in configs for pair in args.pairs]
+    rows += [('published', pair, IMAGES / 'reference' / (PAIRS[pair] + '.png'))
+             for pair in args.pairs]
+    scores = judge(rows)
+    if scores is None:
+        print('judge not found at %s: times only' % JUDGE)
+    print_tables(configs + ['published'], runs, scores, args.pairs)
+    print_targets(runs, scores, args.pairs)
+    cost = spawn(args, 'step-cost')
+    print('\nStep cost (Quality loss forward+backward / bare trunk to %s, bf16 %s, %d threads)'
+          % (cost['sizes']['512']['layer'], cost['bf16'], cost['threads']))
+    for side, row in cost['sizes'].items():
+        ratio = row['quality'] / row['trunk']
+        print('  %s px: %.3f s / %.3f s = %.2fx  %s' % (side, row['quality'], row['trunk'], ratio,
+                                                       'ok' if ratio <= 1.25 else 'MISS (1.25)'))
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / 'results.json').write_text(json.dumps(dict(
+        runs=runs, step_cost=cost,
+        scores={'%s|%s' % k: {m: v[m] for m in KEYS} for k, v in (scores or {}).items()}),
+        indent=1))
+    print('\npictures in', OUT)
 
 
 if __name__ == '__main__':

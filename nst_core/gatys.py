@@ -54,7 +54,7 @@ class GatysLoss(nn.Module):
         self.layout = torch.channels_last if bf16 else torch.contiguous_format
         vgg.to(memory_format=self.layout)
         self.content_layers, self.style_layers = list(content_layers), list(style_layers)
-        layer_w = style_layer_weights or [1.0] * len(self.style_layers)
+        layer_w = style_layer_weights or losses.falloff(len(self.style_layers))
         total = float(sum(layer_w))
         self.style_layer_weights = [w / total for w in layer_w]
         self.weights = dict(content=content_weight, style=style_weight, tv=tv_weight)
@@ -116,13 +116,16 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -
     return image.detach().clamp(0, 1)
 
 
-def effective_style_weight(style_weight, strength):
-    """Strength 1 is the full weight, each third less a tenth of it, 0 no style at all.
+def style_share(strength):
+    """The factor on the style (and TV) weight: 1 at strength 1, a tenth each third less, 0
+    at 0.
 
     The look of a result follows the log of the style/content ratio: halving the weight
-    barely shows, so a linear slider would do nothing over most of its range.
+    barely shows, so a linear slider would do nothing over most of its range. TV smooths
+    the grain the style term adds, so it scales with it: at strength 0 only the content
+    loss is left, which the content itself already minimises.
     """
-    return 0.0 if strength <= 0 else style_weight * 1000.0 ** (strength - 1)
+    return 0.0 if strength <= 0 else 1000.0 ** (strength - 1)
 
 
 def _initial(init, content, init_image, generator, kw):
@@ -131,8 +134,14 @@ def _initial(init, content, init_image, generator, kw):
     if init == 'image':
         return imageio.to_tensor(init_image, content.device)
     if init == 'palette':
-        style_ts = [imageio.to_tensor(s, content.device) for s in kw['styles']]
-        return match_colours(content, style_ts, kw['style_weights'])
+        # From the photo, L-BFGS keeps its colours wherever it can (a blue sky stays pale
+        # blue under the strokes); from noise it finds the painting's palette but loses the
+        # photo's structure. The photo recoloured to the painting's colour mean and
+        # covariance starts with both, as far as strength asks for the style.
+        style_ts = [imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, 512)),
+                                      content.device) for s in kw['styles']]
+        matched = match_colours(content, style_ts, kw['style_weights'])
+        return content + kw['strength'] * (matched - content)
     if init == 'fast':
         from .fast import fast_init
         return fast_init(content, kw)
@@ -199,8 +208,8 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                             content_layers=content_layers, style_layers=style_layers,
                             style_layer_weights=style_layer_weights,
                             content_weight=content_weight,
-                            style_weight=effective_style_weight(style_weight, strength),
-                            tv_weight=tv_weight, bf16=bf16)
+                            style_weight=style_weight * style_share(strength),
+                            tv_weight=tv_weight * style_share(strength), bf16=bf16)
         image = optimise(pad_min(image), loss_fn, sc.steps, optimizer,
                          lambda step, loss, i=i: tracker.report(i, step, loss))
         image = image[..., :wh[1], :wh[0]]          # drop pad_min's padding

@@ -27,11 +27,14 @@ class Scale:
     steps: int
 
 
+RATIO = 2.0
+
+
 def sizes(final: int, min_size: int = MIN_SIZE):
-    """Longest sides from coarse to fine, halving from `final` while >= min_size."""
+    """Longest sides from coarse to fine, dividing `final` by RATIO while >= min_size."""
     out = [final]
-    while out[-1] // 2 >= min_size:
-        out.append(out[-1] // 2)
+    while round(out[-1] / RATIO) >= min_size:
+        out.append(round(out[-1] / RATIO))
     return out[::-1]
 
 

@@ -34,3 +34,22 @@ def test_histogram_matching_matches_mean_and_covariance():
     _, mu_r, cov_r = colour._stats(ref.double())
     assert torch.allclose(mu_o, mu_r, atol=1e-3)
     assert torch.allclose(cov_o, cov_r, atol=2e-3)
+
+
+def test_match_colours_targets_the_weighted_mixture_of_styles():
+    torch.manual_seed(2)
+    src = torch.rand(1, 3, 40, 40) * 0.5
+    # colours well inside 0..1, so the result's clamp leaves its statistics alone
+    red = torch.rand(1, 3, 20, 20) * torch.tensor([0.1, 0.05, 0.05]).view(1, 3, 1, 1) \
+        + torch.tensor([0.6, 0.4, 0.4]).view(1, 3, 1, 1)
+    blue = torch.rand(1, 3, 30, 30) * 0.1 + torch.tensor([0.35, 0.4, 0.6]).view(1, 3, 1, 1)
+    # the mixture 3:1 is the pixels of red three times over, of blue once, pooled
+    pooled = torch.cat([red.flatten(2)] * 3 * 9 + [blue.flatten(2)] * 4, 2)
+    # 3 x 9 copies of 400 red pixels and 4 of 900 blue ones: 3:1 by pixel count
+    out = colour.match_colours(src, [red, blue], [3, 1])
+    _, mu_o, cov_o = colour._stats(out.double())
+    _, mu_p, cov_p = colour._stats(pooled.double().unsqueeze(-1))
+    assert torch.allclose(mu_o, mu_p, atol=2e-3)
+    assert torch.allclose(cov_o, cov_p, atol=3e-3)
+    one = colour.match_colours(src, [red, blue], [1, 0])
+    assert torch.allclose(one, colour.match_histogram(src, red), atol=1e-6)

@@ -41,6 +41,18 @@ def test_strength_zero_keeps_the_content():
     assert np.abs(arr(styled) - arr(content)).mean() > 5.0
 
 
+def test_palette_init_starts_from_the_styles_colours_as_far_as_strength_asks():
+    content, style = scene(48, 36), stripes()
+    style_mean = arr(style).mean((0, 1))
+    kw = dict(TINY, style_weight=0.0, iterations=1)    # the init, barely optimised
+    plain = arr(stylize(content, [style], init='content', **kw)).mean((0, 1))
+    full = arr(stylize(content, [style], init='palette', **kw)).mean((0, 1))
+    half = arr(stylize(content, [style], init='palette', strength=0.5, **kw)).mean((0, 1))
+    assert np.abs(full - style_mean).max() < 6
+    assert np.abs(plain - style_mean).max() > 30
+    assert np.allclose(half, (plain + full) / 2, atol=4)
+
+
 def test_optimisation_lowers_the_style_loss():
     vgg = load_features('tiny', [*LAYERS['content_layers'], *LAYERS['style_layers']])
     content = imageio.to_tensor(scene(48, 48))
@@ -122,6 +134,7 @@ def test_histogram_preservation_runs_and_differs_from_plain():
     (dict(style_scale=0), 'style_scale'),
     (dict(style_weights=[1, 2]), '2 style weights given for 1 styles'),
     (dict(init='image'), 'init_image'),
+    (dict(style_layer_weights=[1, 2]), '2 style layer weights given for 5 style layers'),
     (dict(content_layers=('relu9_9',)), 'unknown vgg16 layer'),
     (dict(device='cuda:7' if torch.cuda.is_available() else 'cuda'), 'not available'),
 ])
@@ -133,18 +146,23 @@ def test_bad_options_raise_clear_errors(kwargs, words):
 
 @pytest.mark.slow
 def test_real_vgg_transfers_style_and_keeps_content():
-    """Real weights at 192 px: style loss falls by a large factor, content stays bounded."""
+    """Normal with the real weights at 256 px: the style loss falls by a large factor while the
+    content stays far closer to the photo than an unrelated picture is."""
+    from nst_core.stylize import options
+    o = {k: p.default for k, p in options().items()}
     content = shared_image('tubingen.jpg')
     style = shared_image('starry_night.jpg')
-    vgg = load_features('auto', [*LAYERS['content_layers'], *LAYERS['style_layers']])
-    c = imageio.to_tensor(imageio.resize(content, imageio.working_size(content.size, 192)))
-    s = imageio.to_tensor(imageio.resize(style, imageio.working_size(style.size, 192)))
-    loss_fn = GatysLoss(vgg, c, [s], [1.0], style_layer_weights=None, content_weight=1.0,
-                        style_weight=1e4, tv_weight=1e-3, **LAYERS)
+    vgg = load_features('auto', [*o['content_layers'], *o['style_layers']])
+    c = imageio.to_tensor(imageio.resize(content, imageio.working_size(content.size, 256)))
+    s = imageio.to_tensor(imageio.resize(style, imageio.working_size(style.size, 256)))
+    loss_fn = GatysLoss(vgg, c, [s], [1.0], style_layer_weights=None,
+                        content_weight=o['content_weight'], style_weight=o['style_weight'],
+                        tv_weight=o['tv_weight'], content_layers=o['content_layers'],
+                        style_layers=o['style_layers'])
     _, before = loss_fn(c)
     # an unrelated picture of the same size: what "content lost" looks like in this loss
     _, unrelated = loss_fn(imageio.to_tensor(imageio.resize(style, c.shape[:1:-1])))
-    out = stylize(content, [style], size=192, preset='draft')
+    out = stylize(content, [style], size=256, preset='normal')
     _, after = loss_fn(imageio.to_tensor(out))
     assert after['style'] < before['style'] / 10, (before, after)
-    assert after['content'] < 0.75 * unrelated['content'], (after, unrelated)
+    assert after['content'] < 0.5 * unrelated['content'], (after, unrelated)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from nst_core import losses
@@ -17,6 +18,40 @@ def test_gram_matches_definition():
     expected = torch.einsum('bik,bjk->bij', flat, flat) / (3 * 4 * 5)
     assert torch.allclose(g, expected)
     assert torch.allclose(g, g.transpose(1, 2))
+
+
+def _autograd_gram(f):
+    b, c, h, w = f.shape
+    m = f.float().reshape(b, c, h * w)
+    return m @ m.transpose(1, 2) / (c * h * w)
+
+
+@pytest.mark.parametrize('layout', [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_autograds(layout):
+    """The one-matmul backward equals autograd's two-matmul one, in either memory layout."""
+    torch.manual_seed(3)
+    f = torch.rand(2, 6, 5, 7).contiguous(memory_format=layout).requires_grad_(True)
+    target = torch.rand(2, 6, 6)
+    ref = f.detach().clone().requires_grad_(True)
+    (losses.gram(f) - target).pow(2).sum().backward()
+    (_autograd_gram(ref) - target).pow(2).sum().backward()
+    assert torch.allclose(losses.gram(f), _autograd_gram(ref), atol=1e-6)
+    assert torch.allclose(f.grad, ref.grad, atol=1e-6)
+    assert f.grad.is_contiguous(memory_format=layout)
+
+
+def test_gram_of_bf16_features_is_float32_and_close():
+    torch.manual_seed(4)
+    f = torch.rand(1, 16, 12, 12).contiguous(memory_format=torch.channels_last)
+    g = losses.gram(f.bfloat16().requires_grad_(True))
+    assert g.dtype == torch.float32
+    assert torch.allclose(g, _autograd_gram(f), rtol=2e-2)
+
+
+def test_falloff_weights_shallow_layers_most():
+    assert losses.falloff(5) == [256, 64, 16, 4, 1]
+    assert losses.falloff(1) == [1]
+    assert losses.falloff(3, ratio=2) == [4, 2, 1]
 
 
 def test_relative_losses_are_scale_free():
