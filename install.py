@@ -46,9 +46,16 @@ CORE_MODULES = ('torch', 'torchvision', 'PIL', 'numpy')
 CONVERT_MODULES = ('h5py', 'onnx')      # import names = package names
 CHECKOUT = Path(__file__).resolve().parent
 MENU = 'Filters > Artistic > Neural Style...'
+# PyTorch's own index of CPU-only wheels. PyPI's Linux x86-64 torch is the CUDA build: its
+# nvidia-* dependencies make a venv of about 5.5 GB; the CPU build is under 1 GB and computes
+# the same on a CPU (same oneDNN kernels).
+CPU_INDEX = 'https://download.pytorch.org/whl/cpu'
+TORCH_PACKAGES = ('torch', 'torchvision')
+PROBE_SECONDS = 10
 TAIL_LINES = 25
 
-Where = collections.namedtuple('Where', 'system env home')      # system: linux|darwin|win32
+# system: linux|darwin|win32; machine: platform.machine() (None: this machine's)
+Where = collections.namedtuple('Where', 'system env home machine', defaults=(None,))
 Profile = collections.namedtuple('Profile', 'path version kind')  # kind: native|flatpak|snap|...
 
 
@@ -398,8 +405,133 @@ def pip_advice(venv):
             '--system-site-packages; if the venv is broken, delete %s and run again.' % venv)
 
 
-def install_packages(python, venv, base, system_site, want_convert, act):
-    """pip-install nst_core from this checkout (and the weight converters) into the venv."""
+TorchSource = collections.namedtuple('TorchSource', 'name index why')
+# What each way of getting torch costs, said before pip starts (docs/install.md, "Which torch").
+COSTS = {
+    'cpu': 'about 0.2 GB to download, under 1 GB installed; CPU only (this machine has no '
+           'NVIDIA GPU)',
+    'pypi-cuda': "PyPI's Linux build with CUDA: about 3 GB to download and 5.5 GB installed "
+                 '(the nvidia-* packages); it runs on the CPU too',
+    'pypi': "PyPI's build for this platform",
+    'user': 'whatever your pip configuration (PIP_INDEX_URL / PIP_EXTRA_INDEX_URL / pip.conf) '
+            'gives',
+}
+
+
+def has_nvidia_gpu(where):
+    """An NVIDIA driver is loaded (Linux: its /proc entry), or nvidia-smi lists a GPU."""
+    if where.system == 'linux' and os.path.exists('/proc/driver/nvidia/version'):
+        return True
+    smi = shutil.which('nvidia-smi', path=where.env.get('PATH'))
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, '-L'], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             universal_newlines=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and 'GPU' in out.stdout
+
+
+def index_reachable(url, timeout=PROBE_SECONDS):
+    """(True, '') when `url`/torch/ answers like a package index, else (False, why)."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(url.rstrip('/') + '/torch/', timeout=timeout) as r:
+            page = r.read(1 << 20).decode('utf-8', 'replace')
+    except urllib.error.HTTPError as e:
+        return False, 'HTTP %d' % e.code
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, 'reason', e)
+        return False, str(reason) or type(e).__name__
+    if 'torch-' not in page:
+        return False, 'it lists no torch wheels'
+    return True, ''
+
+
+def wants_cpu_wheels(where):
+    """Only PyPI's Linux x86-64 torch bundles CUDA; its Windows, macOS and ARM wheels do not."""
+    import platform
+    machine = (where.machine or platform.machine()).lower()
+    return where.system == 'linux' and machine in ('x86_64', 'amd64')
+
+
+def choose_torch_source(option, where, act, gpu=None, probe_index=index_reachable):
+    """Where pip gets torch: PyTorch's CPU-only index on a Linux x86-64 machine without an
+    NVIDIA GPU when that index answers, else PyPI; the user's own pip index settings win.
+    The choice and its cost are said before anything is downloaded."""
+    env = where.env
+    if option == 'pypi':
+        source = TorchSource('pypi-cuda' if wants_cpu_wheels(where) else 'pypi', None,
+                             '--torch-index pypi')
+    elif option not in (None, 'auto'):
+        ok, why = probe_index(option)
+        source = TorchSource('cpu', option, 'the index named with --torch-index') if ok else \
+            TorchSource('pypi-cuda' if wants_cpu_wheels(where) else 'pypi', None,
+                        '--torch-index %s is unreachable (%s)' % (option, why))
+    elif env.get('PIP_INDEX_URL') or env.get('PIP_EXTRA_INDEX_URL'):
+        source = TorchSource('user', None, 'PIP_INDEX_URL / PIP_EXTRA_INDEX_URL are set')
+    elif not wants_cpu_wheels(where):
+        source = TorchSource('pypi', None, "PyPI's torch for this platform has no CUDA inside")
+    elif gpu if gpu is not None else has_nvidia_gpu(where):
+        source = TorchSource('pypi-cuda', None, 'this machine has an NVIDIA GPU')
+    else:
+        ok, why = probe_index(CPU_INDEX)
+        source = TorchSource('cpu', CPU_INDEX, 'no NVIDIA GPU here') if ok else \
+            TorchSource('pypi-cuda', None, "PyTorch's CPU-only index %s is unreachable (%s)"
+                        % (CPU_INDEX, why))
+    where_from = ('%s (CPU-only wheels)' % source.index) if source.index else \
+        'your pip configuration' if source.name == 'user' else 'PyPI'
+    act.out('torch: from %s, because %s: %s.' % (where_from, source.why, COSTS[source.name]))
+    return source
+
+
+SYSTEM_TORCH = r"""
+import os, re, time
+import torch
+x = torch.ones(256, 256)
+(x @ x).sum()                       # loads the BLAS library torch calls for float32 products
+blas = ''
+try:
+    with open('/proc/self/maps') as f:
+        names = [line.split()[-1] for line in f if '/' in line]
+    blas = next((n for n in names if re.search(r'lib(open)?blas|blis|atlas|mkl_rt', n)), '')
+except OSError:
+    pass
+answer = {'version': torch.__version__, 'config': torch.__config__.show(), 'blas': blas,
+          'mkldnn': torch.backends.mkldnn.is_available(), 'cuda': torch.cuda.is_available()}
+"""
+
+
+def system_torch_notes(python):
+    """What the torch a venv sees from the system costs, in lines to print (or none)."""
+    try:
+        facts = ask(python, SYSTEM_TORCH)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return []
+    lines = ['torch: the system\'s %s (no download).' % facts['version']]
+    reference = 'BLAS_INFO=generic' in facts['config'] and \
+        re.search(r'/blas/libblas\.so', facts['blas'] or '')
+    if reference:
+        lines.append(
+            'note: this torch calls the reference BLAS (%s, the fallback Debian installs when '
+            'recommends are off): float32 matrix products run about 15x slower than with '
+            'OpenBLAS (Quality in float32, used on CPUs without AVX-512 BF16, takes about '
+            '2.5x as long; Fast about 1.3x). Fix: sudo apt install libopenblas0-pthread '
+            '(Debian/Ubuntu), then restart GIMP.' % facts['blas'])
+    if not facts['mkldnn']:
+        lines.append('note: this torch has no oneDNN (mkldnn): convolutions on the CPU run '
+                     "several times slower than with PyPI's torch; consider a venv without "
+                     '--system-site-packages.')
+    return lines
+
+
+def install_packages(python, venv, base, system_site, want_convert, act, where=None,
+                     torch_index=None):
+    """pip-install nst_core from this checkout (and the weight converters) into the venv;
+    torch first, from the source choose_torch_source picks. Returns a line saying which torch
+    the worker got."""
     pip = [python, '-m', 'pip', 'install', '--disable-pip-version-check']
     # Before the venv exists (dry run), the base interpreter sees what the venv will see.
     sees = python if python.exists() else Path(base['executable'])
@@ -409,6 +541,9 @@ def install_packages(python, venv, base, system_site, want_convert, act):
         # newer release on the index would otherwise pull in a second torch).
         act.out('torch, torchvision, PIL and numpy already import in the venv: installing '
                 'nst_core without dependencies.')
+        notes = system_torch_notes(sees)
+        for line in notes:
+            act.out(line)
         offline = local_build_flags(sees)
         with staged_checkout(act) as source:
             act.run(pip + ['--no-deps'] + offline + [source], 'pip install nst_core',
@@ -416,13 +551,29 @@ def install_packages(python, venv, base, system_site, want_convert, act):
         extra = missing_modules(sees, CONVERT_MODULES) if want_convert else []
         if extra:
             act.run(pip + extra, 'pip install %s' % ' '.join(extra), pip_advice(venv))
-        return
+        return notes[0] if notes else "torch: the system's"
     if system_site:
         act.out('Not importable from the system Python: %s; pip installs nst_core with its '
                 'dependencies.' % ', '.join(missing))
+    used = 'torch: already in the venv (kept)'
+    if missing_modules(sees, ['torch']) or not python.exists():
+        chosen = choose_torch_source(torch_index, where or this_machine(), act)
+        used = 'torch: from %s' % {
+            'cpu': "PyTorch's CPU-only index %s" % chosen.index,
+            'pypi-cuda': 'PyPI (the CUDA build, about 5.5 GB)', 'pypi': 'PyPI',
+            'user': 'your pip configuration'}[chosen.name]
+        if chosen.index:
+            try:
+                act.run(pip + list(TORCH_PACKAGES) + ['--index-url', chosen.index],
+                        'pip install torch (CPU-only)', pip_advice(venv))
+            except InstallError as e:
+                act.out('warning: installing torch from %s failed; falling back to PyPI (%s).'
+                        '\n%s' % (chosen.index, COSTS['pypi-cuda'], str(e).splitlines()[0]))
+                used = 'torch: from PyPI (the CPU-only index failed)'
     with staged_checkout(act) as source:
         target = '%s[convert]' % source if want_convert else str(source)
         act.run(pip + [target], 'pip install nst_core', pip_advice(venv))
+    return used
 
 
 def local_build_flags(python):
@@ -587,6 +738,7 @@ def install(args, where, act):
     base = probe(args.python)
     check_python_version(base['version'], 'The interpreter %s' % base['executable'])
     venv = Path(args.venv).expanduser().absolute() if args.venv else default_venv(where)
+    torch_line = None
     if args.plugin_only:
         python = venv_python(venv, where.system)
         if not python.exists():
@@ -596,8 +748,8 @@ def install(args, where, act):
         python = ensure_venv(venv, base, args.system_site_packages, where.system, act)
         if args.system_site_packages and base['in_venv']:
             inherit_parent_site(python, base, act)
-        install_packages(python, venv, base, args.system_site_packages,
-                         not args.skip_weights, act)
+        torch_line = install_packages(python, venv, base, args.system_site_packages,
+                                      not args.skip_weights, act, where, args.torch_index)
     cache_dir = weights_dir(args, python, act) or "(nst_core's default weights folder)"
     config = make_config(python, cache_dir, args.device)
     installed = []
@@ -606,7 +758,7 @@ def install(args, where, act):
         installed.append(install_plugin(files, plugins_dir, config, act))
     if not args.skip_weights and not args.plugin_only:
         fetch_weights(python, cache_dir, act)
-    report_install(installed, targets, python, cache_dir, args, where, act)
+    report_install(installed, targets, python, cache_dir, args, where, act, torch_line)
     if args.demo:
         run_demo(python, cache_dir, act)
 
@@ -622,7 +774,7 @@ def run_demo(python, cache_dir, act):
     act.out('demo: %s %s' % ('would write' if act.dry_run else 'wrote', out))
 
 
-def report_install(installed, targets, python, cache_dir, args, where, act):
+def report_install(installed, targets, python, cache_dir, args, where, act, torch_line=None):
     head = 'Dry run: nothing was changed. The steps above show what would happen.' \
         if act.dry_run else 'Neural Style is installed.'
     lines = ['', head,
@@ -630,6 +782,8 @@ def report_install(installed, targets, python, cache_dir, args, where, act):
              '  weights:        %s%s' % (cache_dir, ' (not fetched: --skip-weights)'
                                          if args.skip_weights else ''),
              '  default device: %s' % args.device]
+    if torch_line:
+        lines.append('  %s' % torch_line.replace('torch: ', 'torch:          ', 1))
     lines += ['  plug-in:        %s (config %s)' % (d, CONFIG_NAME) for d in installed]
     warnings = [sandbox_warning(p, where) for _, p in targets if p is not None]
     lines += ['warning: ' + w for w in warnings if w]
@@ -730,6 +884,10 @@ def parse_args(argv):
                    help="let the venv see the interpreter's packages (e.g. Debian's python3-torch)"
                         '; nst_core is then installed without dependencies if torch, '
                         'torchvision, PIL and numpy already import')
+    p.add_argument('--torch-index', metavar='URL|auto|pypi', default='auto',
+                   help="where pip gets torch (default auto: PyTorch's CPU-only index %s on a "
+                        'Linux x86-64 machine without an NVIDIA GPU when it is reachable, else '
+                        'PyPI; your PIP_INDEX_URL / PIP_EXTRA_INDEX_URL win)' % CPU_INDEX)
     p.add_argument('--weights-dir', metavar='DIR',
                    help="weights folder (default: nst_core's cache folder)")
     p.add_argument('--skip-weights', action='store_true',

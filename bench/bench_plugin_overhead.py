@@ -5,10 +5,12 @@ the layer. Target: <= 3 s in all.
     sudo SUITE=forky python3 bench/bench_plugin_overhead.py
 
 On the host this runs tests/gimp/run.sh (the cached chroot with real GIMP) with itself as the
-batch script; inside gimp-console it calls the installed plug-in through the PDB with a
+batch script and NS_TORCH=default (the torch install.py gives a user by default; NS_TORCH=system
+for Debian's); inside gimp-console it calls the installed plug-in through the PDB with a
 trivial worker: a stdlib-only Python that speaks protocol v1 and returns the content as the
 result, so the time measured is the plug-in's, not the network's. It then runs the real
-nst_core worker (method fast) once on the same layer, for comparison.
+nst_core worker (method fast) once on the same layer, for comparison. What a user waits for in
+whole runs: bench/bench_gimp_runs.py.
 """
 import os
 import subprocess
@@ -90,6 +92,7 @@ def on_host():
     here = os.path.dirname(os.path.abspath(__file__))
     run = os.path.join(here, os.pardir, 'tests', 'gimp', 'run.sh')
     env = dict(os.environ, BATCH_SCRIPT=os.path.abspath(__file__), GUI='0')
+    env.setdefault('NS_TORCH', 'default')       # the real-worker line: the torch users get
     return subprocess.call(['bash', run], env=env)
 
 

@@ -9,6 +9,12 @@ def _oom(exc):
         isinstance(exc, RuntimeError) and 'out of memory' in str(exc).lower())
 
 
+def details(exc):
+    """Extra fields for the worker's error event (the figures of a memory refusal), or {}."""
+    found = getattr(exc, 'details', None)
+    return dict(found) if isinstance(found, dict) else {}
+
+
 def classify(exc):
     """(kind, message) for an exception raised while running a job."""
     from .device import DeviceError

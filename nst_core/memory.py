@@ -17,11 +17,21 @@ PER_PIXEL = {'quality': 2600, 'fast': 320}          # bytes, activations and ima
 LBFGS_PER_PIXEL = 2 * 100 * 3 * 4                  # history: 100 (s, y) pairs of 3 floats
 ADAM_PER_PIXEL = 3 * 3 * 4                         # two moments and the gradient
 HEADROOM = 0.85                                    # of what is free: others need some too
+# The size that fits is rounded down to a multiple of this: free memory moves by some MB
+# between two runs, and a refusal naming 2218 px followed by "working at 2219 px" after the
+# user ticked Fit read as a contradiction.
+SIDE_STEP = 16
 
 
 class NotEnoughMemory(MemoryError):
     """The job would need more memory than the machine has free; the message says the size
-    it can do."""
+    it can do. `details` holds the figures (method, width, height, needed_bytes,
+    usable_bytes, free_bytes, largest_side), for callers that word it their own way (the
+    worker sends them in its error event, and the GIMP plug-in names its dialog's options)."""
+
+    def __init__(self, message, details=None):
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 def needed(method, wh, optimizer='lbfgs'):
@@ -79,7 +89,8 @@ def largest_side(method, wh, free, optimizer='lbfgs'):
     if room <= 0:
         return 0
     aspect = min(wh) / max(wh)
-    return int(math.sqrt(room / per / aspect))
+    side = int(math.sqrt(room / per / aspect))
+    return side // SIDE_STEP * SIDE_STEP if side >= SIDE_STEP else side
 
 
 def _gb(n):
@@ -99,8 +110,12 @@ def check(method, wh, free, optimizer='lbfgs', fit=False):
     what = '%s at %dx%d needs about %s but only %s can be used (%d %% of the %s free)' % (
         method.capitalize(), wh[0], wh[1], _gb(need), _gb(free * HEADROOM),
         round(HEADROOM * 100), _gb(free))
+    details = dict(method=method, width=wh[0], height=wh[1], needed_bytes=int(need),
+                   usable_bytes=int(free * HEADROOM), free_bytes=int(free),
+                   largest_side=side if side >= 16 else 0)
     if side < 16:
-        raise NotEnoughMemory('not enough memory: %s; close other programs' % what)
+        raise NotEnoughMemory('not enough memory: %s; close other programs' % what, details)
     raise NotEnoughMemory('not enough memory: %s; the largest size that fits now is %d px '
                           '(choose that output size or less%s, or ask to fit: --fit, fit=True)'
-                          % (what, side, ', or the Fast method' if method == 'quality' else ''))
+                          % (what, side, ', or the Fast method' if method == 'quality' else ''),
+                          details)

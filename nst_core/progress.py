@@ -52,6 +52,8 @@ class Tracker:
         done = self._done_before[index] + step * cost * (declared / total if total else 0)
         fraction = min(1.0, done / self._total_cost)
         elapsed = self.clock() - self.start
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+        # from the first step on: a rough figure that settles beats none (GIMP's status bar
+        # said nothing about the time left until 2 % of the work was done)
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 and step > 0 else None
         if self.callback is not None:
             self.callback(Progress(name, step, total, fraction, elapsed, eta, loss))

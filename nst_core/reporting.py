@@ -59,7 +59,9 @@ class Reporter:
             self._say('%swrote %s (%dx%d) in %.1f s\n' % ('\n' if self.bar else '', output,
                                                           width, height, elapsed))
 
-    def error(self, kind, message):
+    def error(self, kind, message, **fields):
+        """fields: extra figures for programs (protocol: readers ignore what they do not
+        know), e.g. a memory refusal's largest_side."""
         if self.json:
-            self._emit('error', kind=kind, message=message)
+            self._emit('error', kind=kind, message=message, **fields)
         self._say('%snst_core: error: %s\n' % ('\n' if self.bar else '', message))

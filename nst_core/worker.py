@@ -128,11 +128,11 @@ def run(job_path):
         _say_cancelled(reporter)
         return protocol.EXIT_CANCELLED
     except BaseException as e:  # noqa: BLE001 - the plug-in must always get an event
-        from .errors import classify
+        from .errors import classify, details
         kind, message = classify(e)
         if kind == 'internal':
             traceback.print_exc()
-        reporter.error(kind, message)
+        reporter.error(kind, message, **details(e))
         return protocol.EXIT_FAILED
     reporter.done(job.output, job.content.width, job.content.height)
     return protocol.EXIT_OK

@@ -245,3 +245,18 @@ def test_pixel_formats_through_the_cli(tmp_path, run_cli):
         assert proc.returncode == 0, (content, proc.stderr)
         assert Image.open(out).size == (40, 30)
 
+
+
+def test_the_size_that_fits_is_a_multiple_of_16_and_steady():
+    """Free memory moves by some MB between a refusal and the next try with fit: the size
+    named and the size worked at must agree (a refusal naming 2218 px, then "working at
+    2219 px", read as a contradiction)."""
+    sides = {memory.largest_side('fast', (640, 640), free * 10 ** 6) for free in (950, 953)}
+    assert sides == {416}
+    for free in (1.3, 2.0, 7.5, 31.0):
+        side = memory.largest_side('quality', (4000, 3000), free * memory.GB)
+        assert side % memory.SIDE_STEP == 0 and side > 0
+    with pytest.raises(memory.NotEnoughMemory) as err:
+        memory.check('fast', (640, 640), 950 * 10 ** 6)
+    assert err.value.details['largest_side'] == 416
+    assert err.value.details['method'] == 'fast'

@@ -563,6 +563,140 @@ def test_purge_weights_without_uninstall_is_a_usage_error(checkout, home):
     assert r.returncode == 2 and '--uninstall' in r.stderr
 
 
+# ---------------------------------------------------------------- which torch
+
+class Said:
+    """An Actions that records what install.py says (and changes nothing)."""
+
+    def __init__(self):
+        self.lines = []
+        self.act = inst.Actions(True, out=self.lines.append)
+
+    @property
+    def text(self):
+        return '\n'.join(self.lines)
+
+
+@pytest.fixture
+def local_index(tmp_path):
+    """A package index on 127.0.0.1 that lists a torch wheel (PEP 503 page, no wheel behind
+    it): the reachable CPU-only index, which this machine cannot reach for real."""
+    import http.server
+    import threading
+    root = tmp_path / 'index'
+    (root / 'torch').mkdir(parents=True)
+    (root / 'torch' / 'index.html').write_text(
+        '<a href="torch-2.6.0%2Bcpu-cp311-cp311-linux_x86_64.whl">'
+        'torch-2.6.0+cpu-cp311-cp311-linux_x86_64.whl</a>\n')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield 'http://127.0.0.1:%d/' % server.server_address[1]
+    server.shutdown()
+
+
+def linux(tmp_path, **env):
+    return inst.Where('linux', env, tmp_path, 'x86_64')
+
+
+def test_the_cpu_index_here_real_probe_and_the_choice_that_follows(tmp_path):
+    """The real network: download.pytorch.org cannot be reached from these machines, so
+    install.py falls back to PyPI, and says why and what that costs. Where it can be
+    reached, the CPU-only wheels are chosen."""
+    reachable, why = inst.index_reachable(inst.CPU_INDEX)
+    said = Said()
+    source = inst.choose_torch_source('auto', linux(tmp_path), said.act, gpu=False)
+    if reachable:
+        assert source.index == inst.CPU_INDEX and 'CPU-only wheels' in said.text
+    else:
+        assert why                                   # e.g. "Name or service not known"
+        assert source == inst.TorchSource('pypi-cuda', None, source.why)
+        assert inst.CPU_INDEX in said.text and 'unreachable (%s)' % why in said.text
+        assert '5.5 GB installed' in said.text and 'runs on the CPU too' in said.text
+
+
+def test_a_reachable_cpu_index_is_used_when_there_is_no_nvidia_gpu(tmp_path, local_index):
+    said = Said()
+    source = inst.choose_torch_source('auto', linux(tmp_path), said.act, gpu=False,
+                                      probe_index=lambda url: inst.index_reachable(local_index))
+    assert source.name == 'cpu' and source.index == inst.CPU_INDEX
+    assert 'no NVIDIA GPU here' in said.text and 'under 1 GB installed' in said.text
+    named = Said()
+    source = inst.choose_torch_source(local_index, linux(tmp_path), named.act, gpu=False)
+    assert source.index == local_index and 'the index named with --torch-index' in named.text
+
+
+def test_an_index_that_lists_no_torch_does_not_count(tmp_path, local_index):
+    ok, why = inst.index_reachable(local_index + 'nothing-here/')
+    assert not ok and 'HTTP 404' in why
+
+
+@pytest.mark.parametrize('where, gpu, env, expected', [
+    ('linux', True, {}, 'pypi-cuda'),                    # an NVIDIA GPU: the CUDA build
+    ('darwin', False, {}, 'pypi'),                       # PyPI's macOS wheels have no CUDA
+    ('win32', False, {}, 'pypi'),                        # nor its Windows ones
+    ('linux', False, {'PIP_INDEX_URL': 'https://mirror.example/simple'}, 'user'),
+    ('linux', False, {'PIP_EXTRA_INDEX_URL': 'https://download.pytorch.org/whl/cu126'}, 'user'),
+])
+def test_when_the_cpu_index_is_not_asked(tmp_path, where, gpu, env, expected):
+    asked = []
+    said = Said()
+    source = inst.choose_torch_source('auto', inst.Where(where, env, tmp_path, 'x86_64'),
+                                      said.act, gpu=gpu, probe_index=asked.append)
+    assert source.name == expected and source.index is None and asked == []
+    assert inst.COSTS[expected] in said.text
+
+
+def test_torch_index_pypi_skips_the_probe(tmp_path):
+    said = Said()
+    source = inst.choose_torch_source('pypi', linux(tmp_path), said.act, gpu=False,
+                                      probe_index=lambda url: pytest.fail('probed %s' % url))
+    assert source.name == 'pypi-cuda' and '5.5 GB' in said.text
+
+
+def test_dry_run_shows_the_torch_step_from_the_cpu_index(checkout, home, tmp_path, local_index):
+    make_profiles(home, '3.0')
+    r = run_install(checkout, '--dry-run', '--venv', tmp_path / 'v', '--torch-index',
+                    local_index, env=user_env(home))
+    assert r.returncode == 0, r.stderr
+    assert 'torch: from %s (CPU-only wheels)' % local_index in r.stdout
+    assert 'pip install --disable-pip-version-check torch torchvision --index-url %s' \
+        % local_index in r.stdout
+    assert 'torch:          from PyTorch\'s CPU-only index %s' % local_index in r.stdout
+    assert not (tmp_path / 'v').exists()
+
+
+def test_dry_run_here_says_the_fallback(checkout, home, tmp_path):
+    """The real probe again, through the command: unreachable here, so PyPI."""
+    make_profiles(home, '3.0')
+    env = user_env(home)
+    env.pop('PIP_INDEX_URL', None)
+    env.pop('PIP_EXTRA_INDEX_URL', None)
+    r = run_install(checkout, '--dry-run', '--venv', tmp_path / 'v', env=env)
+    assert r.returncode == 0, r.stderr
+    if inst.has_nvidia_gpu(inst.this_machine()) or inst.index_reachable(inst.CPU_INDEX)[0]:
+        pytest.skip('this machine has an NVIDIA GPU or reaches the CPU-only index')
+    assert "torch: from PyPI, because PyTorch's CPU-only index" in r.stdout
+    assert 'torch torchvision --index-url' not in r.stdout
+    assert 'torch:          from PyPI (the CUDA build, about 5.5 GB)' in r.stdout
+
+
+def test_what_the_system_torch_costs_is_said(tmp_path):
+    """This interpreter's torch (PyPI's, with MKL and oneDNN): named, and no warning."""
+    pytest.importorskip('torch')
+    notes = inst.system_torch_notes(sys.executable)
+    import torch
+    assert notes and notes[0] == "torch: the system's %s (no download)." % torch.__version__
+    assert not any('reference BLAS' in line or 'no oneDNN' in line for line in notes), notes
+
+
 # ---------------------------------------------------------------- the real thing
 
 @pytest.mark.slow
@@ -597,6 +731,29 @@ def test_real_install_reinstall_and_uninstall(checkout, home, tmp_path):
     assert gone.returncode == 0, gone.stderr
     assert not venv.exists()
     assert not (profile / 'plug-ins/neural_style').exists()
+
+
+@pytest.mark.slow
+def test_real_default_install_takes_torch_from_the_fallback(checkout, home, tmp_path):
+    """install.py as a user runs it (no --system-site-packages) on this machine, which has
+    no NVIDIA GPU and cannot reach PyTorch's CPU-only index: the fallback runs for real,
+    pip installs torch from PyPI, and the summary says so."""
+    if inst.has_nvidia_gpu(inst.this_machine()) or inst.index_reachable(inst.CPU_INDEX)[0]:
+        pytest.skip('this machine has an NVIDIA GPU or reaches the CPU-only index')
+    make_profiles(home, '3.0')
+    venv = tmp_path / 'venv'
+    env = user_env(home)
+    r = run_install(checkout, '--venv', venv, '--skip-weights', '--weights-dir',
+                    tmp_path / 'weights', env=env, timeout=1800)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert "torch: from PyPI, because PyTorch's CPU-only index" in r.stdout
+    assert 'torch:          from PyPI (the CUDA build, about 5.5 GB)' in r.stdout
+    got = subprocess.run([str(venv / 'bin' / 'python'), '-c',
+                          'import torch, nst_core; print(torch.__version__)'],
+                         capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert got.returncode == 0 and got.stdout.strip(), got.stderr
+    assert '+cpu' not in got.stdout                  # PyPI's build, not the CPU index's
+    shutil.rmtree(venv)                              # 5.5 GB
 
 
 def test_demo_without_gimp_skips_the_plugin_and_runs_the_sample(tmp_path, capsys):

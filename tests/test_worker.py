@@ -174,3 +174,30 @@ def test_cancel_by_a_dead_reader_still_exits_promptly(tmp_path):
     assert proc.returncode == protocol.EXIT_CANCELLED
     assert not (tmp_path / 'result.rgba').exists()
     proc.stderr.close()
+
+
+def test_a_memory_refusal_sends_its_figures(tmp_path):
+    """An out_of_memory error refused up front carries the figures a GUI words its own message
+    from (the GIMP plug-in names its "Fit to memory" checkbox, not --fit)."""
+    job = write_job(tmp_path, scene(3000, 3000), [stripes(32, 32)], method='quality', size=0)
+    # Quality at 3000x3000: about 45 GB by the estimate, more than these machines have
+    code, events, err = run_job(job)
+    error = [e for e in events if e['event'] == 'error']
+    assert code == protocol.EXIT_FAILED and error and error[0]['kind'] == 'out_of_memory', err
+    e = error[0]
+    assert (e['method'], e['width'], e['height']) == ('quality', 3000, 3000)
+    assert e['needed_bytes'] > e['usable_bytes'] and e['free_bytes'] > e['usable_bytes']
+    assert e['largest_side'] % 16 == 0 and e['largest_side'] < 3000
+    assert 'largest size that fits now is %d px' % e['largest_side'] in e['message']
+    assert not (tmp_path / 'result.rgba').exists()
+
+
+def test_the_time_left_is_estimated_from_the_first_step(tmp_path):
+    """GIMP's status bar shows the worker's eta: from the first step on, not after 2 % of
+    the work (minutes into a large Quality run)."""
+    job = write_job(tmp_path, scene(48, 36), [stripes(32, 32)], method='quality',
+                    preset='draft', size=48)          # one scale of 60 steps
+    code, events, err = run_job(job)
+    steps = [e for e in events if e['event'] == 'progress' and e['step'] >= 1]
+    assert code == 0, err
+    assert steps[0]['fraction'] < 0.02 and steps[0]['eta'] is not None and steps[0]['eta'] > 0

@@ -31,7 +31,7 @@ import time
 import gi
 gi.require_version('Gimp', '3.0')
 gi.require_version('Gegl', '0.4')
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PROC_NAME = 'python-fu-neural-style'
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,39 +56,53 @@ TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
 # The options, named as nst_core.stylize()'s keyword arguments with dashes for GIMP, with the
 # same defaults and choices (tests/test_gimp.py compares this table with stylize()).
 # (gimp name, kind, label, help, default, min, max) ; for 'choice', min is a list of
-# (value, label) and max is None; for 'bool' both are None.
+# (value, label) and max is None; for 'bool' both are None. The labels carry their mnemonic
+# (the underlined letter, Alt+letter in the dialog), as GIMP's own plug-ins' do; none may take
+# the letters of the dialog's buttons (Reset, Cancel, OK, Load/Save Settings: r c o l s) or
+# of Reset's two choices (Initial Values, Factory Defaults: i f).
 OPTIONS = [
-    ('method', 'choice', 'Method',
-     'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network.',
+    ('method', 'choice', '_Method',
+     'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network, '
+     "at the layer's own size.",
      'quality', [('quality', 'Quality'), ('fast', 'Fast')], None),
-    ('strength', 'double', 'Strength', 'How much style: 0 keeps the content, 1 is full style.',
+    ('strength', 'double', 'Stre_ngth', 'How much style: 0 keeps the content, 1 is full style.',
      1.0, 0.0, 1.0),
-    ('style-scale', 'double', 'Style scale',
+    ('style-scale', 'double', 'Style sc_ale',
      "Size of the style's strokes relative to the content.", 1.0, 0.1, 8.0),
-    ('preserve-colors', 'choice', 'Preserve colours',
-     "Keep the content's colours: luminance transfers only brightness; histogram matches the "
-     "style's colours to the content's first.",
+    ('preserve-colors', 'choice', '_Preserve color',
+     "Keep the content's colors: luminance transfers only brightness; histogram matches the "
+     "style's colors to the content's first.",
      'none', [('none', 'No'), ('luminance', 'Luminance only'),
               ('histogram', 'Match histogram')], None),
-    ('size', 'int', 'Output size',
-     'Working size of the longest side in pixels (0 = the layer\'s full size); the result is '
-     'scaled to the layer.', 512, 0, 16384),
-    ('fit', 'bool', 'Fit to memory',
+    ('size', 'int', 'Output si_ze (px)',
+     'Quality: the working size of the longest side in pixels (0 = the layer\'s own size; '
+     'larger than the layer is not used); the result is scaled to the layer. Fast always '
+     'works at the layer\'s own size.', 512, 0, 16384),
+    ('fit', 'bool', 'Fi_t to memory',
      'When the output size needs more memory than is free, work at the largest size that '
      'fits instead of refusing.', False, None, None),
-    ('preset', 'choice', 'Quality preset',
-     'Number of optimisation steps for the Quality method.',
+    ('preset', 'choice', '_Quality preset',
+     'Number of optimisation steps for the Quality method (Draft, Normal, Best).',
      'normal', [('draft', 'Draft'), ('normal', 'Normal'), ('best', 'Best')], None),
-    ('device', 'choice', 'Device',
+    ('device', 'choice', '_Device',
      'Where to compute: auto uses the device from the installer\'s configuration '
      '(by default a GPU when there is one).',
      'auto', [('auto', 'Auto'), ('cpu', 'CPU'), ('cuda', 'CUDA (NVIDIA GPU)'),
               ('mps', 'MPS (Apple GPU)')], None),
-    ('seed', 'int', 'Seed', 'Random seed: the same seed gives the same picture.',
+    ('seed', 'int', 'S_eed', 'Random seed: the same seed gives the same picture.',
      0, 0, 2147483647),
 ]
 STYLE_SLOTS = [('style-layer', None), ('style-layer-2', 'style-weight-2'),
                ('style-layer-3', 'style-weight-3')]
+STYLE_LABELS = {'style-layer': 'St_yle layer', 'style-layer-2': 'Style layer _2',
+                'style-weight-2': '_Weight of style 2', 'style-layer-3': 'Style layer _3',
+                'style-weight-3': 'Wei_ght of style 3'}
+# The dialog's order: what to paint with first, the method and what only Quality uses next to
+# it, then the look, then where and how to compute.
+DIALOG_ORDER = ['style-layer', 'method', 'preset', 'size', 'size-note', 'strength',
+                'style-scale', 'preserve-colors', 'fit', 'device', 'seed', 'more-styles-frame']
+QUALITY_ONLY = ('preset', 'size')
+SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
 
 
 def _load_protocol():
@@ -256,9 +270,12 @@ def _options(config, args):
     device = args['device']
     if device == 'auto':
         device = config.get('device') or 'auto'
+    # Fast works at the layer's own size (tiled when large): at a smaller size it is no faster
+    # in GIMP (torch's start-up dominates) and only softer once enlarged to the layer.
+    size = 0 if args['method'] == 'fast' else args['size']
     options = {'method': args['method'], 'strength': args['strength'],
                'style_scale': args['style_scale'], 'preserve_colors': args['preserve_colors'],
-               'size': args['size'], 'fit': args['fit'], 'preset': args['preset'],
+               'size': size, 'fit': args['fit'], 'preset': args['preset'],
                'device': device, 'seed': args['seed']}
     for key in protocol.WORKER_OPTIONS:
         if config.get(key):
@@ -297,6 +314,60 @@ def _start_worker(config, job_path, err_file):
         raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
                       'again, or correct "python" in %s.'
                       % (config['python'], e.strerror or e, config['_path'])) from None
+
+
+# The janitor removes the job folder when the plug-in is gone, however it went: GIMP's Cancel
+# SIGKILLs the plug-in and its process group (the worker with it), so no code of either runs
+# afterwards. It reads its stdin, a pipe only the plug-in holds, until end-of-file, and lives
+# in a session of its own, out of the reach of that kill. Standard library only, run with -I
+# -S (no site, no user paths): it starts in about 20 ms.
+JANITOR = r"""
+import os, shutil, sys, time
+folder = sys.argv[1]
+try:
+    while os.read(0, 4096):
+        pass
+except OSError:
+    pass
+for _ in range(100):                # a worker stopping on its closed stdin may still write
+    shutil.rmtree(folder, ignore_errors=True)
+    if not os.path.exists(folder):
+        break
+    time.sleep(0.05)
+"""
+
+
+def _janitor_pythons(config):
+    """GIMP's own Python first: the config's may be a wrapper that expects the worker's
+    arguments (the tests' are); then the worker's."""
+    own = sys.executable
+    if own and os.path.basename(own).lower().startswith('python'):
+        yield own
+    if config.get('python'):
+        yield config['python']
+
+
+def _start_janitor(config, job_dir):
+    for python in _janitor_pythons(config):
+        try:
+            return subprocess.Popen([python, '-I', '-S', '-c', JANITOR, job_dir],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, close_fds=True,
+                                    start_new_session=(os.name == 'posix'),
+                                    creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
+        except OSError:
+            continue
+    return None                      # then _sweep_stale_jobs cleans up after a kill
+
+
+def _end_janitor(janitor):
+    if janitor is None:
+        return
+    try:
+        janitor.stdin.close()
+        janitor.wait(2)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _pump(stream, lines):
@@ -407,8 +478,34 @@ class ProgressBar:
         return bool(self.cancel_after) and self.count >= self.cancel_after
 
 
-def _run_worker(config, job_path, bar):
-    """Run one job to the end; return nothing on success, raise Failure or Cancelled."""
+class Gone(Exception):
+    """The image (or the layer) was closed or deleted during the run: nothing to add it to."""
+
+
+IMAGE_CHECK_SECONDS = 0.25
+
+
+class Presence:
+    """Whether the image and the layer the result belongs to still exist (a closed image's
+    ids turn invalid; any call with them then makes GIMP show an error)."""
+
+    def __init__(self, image, content):
+        self.image, self.content = image, content
+        self.last = 0.0
+
+    def check(self, force=False):
+        now = time.monotonic()
+        if not force and now - self.last < IMAGE_CHECK_SECONDS:
+            return
+        self.last = now
+        if not self.image.is_valid() or not self.content.is_valid():
+            _test_log('image or layer gone')
+            raise Gone()
+
+
+def _run_worker(config, job_path, bar, presence):
+    """Run one job to the end; return the worker's log lines on success, raise Failure,
+    Cancelled or Gone."""
     job_dir = os.path.dirname(job_path)
     err_path = os.path.join(job_dir, 'worker-stderr.txt')
     with open(err_path, 'wb') as err_file:
@@ -418,7 +515,7 @@ def _run_worker(config, job_path, bar):
     lines = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     watch = Watchdog(config)
-    done, error = None, None
+    done, error, logs = None, None, []
     try:
         while True:
             try:
@@ -426,6 +523,7 @@ def _run_worker(config, job_path, bar):
             except queue.Empty:
                 GLib.MainContext.default().iteration(False)
                 line = b''                     # nothing yet
+            presence.check()
             overrun = watch.overrun()          # also while events pour in
             if overrun:
                 _test_log('time limit: %s' % overrun)
@@ -447,7 +545,10 @@ def _run_worker(config, job_path, bar):
             if kind == 'progress' and bar.progress(event):
                 _test_log('cancel requested')
                 raise Cancelled()
+            elif kind == 'start':
+                bar.text('loading the model...')
             elif kind == 'log' and isinstance(event.get('message'), str):
+                logs.append(event['message'])
                 bar.text(event['message'])
             elif kind == 'done':
                 done = event
@@ -463,18 +564,44 @@ def _run_worker(config, job_path, bar):
     _test_log('worker exit %d' % code)
     if code == 0 and done is not None:
         _test_kill('writing-back')
-        return
+        return logs
     if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
         raise Cancelled()
     raise Failure(_failure_message(code, error, err_path))
 
 
+def _gb(n):
+    return ('%.2f GB' if n < 10 * 1024 ** 3 else '%.1f GB') % (n / 1024 ** 3)
+
+
+def _memory_message(error):
+    """The worker's memory refusal in the dialog's words (its own names the command line's)."""
+    try:
+        method, need, usable, free = (error['method'], float(error['needed_bytes']),
+                                      float(error['usable_bytes']), float(error['free_bytes']))
+        w, h, side = int(error['width']), int(error['height']), int(error['largest_side'])
+    except (KeyError, TypeError, ValueError):         # a worker from before these fields
+        return 'Neural Style failed: %s\nIn this dialog: lower "Output size", or tick "Fit ' \
+               'to memory" to work at the largest size that fits.' % error['message']
+    text = ('Neural Style: not enough memory. %s at %d x %d px needs about %s, but only %s '
+            'can be used now (%d %% of the %s free).' % (
+                'Quality' if method == 'quality' else 'Fast', w, h, _gb(need), _gb(usable),
+                round(100 * usable / free) if free else 0, _gb(free)))
+    if side < 16:
+        return text + '\nClose other programs, or choose a smaller layer.'
+    ways = ['tick "Fit to memory" to work at %d px, the largest size that fits now (the '
+            'result is still scaled to the layer)' % side]
+    if method == 'quality':
+        ways.append('lower "Output size" to %d or less' % side)
+        ways.append('choose the Fast method')
+    return text + '\nIn this dialog: ' + ', or '.join(ways) + '.'
+
+
 def _failure_message(code, error, err_path):
     if error is not None:
-        text = 'Neural Style failed: %s' % error['message']
         if error.get('kind') == 'out_of_memory':
-            text += ('\nIn this dialog: lower "Output size", or tick "Fit to memory" to work at '
-                     'the largest size that fits.')
+            return _memory_message(error)
+        text = 'Neural Style failed: %s' % error['message']
         if error.get('kind') != 'internal':
             return text
     else:
@@ -507,9 +634,39 @@ def _result_type(image):
     return Gimp.ImageType.RGBA_IMAGE
 
 
-def _insert_result(image, content, name, data):
-    """The one change to the image, as one undo step: new layer above the content layer, same
-    size and offsets, masked by the selection if there is one.
+def _top_level_in(parent, item):
+    """item, or the group holding it, that is a child of parent (None: the image's top
+    level); None when item is not inside parent."""
+    while item is not None:
+        up = item.get_parent()
+        if (up is None and parent is None) or (up is not None and parent is not None and
+                                                up.get_id() == parent.get_id()):
+            return item
+        item = up
+    return None
+
+
+def _result_place(image, content, styles):
+    """(parent, position) for the result: in the photo's group (its mode, mask and offsets
+    apply to the result as to the photo), directly above the topmost of the photo and of the
+    style layers that share that group (a painting added with File > Open as Layers lands on
+    top of the photo and would cover a result put right above the photo). Style layers of
+    other images, or outside the photo's group, do not move it."""
+    parent = content.get_parent()
+    position = image.get_item_position(content)
+    for layer in styles:
+        if layer.get_image().get_id() != image.get_id():
+            continue
+        sibling = _top_level_in(parent, layer)
+        if sibling is not None:
+            position = min(position, image.get_item_position(sibling))
+    return parent, position
+
+
+def _insert_result(image, content, name, data, place):
+    """The one change to the image, as one undo step: a new layer at `place` (see
+    _result_place), the content layer's size and offsets, masked by the selection if there is
+    one.
 
     The layer is made whole (pixels, offsets, mask) while it belongs to no image, and
     inserting it is the last call: GIMP's Cancel kills the plug-in at any moment, and a kill
@@ -529,7 +686,7 @@ def _insert_result(image, content, name, data):
     # the group opens only now: a kill before this leaves no open (or empty) undo step
     image.undo_group_start()
     try:
-        image.insert_layer(layer, content.get_parent(), image.get_item_position(content))
+        image.insert_layer(layer, place[0], place[1])
         _test_kill('after-insert')
         layer.update(0, 0, w, h)
     finally:
@@ -579,6 +736,8 @@ def _stylize(image, content, config):
     if not styles:
         raise Failure('The style weights are all zero: give at least one style a weight.')
     _check_selection(image, content)
+    presence = Presence(image, content)
+    name = 'Neural Style (%s)' % styles[0][0].get_name()   # now: its image may close meanwhile
     w, h = content.get_width(), content.get_height()
     if args['size']:
         args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size
@@ -586,23 +745,28 @@ def _stylize(image, content, config):
     _own_process_group()
     bar = ProgressBar(_test_cancel_after())
     job_dir = tempfile.mkdtemp(prefix='%s%d-' % (JOB_PREFIX, os.getpid()))   # mode 0700
+    janitor = _start_janitor(settings, job_dir)
     _test_log('job-dir %s plugin-pid %d' % (job_dir, os.getpid()))
+    _test_log('janitor-pid %s' % (janitor.pid if janitor else None))
     clock = Stopwatch()
     try:
         job_path = _write_job(job_dir, content, styles, _options(settings, args))
         clock.lap('write-job')
-        _run_worker(settings, job_path, bar)
+        _run_worker(settings, job_path, bar, presence)
         clock.lap('worker')
         data = _read_result(job_dir, w, h)
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
+        _end_janitor(janitor)
     clock.lap('read-result')
+    presence.check(force=True)
     bar.text('inserting the layer')
-    layer = _insert_result(image, content, 'Neural Style (%s)' % styles[0][0].get_name(), data)
+    place = _result_place(image, content, [layer for layer, _ in styles])
+    layer = _insert_result(image, content, name, data, place)
     Gimp.progress_end()
     Gimp.displays_flush()
     clock.lap('insert')
-    _test_log('inserted layer %d' % layer.get_id())
+    _test_log('inserted layer %d at %d' % (layer.get_id(), image.get_item_position(layer)))
     return layer
 
 
@@ -618,43 +782,232 @@ class Stopwatch:
         self.last = now
 
 
-def _guess_style_layer(image, content, config):
-    """First use: offer another layer of the image (the painting pasted next to the photo)."""
+# ---------------------------------------------------------------- the dialog
+
+def _guess_style_layer(image, content):
+    """A layer to offer as the style: the topmost other layer of this image (where File > Open
+    as Layers puts the painting), else the first layer of another open image."""
+    for layer in image.get_layers():
+        if layer.get_id() != content.get_id():
+            return layer
+    for other in Gimp.get_images():
+        if other.get_id() != image.get_id() and other.get_layers():
+            return other.get_layers()[0]
+    return None
+
+
+def _set_guess(config, image, content):
     if config.get_property('style-layer') is None:
-        others = [layer for layer in image.get_layers() if layer.get_id() != content.get_id()]
-        if others:
-            config.set_property('style-layer', others[0])
+        guess = _guess_style_layer(image, content)
+        if guess is not None:
+            config.set_property('style-layer', guess)
 
 
-def _dialog(procedure, config):
+def _settings_text(config):
+    """The options in GIMP's config syntax, as gimp_config_serialize_to_string writes them:
+    one "(name value)" line each; booleans yes/no, strings quoted. (Layers are left out, as
+    GIMP 3.0 leaves them out: it cannot serialize them.)"""
+    lines = []
+    for name in [option[0] for option in OPTIONS] + [w for _, w in STYLE_SLOTS[1:]]:
+        value = config.get_property(name)
+        if isinstance(value, bool):
+            text = 'yes' if value else 'no'
+        elif isinstance(value, str):
+            text = '"%s"' % value.replace('\\', '\\\\').replace('"', '\\"')
+        elif isinstance(value, float):
+            text = repr(value)
+        else:
+            text = '%d' % value
+        lines.append('(%s %s)\n' % (name, text))
+    return ''.join(lines)
+
+
+def _remember(config, image):
+    """Keep the values chosen in the dialog as GIMP keeps a successful run's: GIMP saves the
+    last values (a parasite on the image, which wins, and its plug-in-settings file) only
+    when a run succeeds, so after a failure the dialog came back with an older run's values.
+    Saved right after OK, in the places and the format gimp_procedure_config_end_run uses
+    (Python cannot call GimpConfig's serializers on a procedure's config object: its class
+    does not show the interface to PyGObject)."""
+    name = GObject.type_name(config.__gtype__)       # as G_OBJECT_TYPE_NAME in GIMP's code
+    text = _settings_text(config)
+    try:
+        image.attach_parasite(Gimp.Parasite.new(name + '-last', Gimp.PARASITE_PERSISTENT,
+                                                list(text.encode() + b'\0')))
+        folder = os.path.join(Gimp.directory(), 'plug-in-settings')
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, name + '.last')
+        with open(path + '.part', 'w', encoding='utf-8') as f:
+            f.write('# settings\n\n' + text + '\n# end of settings\n')
+        os.replace(path + '.part', path)
+        _test_log('kept the values as %s.last' % name)
+    except Exception as e:      # noqa: BLE001 - a convenience: never worth failing the run
+        _test_log('could not keep the values: %s' % e)
+
+
+def _size_note(config, content):
+    """What Output size means for this layer, said under it: no silent caps."""
+    w, h = content.get_width(), content.get_height()
+    side = max(w, h)
+    if config.get_property('method') == 'fast':
+        return 'Fast works at the layer\'s own size, %d x %d px.' % (w, h)
+    size = config.get_property('size')
+    if size == 0 or size >= side:
+        return 'Works at the layer\'s own size, %d x %d px%s.' % (
+            w, h, '' if size in (0, side) else ' (sizes above it add nothing)')
+    scale = size / side
+    return 'Works at %d x %d px, then scales to the layer\'s %d x %d.' % (
+        max(1, round(w * scale)), max(1, round(h * scale)), w, h)
+
+
+class StyleChooser:
+    """GIMP's own layer chooser of the dialog (GimpDrawableChooser in 3.0, GimpItemChooser in
+    3.2), made to show what is chosen: both draw the thumbnail only when the layer is set,
+    at the size their preview has then (none before the dialog is shown: a blank button on
+    every opening), and never show the layer's name (the button says "Browse..."). Here the
+    button's label shows the name and its preview the layer itself, drawn again whenever it
+    is resized or another layer is picked."""
+
+    def __init__(self, chooser, Gtk, Pango, empty):
+        self.chooser, self.thumbnail, self.empty = chooser, None, empty
+        self.prop = 'item' if chooser.find_property('item') else 'drawable'
+        buttons = [c for c in chooser.get_children() if isinstance(c, Gtk.Button)]
+        box = buttons[0].get_child() if buttons else None
+        kids = box.get_children() if isinstance(box, Gtk.Container) else []
+        self.title = next((k for k in kids if isinstance(k, Gtk.Label)), None)
+        frame = next((k for k in kids if isinstance(k, Gtk.Frame)), None)
+        self.preview = frame.get_child() if frame is not None else None
+        if self.title is not None:
+            self.title.set_ellipsize(Pango.EllipsizeMode.END)
+            self.title.set_max_width_chars(30)
+        chooser.connect('notify::' + self.prop, lambda *_: GLib.idle_add(self.show))
+        if self.preview is not None:
+            self.preview.connect('size-allocate', lambda *_: GLib.idle_add(self.draw))
+        self.show()
+
+    def item(self):
+        item = self.chooser.get_property(self.prop)
+        return item if item is not None and item.is_valid() else None
+
+    def label(self):
+        return self.title.get_text() if self.title is not None else ''
+
+    def show(self):
+        item = self.item()
+        if self.title is not None:
+            self.title.set_text(item.get_name() if item is not None else self.empty)
+            if item is not None:
+                self.chooser.set_tooltip_text('Layer "%s" of image "%s"' % (
+                    item.get_name(), item.get_image().get_name()))
+        self.draw()
+        return False
+
+    def draw(self):
+        item, area = self.item(), self.preview
+        if item is None or area is None:
+            return False
+        box = area.get_allocation()
+        w, h = item.get_width(), item.get_height()
+        if box.width < 4 or box.height < 4 or w < 1 or h < 1:
+            return False
+        scale = min(box.width / w, box.height / h)
+        tw, th = max(1, int(w * scale)), max(1, int(h * scale))
+        # the layer's own pixels, scaled by GEGL: GIMP's thumbnail of a small layer in a large
+        # image is mostly the transparent canvas around it (a checkerboard)
+        data = item.get_buffer().get(Gegl.Rectangle.new(0, 0, tw, th), scale, "R'G'B'A u8",
+                                     Gegl.AbyssPolicy.CLAMP)
+        area.draw((box.width - tw) // 2, (box.height - th) // 2, tw, th,
+                  Gimp.ImageType.RGBA_IMAGE, bytes(data), tw * 4)
+        self.thumbnail = (tw, th)
+        return False
+
+
+def _dialog(procedure, config, image, content):
     gi.require_version('GimpUi', '3.0')
-    from gi.repository import GimpUi
+    gi.require_version('Gtk', '3.0')
+    from gi.repository import GimpUi, Gtk, Pango
     GimpUi.init('neural_style')
     dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
+    for name in SLIDERS:                      # sliders, as GIMP's own filters have
+        dialog.get_scale_entry(name, 1.0)
+    note = dialog.get_label('size-note', _size_note(config, content), False, False)
+    note.set_xalign(0.0)
+    note.set_line_wrap(True)
+    note.set_max_width_chars(50)
+    note.get_style_context().add_class('dim-label')
     more = [name for slot in STYLE_SLOTS[1:] for name in slot]
     dialog.fill_box('more-styles', more)
     dialog.get_label('more-styles-title', 'Blend in more styles', False, False)
     dialog.fill_frame('more-styles-frame', 'more-styles-title', False, 'more-styles')
-    dialog.fill(['style-layer'] + [option[0] for option in OPTIONS] + ['more-styles-frame'])
+    dialog.fill(DIALOG_ORDER)
+    quality = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'quality')])
+    for name in QUALITY_ONLY:                 # greyed out while Fast is chosen
+        dialog.set_sensitive_if_in(name, None, 'method', quality, True)
+
+    style = StyleChooser(dialog.get_widget('style-layer', GObject.TYPE_NONE), Gtk, Pango,
+                         'Choose a layer...')
+    for name in ('style-layer-2', 'style-layer-3'):
+        StyleChooser(dialog.get_widget(name, GObject.TYPE_NONE), Gtk, Pango, 'None (optional)')
+    ok_button = dialog.get_widget_for_response(Gtk.ResponseType.OK)
+
+    def changed(*_):
+        if config.get_property('style-layer') is None:
+            # Reset to Factory Defaults empties it (its default is none): offer the guess
+            # again, as on the first opening; OK waits until there is a style
+            _set_guess(config, image, content)
+        ok_button.set_sensitive(config.get_property('style-layer') is not None)
+        note.set_text(_size_note(config, content))
+        return False
+
+    for name in ('style-layer', 'method', 'size'):
+        config.connect('notify::' + name, lambda *_: GLib.idle_add(changed))
+    changed()
+
+    def shown(*_):
+        if os.environ.get(TEST_DIR_ENV):
+            widgets = {n: dialog.get_widget(n, GObject.TYPE_NONE) for n in DIALOG_ORDER[:-1]}
+            layer = config.get_property('style-layer')
+            _test_log('dialog-shown style-layer=%s chooser-label=%s thumbnail=%s method=%s '
+                      'seed=%d size=%d fit=%s preset-sensitive=%s size-sensitive=%s '
+                      'strength-widget=%s style-scale-widget=%s ok-sensitive=%s note=%s' % (
+                          layer.get_name() if layer else None, style.label(),
+                          '%dx%d' % style.thumbnail if style.thumbnail else None,
+                          config.get_property('method'), config.get_property('seed'),
+                          config.get_property('size'), config.get_property('fit'),
+                          widgets['preset'].is_sensitive(), widgets['size'].is_sensitive(),
+                          type(widgets['strength']).__name__,
+                          type(widgets['style-scale']).__name__, ok_button.is_sensitive(),
+                          note.get_text()))
+        return False
+
+    dialog.connect('map-event', lambda *_: GLib.timeout_add(1000, shown) and False)
     ok = dialog.run()
     dialog.destroy()
-    style = config.get_property('style-layer')
-    _test_log('dialog ok=%s style-layer=%s method=%s' % (
-        ok, style.get_name() if style else None, config.get_property('method')))
+    layer = config.get_property('style-layer')
+    _test_log('dialog ok=%s style-layer=%s method=%s seed=%d' % (
+        ok, layer.get_name() if layer else None, config.get_property('method'),
+        config.get_property('seed')))
     return ok
 
 
 def run(procedure, run_mode, image, drawables, config, data):
-    if run_mode == Gimp.RunMode.INTERACTIVE and len(drawables) == 1:
-        _guess_style_layer(image, drawables[0], config)
-    if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config):
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    interactive = run_mode == Gimp.RunMode.INTERACTIVE
+    if interactive and len(drawables) == 1:
+        _set_guess(config, image, drawables[0])
+        if not _dialog(procedure, config, image, drawables[0]):
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        _remember(config, image)
     try:
         _check_input(drawables, config)
         _stylize(image, drawables[0], config)
     except Cancelled:
         _test_log('cancelled')
         Gimp.progress_end()
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    except Gone:
+        # the user closed the image (or deleted the layer): they do not want the result
+        # any more, and any further call about it would make GIMP show errors
+        _test_log('ended quietly: the image or the layer is gone')
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except Failure as e:
         _test_log('failed: %s' % e)
@@ -668,14 +1021,14 @@ def run(procedure, run_mode, image, drawables, config, data):
 
 def _declare(procedure):
     rw = GObject.ParamFlags.READWRITE
-    procedure.add_layer_argument('style-layer', 'Style layer',
+    procedure.add_layer_argument('style-layer', STYLE_LABELS['style-layer'],
                                  'The painting whose style to use (any layer of any open image)',
                                  True, rw)
     for layer_name, weight_name in STYLE_SLOTS[1:]:
         n = layer_name[-1]
-        procedure.add_layer_argument(layer_name, 'Style layer %s' % n,
+        procedure.add_layer_argument(layer_name, STYLE_LABELS[layer_name],
                                      'Optional: another style to blend in', True, rw)
-        procedure.add_double_argument(weight_name, 'Style %s weight' % n,
+        procedure.add_double_argument(weight_name, STYLE_LABELS[weight_name],
                                       'Blend weight of style %s (style 1 has weight 1)' % n,
                                       0.0, 10.0, 1.0, rw)
     for name, kind, label, blurb, default, low, high in OPTIONS:

@@ -236,7 +236,7 @@ deadline = time.time() + 120
 while time.time() < deadline:
     lines = open(log).read().splitlines() if os.path.exists(log) else []
     if any(l.startswith('progress ') for l in lines):
-        pid = int([l for l in lines if 'plugin-pid' in l][0].split()[-1])
+        pid = int([l for l in lines if ' plugin-pid ' in l][0].split()[3])
         os.kill(pid, signal.SIGKILL)
         print('killed plug-in', pid, flush=True)
         break
@@ -250,13 +250,117 @@ fx.check('killed plug-in: no SUCCESS', st != S.SUCCESS, '(%s) %s' % (st, msg))
 fx.check('killed plug-in: no layer', len(img.get_layers()) == n)
 fx.check('killed plug-in: worker stops within 2 s', pids and fx.gone_within(pids[0], 2.0),
          pids)
-left = fx.job_dirs()
-fx.check('killed plug-in: its job folder is left behind', len(left) == 1, left)
+deadline = time.time() + 3
+while fx.job_dirs() and time.time() < deadline:
+    time.sleep(0.05)
+fx.check('killed plug-in: its job folder is gone within 3 s (the janitor), no run needed',
+         fx.job_dirs() == [], fx.job_dirs())
 fx.reset_hook()
 st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')
 fx.check('next run: SUCCESS', st == S.SUCCESS, msg)
-fx.check('next run: removed the killed run\'s job folder', fx.job_dirs() == [], fx.job_dirs())
+fx.check('next run: no job folder left', fx.job_dirs() == [], fx.job_dirs())
 sources_untouched('after kill')
+if st == S.SUCCESS:
+    img.remove_layer(img.get_layers()[0])
+
+# ---- 5. where the result goes: above the topmost of the photo and its style layers ------
+# (in the photo's group; style layers of other images or outside that group do not count)
+def placed(label, build, expect):
+    im = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+    layers = build(im)
+    im.set_selected_layers([layers['photo']])
+    props = dict(method='fast', style_layer=layers['style'])
+    if 'style2' in layers:
+        props.update(style_layer_2=layers['style2'], style_weight_2=1.0)
+    st, msg, dt = fx.run_plugin(im, layers['photo'], **props)
+    fx.check('%s: SUCCESS' % label, st == S.SUCCESS, msg)
+
+    def tree(items):
+        return [(i.get_name(), tree(i.get_children())) if i.is_group() else i.get_name()
+                for i in items]
+    got = tree(im.get_layers())
+    fx.check('%s: result at its place' % label, got == expect, got)
+    im.delete()
+
+
+def layer(im, name, parent=None, position=0, seed=0):
+    new = Gimp.Layer.new(im, name, 64, 48, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                         Gimp.LayerMode.NORMAL)
+    im.insert_layer(new, parent, position)
+    fx.fill(new, fx.style_pixels(64, 48, seed) if name != 'photo' else fx.content_pixels(64, 48))
+    return new
+
+
+def group(im, name, parent=None):
+    new = Gimp.GroupLayer.new(im, name)
+    im.insert_layer(new, parent, 0)
+    return new
+
+
+R = 'Neural Style (painting)'
+placed('place: painting opened as a layer on top of the photo',
+       lambda im: {'photo': layer(im, 'photo'), 'style': layer(im, 'painting')},
+       [R, 'painting', 'photo'])
+placed('place: painting below the photo', lambda im: {'style': layer(im, 'painting'),
+                                                      'photo': layer(im, 'photo')},
+       [R, 'photo', 'painting'])
+
+
+def in_group(im):
+    g = group(im, 'group')
+    photo = layer(im, 'photo', g)
+    paint = layer(im, 'painting', g)
+    layer(im, 'sky')                         # above the group: not a source, stays on top
+    return {'photo': photo, 'style': paint}
+
+
+placed('place: photo and painting in a group', in_group,
+       ['sky', ('group', [R, 'painting', 'photo'])])
+
+
+def painting_outside(im):
+    g = group(im, 'group')
+    photo = layer(im, 'photo', g)
+    return {'photo': photo, 'style': layer(im, 'painting')}
+
+
+placed('place: painting outside the photo\'s group', painting_outside,
+       ['painting', ('group', [R, 'photo'])])
+
+
+def second_style(im):
+    photo = layer(im, 'photo')
+    second = layer(im, 'second painting', None, 0, 1)
+    return {'photo': photo, 'style': style, 'style2': second}
+
+
+placed('place: a blended second style above the photo', second_style,
+       ['Neural Style (strokes)', 'second painting', 'photo'])
+
+# ---- 6. Fast works at the layer's own size by default -----------------------------------
+fast_img = Gimp.Image.new(640, 480, Gimp.ImageBaseType.RGB)
+fast_photo = fx.new_layer(fast_img, 'photo', 640, 480, fx.content_pixels(640, 480))
+results = {}
+for label, props in (('defaults', {}), ('size 0 (the layer\'s size)', {'size': 0})):
+    st, msg, dt = fx.run_plugin(fast_img, fast_photo, style_layer=style, method='fast', **props)
+    fx.check('fast %s on a 640x480 layer: SUCCESS' % label, st == S.SUCCESS, msg)
+    if st == S.SUCCESS:
+        results[label] = fx.pixels(fast_img.get_layers()[0])
+        fast_img.remove_layer(fast_img.get_layers()[0])
+if len(results) == 2:
+    a, b = results.values()
+    worst = max(abs(x - y) for x, y in zip(a, b))
+    fx.check('fast: the defaults work at the layer\'s own size (the same picture as size 0)',
+             worst <= 2, 'max |diff| %d' % worst)
+fast_img.delete()
+
+# ---- 7. labels: GIMP's spelling, and a mnemonic on every option -------------------------
+nicks = {spec.name: spec.get_nick() for spec in proc.get_arguments()}
+fx.check('label: "Preserve color", as GIMP spells it', nicks['preserve-colors'] ==
+         '_Preserve color', nicks['preserve-colors'])
+plain = [n for n, nick in nicks.items() if n not in ('run-mode', 'image', 'drawables') and
+         '_' not in nick]
+fx.check('labels: every option has a mnemonic', not plain, plain)
 
 img.delete()
 styles_img.delete()

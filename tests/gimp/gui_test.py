@@ -1,37 +1,115 @@
-# Runs INSIDE GUI gimp under Xvfb (python-fu-eval). tests/gimp/run.sh drives the keyboard and
-# mouse; the two sides meet through files in NS_OUT:
-#   undo-ready      -> run.sh presses Ctrl+Z once       -> undo-sent
-#   cancel-before   -> run.sh grabs the screen          -> cancel-grabbed
-#   (plugin.log shows progress) -> run.sh clicks the status bar's Cancel -> cancel-clicked
-#   dialog-opening  -> run.sh presses Return in the dialog (grabbing it first if SHOT is set)
-#   concurrent-ready (and gate-a, made by run A's worker) -> run.sh starts Neural Style on the
-#                      active image B from the GUI (Search Actions, OK) -> concurrent-started
+# Runs INSIDE GUI gimp under Xvfb (python-fu-eval), started by tests/gimp/run.sh with -c
+# (GIMP's messages to stderr, which is NS_OUT/gui.log). This script cannot press keys: it
+# asks tests/gimp/screen.py (serve), which acts on the screen with xdotool, by leaving
+# requests in NS_OUT/req/ (see screen.py). A request made before a blocking PDB call (the
+# plug-in's run) is carried out while the call runs: it waits for the plug-in's hook log or
+# for a window first.
 import json
 import os
+import re
 import shutil
 import sys
 import time
 
 sys.path.insert(0, os.environ['NS_TEST'])
 import fixtures as fx  # noqa: E402
-from gi.repository import Gimp  # noqa: E402
+from gi.repository import Gimp, Gio  # noqa: E402
 
 S = Gimp.PDBStatusType
 W, H = 160, 120
 CONFIG = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
+GUI_LOG = os.path.join(fx.OUT, 'gui.log')
+REQ = os.path.join(fx.OUT, 'req')
+os.makedirs(REQ, exist_ok=True)
+_count = [0]
+DIALOG = '^Neural Style$'
+MAIN = ' – GIMP$'
+MAGENTA = (255, 0, 255)
+# the plug-in logs what its dialog shows a second after it appears; one without that log
+# (an older plug-in) still gets its keys after 15 s
+SHOWN = {'wait_log': '^dialog-shown ', 'timeout': 15, 'optional': True}
 
 
-def signal(name):
-    open(os.path.join(fx.OUT, name), 'w').close()
+def ask(*steps):
+    """Queue a request for screen.py; returns its number (see done)."""
+    n = _count[0]
+    _count[0] += 1
+    path = os.path.join(REQ, '%03d.json' % n)
+    with open(path + '.part', 'w') as f:
+        json.dump(list(steps), f)
+    os.replace(path + '.part', path)
+    return n
 
 
-def wait_for(name, seconds):
+def done(n, seconds=180):
+    """screen.py's report on request n: {'ok': ..., 'log': [...], 'error': ...}."""
+    path = os.path.join(REQ, '%03d.done' % n)
     deadline = time.time() + seconds
-    while not os.path.exists(os.path.join(fx.OUT, name)) and time.time() < deadline:
+    while not os.path.exists(path) and time.time() < deadline:
         time.sleep(0.1)
-    return os.path.exists(os.path.join(fx.OUT, name))
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {'ok': False, 'error': 'no answer from screen.py within %d s' % seconds}
 
 
+def gui_log():
+    with open(GUI_LOG, encoding='utf-8', errors='replace') as f:
+        return f.read()
+
+
+def shown_lines():
+    return [line for line in fx.hook_log() if line.startswith('dialog-shown ')]
+
+
+def field(line, name):
+    """The value of name=... in a dialog-shown line (values run to the next ' key=')."""
+    m = re.search(r'(?:^| )%s=(.*?)(?= [a-z-]+=|$)' % re.escape(name), line or '')
+    return m.group(1) if m else None
+
+
+def colour_pixels(png, colour, tolerance=40):
+    """How many pixels of a screenshot are within tolerance of colour (per channel)."""
+    from gi.repository import GdkPixbuf
+    pix = GdkPixbuf.Pixbuf.new_from_file(png)
+    data, n, stride = pix.get_pixels(), pix.get_n_channels(), pix.get_rowstride()
+    count = 0
+    for y in range(pix.get_height()):
+        row = data[y * stride:y * stride + pix.get_width() * n]
+        for x in range(0, len(row), n):
+            if all(abs(row[x + c] - colour[c]) <= tolerance for c in range(3)):
+                count += 1
+    return count
+
+
+def painting_pixels(w, h):
+    """A style layer no part of GIMP's interface shares colours with: magenta with black
+    diagonal strokes (its thumbnail is mostly magenta)."""
+    out = bytearray(w * h * 4)
+    for y in range(h):
+        for x in range(w):
+            px = (20, 20, 20) if (x + y) % 12 < 2 else MAGENTA
+            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes(px) + b'\xff'
+    return bytes(out)
+
+
+def set_python(path):
+    with open(CONFIG + '.orig') as f:
+        cfg = json.load(f)
+    cfg['python'] = path
+    with open(CONFIG, 'w') as f:
+        json.dump(cfg, f)
+
+
+def job_folder_gone_within(seconds):
+    deadline = time.time() + seconds
+    while fx.job_dirs() and time.time() < deadline:
+        time.sleep(0.05)
+    return fx.job_dirs() == []
+
+
+shutil.copy(CONFIG, CONFIG + '.orig')
 img = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
 img.undo_disable()                           # building the fixture is not undoable
 style = fx.new_layer(img, 'painting', W, H, fx.style_pixels(W, H, 0))
@@ -49,8 +127,8 @@ Gimp.displays_flush()
 fx.check('undo: plug-in SUCCESS', st == S.SUCCESS, msg)
 names = [layer.get_name() for layer in img.get_layers()]
 fx.check('undo: 3 layers after the run', len(names) == 3, names)
-signal('undo-ready')
-wait_for('undo-sent', 60)
+r = done(ask({'find': MAIN}, {'key': 'ctrl+z'}))
+fx.check('undo: Ctrl+Z pressed', r['ok'], r)
 deadline = time.time() + 5                   # let GIMP handle the key press
 while len(img.get_layers()) != 2 and time.time() < deadline:
     time.sleep(0.1)
@@ -59,42 +137,193 @@ names = [layer.get_name() for layer in img.get_layers()]
 fx.check('undo: ONE Ctrl+Z removed the whole result', names == ['photo', 'painting'], names)
 fx.check('undo: source pixels as before', all(fx.pixels(l) == d for l, d in before.items()))
 
-# ---- 2. the status bar's Cancel button stops the run -----------------------------------------
+# ---- 2. the status bar's Cancel button stops the run and leaves no job folder ---------------
 fx.reset_hook()
-signal('cancel-before')
-wait_for('cancel-grabbed', 30)
+r = done(ask({'grab_screen': 'cancel-before.png'}))
+fx.check('cancel: screen grabbed before the run', r['ok'], r)
+n = ask({'wait_log': '^progress ', 'timeout': 120}, {'sleep': 1},
+        {'grab_screen': 'cancel-during.png'},
+        {'click_cancel': ['cancel-before.png', 'cancel-during.png']})
 st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='quality', preset='best',
                             size=W)
-clicked = os.path.exists(os.path.join(fx.OUT, 'cancel-clicked'))
+t_cancel = time.time()
+r = done(n)
 pids = fx.logged_worker_pids()
-fx.check('cancel: the harness clicked Cancel while the progress ran', clicked)
+fx.check('cancel: the harness clicked Cancel while the progress ran', r['ok'] and any(
+    line.startswith('clicked Cancel') for line in r.get('log', [])), r)
 fx.check('cancel: the run did not succeed', st != S.SUCCESS, '(%s) %s after %.1f s'
          % (st, msg, dt))
 fx.check('cancel: no layer added', len(img.get_layers()) == 2,
          [layer.get_name() for layer in img.get_layers()])
 fx.check('cancel: the worker stopped within 2 s', pids and fx.gone_within(pids[0], 2.0), pids)
+fx.check('cancel: its job folder is gone within 3 s, without another run',
+         job_folder_gone_within(3.0 - (time.time() - t_cancel)), fx.job_dirs())
 fx.check('cancel: source pixels as before', all(fx.pixels(l) == d for l, d in before.items()))
 
-# ---- 3. the dialog: run.sh presses Return (and grabs it for docs/img/dialog.png) -----------
+# ---- 3. the dialog: the style layer it shows, reopened, and the result's place --------------
+# For docs/img/dialog.png (run.sh SHOT=...): a photo and a painting from samples/, the
+# painting added as a layer on top as File > Open as Layers does; the dialog with defaults.
+samples = os.path.join(os.environ['NS_SRC'], 'samples')
+load = Gimp.RunMode.NONINTERACTIVE
+doc = Gimp.file_load(load, Gio.File.new_for_path(os.path.join(samples, 'shipwreck.jpg')))
+doc_photo = doc.get_layers()[0]
+doc.insert_layer(Gimp.file_load_layer(load, doc, Gio.File.new_for_path(
+    os.path.join(samples, 'starry_night.jpg'))), None, 0)
+doc.set_selected_layers([doc_photo])
+Gimp.Display.new(doc)
+Gimp.displays_flush()
 fx.reset_hook()
-signal('dialog-opening')
-st, msg, dt = fx.run_plugin(img, content, run_mode=Gimp.RunMode.INTERACTIVE, style_layer=style,
-                            method='fast')
-names = [layer.get_name() for layer in img.get_layers()]
-fx.check('dialog: OK runs the plug-in', st == S.SUCCESS, '(%s) %s' % (st, msg))
-fx.check('dialog: with the values given and the chosen style layer',
-         'dialog ok=True style-layer=painting method=fast' in fx.hook_log(), fx.hook_log()[:1])
-fx.check('dialog: one new layer', names == ['Neural Style (painting)', 'photo', 'painting'],
-         names)
-fx.check('no job folder left, not even the cancelled run\'s', fx.job_dirs() == [], fx.job_dirs())
+n = ask({'find': DIALOG}, SHOWN, {'sleep': 1}, {'grab': 'dialog.png'},
+        {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(doc, doc_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+line = (shown_lines() or [None])[0]
+fx.check('dialog (for the docs): the painting opened as a layer is offered, by name',
+         r['ok'] and st == S.CANCEL and field(line, 'chooser-label') == 'starry_night.jpg',
+         '%s %s' % (r, line))
 
-# ---- 4. two runs at once, in two images of this one GIMP ------------------------------------
+
+# A photo in a large image and, on top of it as File > Open as Layers puts it, a small
+# painting (the chooser drew a checkerboard for such a layer), named like a file.
+big = Gimp.Image.new(800, 600, Gimp.ImageBaseType.RGB)
+big.undo_disable()
+photo = fx.new_layer(big, 'photo', 800, 600, fx.content_pixels(800, 600))
+frida = fx.new_layer(big, 'frida_kahlo.jpg', 120, 90, painting_pixels(120, 90))
+frida.set_offsets(600, 40)
+big.undo_enable()
+big.set_selected_layers([photo])
+big_before = {layer: fx.pixels(layer) for layer in (photo, frida)}
+Gimp.Display.new(big)
+Gimp.displays_flush()
+
+# a) first opening, the defaults: screenshot, then Cancel
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'sleep': 1},
+        {'grab': 'dialog-first.png'}, {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(big, photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+line = (shown_lines() or [None])[0]
+fx.check('dialog: it opened and was grabbed', r['ok'], r)
+fx.check('dialog: Escape cancels', st == S.CANCEL, '(%s) %s' % (st, msg))
+fx.check('dialog: the painting on top is offered as the style layer',
+         field(line, 'style-layer') == 'frida_kahlo.jpg', line)
+fx.check('dialog: the chooser shows the style layer\'s name',
+         field(line, 'chooser-label') == 'frida_kahlo.jpg', line)
+shown = colour_pixels(os.path.join(fx.OUT, 'dialog-first.png'), MAGENTA)
+fx.check('dialog: the chooser shows the style layer\'s thumbnail (its magenta on screen)',
+         shown >= 300, '%d magenta pixels in the dialog' % shown)
+fx.check('dialog: Quality: the preset and the size are active, with a note on the size',
+         field(line, 'preset-sensitive') == 'True' and field(line, 'size-sensitive') == 'True'
+         and 'scales to the layer' in (field(line, 'note') or ''), line)
+fx.check('dialog: Strength and Style scale are sliders',
+         field(line, 'strength-widget') == 'ScaleEntry' and
+         field(line, 'style-scale-widget') == 'ScaleEntry', line)
+
+# b) opened again (Fast), OK: the chooser is not blank this time either; the result goes
+#    above the painting, not under it
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'sleep': 1},
+        {'grab': 'dialog-again.png'}, {'key': 'alt+o'})
+st, msg, dt = fx.run_plugin(big, photo, run_mode=Gimp.RunMode.INTERACTIVE, style_layer=frida,
+                            method='fast')
+r = done(n)
+line = (shown_lines() or [None])[0]
+names = [layer.get_name() for layer in big.get_layers()]
+fx.check('dialog again: OK runs the plug-in', r['ok'] and st == S.SUCCESS, '(%s) %s %s'
+         % (st, msg, r))
+shown = colour_pixels(os.path.join(fx.OUT, 'dialog-again.png'), MAGENTA)
+fx.check('dialog again: the chooser shows name and thumbnail again',
+         field(line, 'chooser-label') == 'frida_kahlo.jpg' and shown >= 300,
+         '%s; %d magenta pixels' % (line, shown))
+fx.check('dialog again: Fast: the preset and the size are greyed out',
+         field(line, 'preset-sensitive') == 'False' and field(line, 'size-sensitive') == 'False'
+         and "layer's own size" in (field(line, 'note') or ''), line)
+fx.check('dialog again: the result is above the painting (visible), not under it',
+         names == ['Neural Style (frida_kahlo.jpg)', 'frida_kahlo.jpg', 'photo'], names)
+fx.check('dialog again: sources byte-identical',
+         all(fx.pixels(l) == d for l, d in big_before.items()))
+
+# ---- 4. a failed run keeps its values; the memory refusal speaks GIMP; Fit agrees ----------
+# The real worker sees little free memory (as under a container's limit: nst_core reads the
+# cgroup's figure, replaced here by the number in a file, which the test changes by 3 MB
+# between the two runs, as free memory moves between a user's two tries).
+free_file = os.path.join(fx.OUT, 'free-bytes')
+with open(free_file, 'w') as f:
+    f.write(str(950 * 10 ** 6))
+lowmem_py = os.path.join(fx.OUT, 'lowmem.py')
+with open(lowmem_py, 'w') as f:
+    f.write('import runpy, sys\nimport nst_core.memory as memory\n'
+            'memory._cgroup_free = lambda: int(open(%r).read())\n'
+            "runpy.run_module('nst_core', run_name='__main__', alter_sys=True)\n" % free_file)
+lowmem = os.path.join(fx.OUT, 'lowmem-python')
+with open(lowmem, 'w') as f:
+    f.write('#!/bin/sh\nshift 2\nexec %s %s "$@"\n' % (os.environ['NS_VENV_PY'], lowmem_py))
+os.chmod(lowmem, 0o755)
+mem = Gimp.Image.new(640, 640, Gimp.ImageBaseType.RGB)
+mem_photo = fx.new_layer(mem, 'photo', 640, 640, fx.content_pixels(640, 640))
+mem_paint = fx.new_layer(mem, 'painting', 64, 64, painting_pixels(64, 64))
+mem.set_selected_layers([mem_photo])
+Gimp.Display.new(mem)
+Gimp.displays_flush()
+set_python(lowmem)
+try:
+    # a) the dialog comes with the last successful run's values (Fast); the user types a seed
+    fx.reset_hook()
+    n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+e'},
+            {'key': 'ctrl+a'}, {'type': '4242'}, {'key': 'Tab'}, {'sleep': 0.5},
+            {'key': 'alt+o'})
+    st, msg, dt = fx.run_plugin(mem, mem_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+    r = done(n)
+    line = (shown_lines() or [None])[0]
+    fx.check('memory: the dialog came with the last successful run\'s values (Fast)',
+             field(line, 'method') == 'fast', line)
+    fx.check('memory: a layer too large for the free memory fails', r['ok'] and
+             st == S.EXECUTION_ERROR and 'not enough memory' in msg, '(%s) %s %s'
+             % (st, msg[:300], r))
+    fx.check('memory: the message names the dialog\'s "Fit to memory"',
+             '"Fit to memory"' in msg, msg[:500])
+    fx.check('memory: and no command-line terms', '--fit' not in msg and 'fit=True' not in msg
+             and 'output size or less' not in msg, msg[:500])
+    said = re.search(r'work at (\d+) px', msg)
+    print('plugin.log of the refused run:\n  ' + '\n  '.join(fx.hook_log()), flush=True)
+    # b) reopened: the failed run's values, not the last successful run's; tick Fit, OK
+    with open(free_file, 'w') as f:
+        f.write(str(953 * 10 ** 6))
+    fx.reset_hook()
+    n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+t'}, {'sleep': 0.5},
+            {'key': 'alt+o'})
+    st, msg, dt = fx.run_plugin(mem, mem_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+    r = done(n)
+    line = (shown_lines() or [None])[0]
+    fx.check('memory: reopened after the failure, the dialog shows that run\'s seed (4242)',
+             field(line, 'seed') == '4242', line)
+    fx.check('memory: with "Fit to memory" ticked: SUCCESS', r['ok'] and st == S.SUCCESS,
+             '(%s) %s %s' % (st, msg[:300], r))
+    worked = [re.search(r'working at (\d+) px', line) for line in fx.hook_log()
+              if line.startswith('text not enough memory')]
+    worked = [m.group(1) for m in worked if m]
+    fx.check('memory: the status names the size the refusal named, though 3 MB more are free',
+             said and worked and worked[0] == said.group(1),
+             'refusal: %s, status: %s' % (said.group(0) if said else None, worked))
+    settings = os.path.join(Gimp.directory(), 'plug-in-settings')
+    ours = sorted(f for f in os.listdir(settings) if 'neural-style' in f)
+    fx.check('memory: the plug-in keeps its values where GIMP keeps them (one file)',
+             len(ours) == 1 and ours[0].endswith('.last'), ours)
+    progress = [line for line in fx.hook_log()
+                if line.startswith('progress ') and ' step 0/' not in line]
+    fx.check('memory: the time left shows from the first step on',
+             progress and ' left' in progress[0], progress[:2])
+finally:
+    os.replace(CONFIG + '.orig', CONFIG)
+    shutil.copy(CONFIG, CONFIG + '.orig')
+
+# ---- 5. two runs at once, in two images of this one GIMP ------------------------------------
 # Run A (this script, through the PDB) holds its worker at a gate until run B's worker has
-# started; run.sh starts run B from the GUI on the other image (the active one) while A waits:
-# Search Actions (/), "Neural Style", Return, OK in the dialog. Both real workers then run at
-# the same time, each from its own plug-in process. The gate is the only change to the
-# worker: it records the job folders that exist when B's worker starts (after B's sweep of
-# stale folders), so a sweep that took A's live folder would show.
+# started; screen.py starts run B from the GUI on the other image (the active one) while A
+# waits: Search Actions (/), "Neural Style", Return, OK in the dialog. Both real workers then
+# run at the same time, each from its own plug-in process. The gate is the only change to
+# the worker: it records the job folders that exist when B's worker starts (after B's sweep
+# of stale folders), so a sweep that took A's live folder would show.
 with open(CONFIG) as f:
     real_python = json.load(f)['python']
 gate = os.path.join(fx.OUT, 'gate')
@@ -117,34 +346,32 @@ for name in ('A', 'B'):                  # B's display last: B is the active ima
     im = Gimp.Image.new(96, 72, Gimp.ImageBaseType.RGB)
     im.undo_disable()
     painting = fx.new_layer(im, 'painting ' + name, 96, 72, fx.style_pixels(96, 72, 1))
-    photo = fx.new_layer(im, 'photo ' + name, 96, 72, fx.content_pixels(96, 72))
+    photo_ = fx.new_layer(im, 'photo ' + name, 96, 72, fx.content_pixels(96, 72))
     im.undo_enable()
-    im.set_selected_layers([photo])
+    im.set_selected_layers([photo_])
     Gimp.Display.new(im)
-    pair[name] = (im, photo, painting, {l: fx.pixels(l) for l in (photo, painting)})
+    pair[name] = (im, photo_, painting, {l: fx.pixels(l) for l in (photo_, painting)})
 Gimp.displays_flush()
 (img_a, photo_a, painting_a, src_a), (img_b, photo_b, painting_b, src_b) = pair['A'], pair['B']
 
 fx.reset_hook()
-shutil.copy(CONFIG, CONFIG + '.orig')
+set_python(gate_python)
 try:
-    with open(CONFIG + '.orig') as f:
-        cfg = json.load(f)
-    cfg['python'] = gate_python
-    with open(CONFIG, 'w') as f:
-        json.dump(cfg, f)
-    signal('concurrent-ready')
+    n = ask({'wait_log': '^worker-pid ', 'timeout': 120}, {'find': MAIN}, {'key': 'slash'},
+            {'find': '^Search Actions$'}, {'type': 'Neural Style'}, {'sleep': 1},
+            {'key': 'Return'}, {'find': DIALOG}, {'sleep': 1}, {'key': 'alt+o'})
     st, msg, dt = fx.run_plugin(img_a, photo_a, style_layer=painting_a, method='fast')
+    r = done(n)
     deadline = time.time() + 180            # B may still be finishing
     while len(img_b.get_layers()) < 3 and time.time() < deadline:
         time.sleep(0.2)
 finally:
     os.replace(CONFIG + '.orig', CONFIG)
+    shutil.copy(CONFIG, CONFIG + '.orig')
 log = fx.hook_log()
 print('plugin.log of the two runs:\n  ' + '\n  '.join(log), flush=True)
 jobs = [line.split() for line in log if line.startswith('job-dir ')]
-fx.check('two at once: the GUI started run B', os.path.exists(os.path.join(fx.OUT,
-                                                                          'concurrent-started')))
+fx.check('two at once: the GUI started run B', r['ok'], r)
 fx.check('two at once: two plug-in processes, two job folders',
          len(jobs) == 2 and jobs[0][3] != jobs[1][3] and jobs[0][1] != jobs[1][1], jobs)
 fx.check('two at once: run A SUCCESS', st == S.SUCCESS, '(%s) %s after %.1f s' % (st, msg, dt))
@@ -166,6 +393,77 @@ except OSError:
     saw = []
 fx.check('two at once: run A\'s job folder was alive when run B\'s worker started',
          jobs and jobs[0][1] in saw, (saw, jobs))
-fx.check('two at once: no job folder left', fx.job_dirs() == [], fx.job_dirs())
+fx.check('two at once: no job folder left', job_folder_gone_within(2.0), fx.job_dirs())
 
+# ---- 6. Reset to Factory Defaults, then OK -------------------------------------------------
+# Factory defaults have no style layer: the dialog offers the painting again (OK failed here)
+small = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+small_photo = fx.new_layer(small, 'photo', 64, 48, fx.content_pixels(64, 48))
+small_paint = fx.new_layer(small, 'painting', 64, 48, painting_pixels(64, 48))
+small.set_selected_layers([small_photo])
+Gimp.Display.new(small)
+Gimp.displays_flush()
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+r'}, {'sleep': 1},
+        {'grab': 'reset-menu.png'}, {'key': 'alt+f'}, {'sleep': 1.5},
+        {'grab': 'reset-done.png'}, {'key': 'alt+o'})
+st, msg, dt = fx.run_plugin(small, small_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n, 300)
+log = fx.hook_log()
+fx.check('reset: Reset to Factory Defaults, then OK: SUCCESS', r['ok'] and st == S.SUCCESS,
+         '(%s) %s %s' % (st, msg, r))
+fx.check('reset: the factory defaults ran (Quality) with the painting offered again',
+         any(line.startswith('dialog ok=True style-layer=painting method=quality') for line in log),
+         [line for line in log if line.startswith('dialog ')])
+shown = colour_pixels(os.path.join(fx.OUT, 'reset-done.png'), MAGENTA)
+fx.check('reset: after the reset the chooser shows the painting', shown >= 200,
+         '%d magenta pixels' % shown)
+
+# ---- 7. closing the image during a run (Discard Changes) ------------------------------------
+# Started from the GUI as a user does (Search Actions, OK in the dialog: the last values, the
+# factory defaults' Quality from the reset above), not through the PDB: a PDB caller's call
+# holds the image alive until the call returns, GIMP's menus do not.
+closing = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
+c_paint = fx.new_layer(closing, 'painting', W, H, fx.style_pixels(W, H, 1))
+c_photo = fx.new_layer(closing, 'photo', W, H, fx.content_pixels(W, H))
+closing.set_selected_layers([c_photo])
+Gimp.Display.new(closing)                # the last display: the active image
+Gimp.displays_flush()
+fx.reset_hook()
+mark = len(gui_log())
+n = ask({'find': MAIN}, {'key': 'slash'}, {'find': '^Search Actions$'},
+        {'type': 'Neural Style'}, {'sleep': 1}, {'key': 'Return'}, {'find': DIALOG},
+        {'sleep': 1}, {'key': 'alt+o'}, {'wait_log': '^progress 0\\.0[1-9]', 'timeout': 120},
+        {'find': MAIN}, {'key': 'ctrl+w'}, {'find': '^Close ', 'timeout': 10},
+        {'key': 'alt+d'})
+r = done(n, 240)
+closed_at = time.time()
+END = ('ended quietly', 'inserted layer', 'failed', 'cancelled')
+ended = None
+while time.time() - closed_at < 60:
+    ended = next((line for line in fx.hook_log() if line.startswith(END)), None)
+    if ended:
+        break
+    time.sleep(0.05)
+took = time.time() - closed_at
+pids = fx.logged_worker_pids()
+time.sleep(2)                            # let any late error messages arrive
+after = gui_log()[mark:]
+fx.check('close: the image was closed (Discard Changes) during the run',
+         r['ok'] and not closing.is_valid(), r)
+fx.check('close: the run ended at once, quietly', ended and ended.startswith(
+    'ended quietly') and took < 3.0, '%s, %.1f s after the close' % (ended, took))
+fx.check('close: the worker is gone', pids and fx.gone_within(pids[0], 1.0), pids)
+fx.check('close: no job folder left', job_folder_gone_within(2.0), fx.job_dirs())
+cascade = [line for line in after.splitlines() if re.search(
+    r'Calling error|invalid ID|out of range|Too many error messages|constructor returned '
+    r'NULL|Traceback|CRITICAL', line)]
+fx.check('close: no error messages from GIMP or the plug-in', not cascade, cascade[:6])
+
+# ---- 8. the dialog's labels carry mnemonics: GIMP printed no complaint -------------------
+complaints = [line for line in gui_log().splitlines()
+              if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", line)]
+fx.check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,
+         complaints[:6])
+os.remove(CONFIG + '.orig')
 fx.finish()

@@ -4,7 +4,27 @@
 #       prints "x y": the centre of the status bar's Cancel button, which GIMP shows only
 #       while a progress runs; found as the rightmost block of pixels that changed in the
 #       lowest band of change (the image window's status bar).
+#   screen.py serve OUTDIR GIMP_PID
+#       the hands of gui_test.py (which runs inside GIMP and cannot press keys): executes the
+#       requests it leaves in OUTDIR/req/ (000.json, 001.json, ... in order) with xdotool and
+#       screenshots, writes OUTDIR/req/NNN.done (JSON: ok, what happened), until GIMP exits.
+#       A request is a list of steps, each a one-key object:
+#         {"wait_log": REGEX}       wait until a line of the plug-in's hook log matches
+#         {"find": REGEX}           wait for a visible window with this title (the current one)
+#         {"gone": REGEX}           wait until no visible window has this title
+#         {"key": "ctrl+z"}         keys to the current window;  {"type": "text"}
+#         {"sleep": S}              {"grab": "name.png"} the current window, into OUTDIR
+#         {"grab_screen": "name.png"}
+#         {"click_cancel": ["before.png", "during.png"]}   the status bar's Cancel button
+#       "timeout" (seconds, default 60) may accompany wait_log / find / gone; a wait_log with
+#       "optional": true that times out lets the request go on (a plug-in that does not log
+#       what is waited for still gets its keys).
+import json
+import os
+import re
+import subprocess
 import sys
+import time
 
 
 def grab(path, box=None):
@@ -42,7 +62,122 @@ def cancel_button(before, during):
     y0, y1 = bands[-1]                       # the lowest band: the status bar
     cols = [any(px[x, y] for y in range(y0, y1)) for x in range(w)]
     x0, x1 = runs(cols, 12)[-1]              # its rightmost block: the Cancel button
-    print((x0 + x1) // 2, (y0 + y1) // 2)
+    return (x0 + x1) // 2, (y0 + y1) // 2
+
+
+# ---------------------------------------------------------------- serve
+
+def xdo(*args):
+    return subprocess.run(['xdotool'] + [str(a) for a in args], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, universal_newlines=True).stdout.split()
+
+
+def windows(title):
+    return xdo('search', '--onlyvisible', '--name', title)
+
+
+def geometry(win):
+    out = dict(line.split('=', 1) for line in
+               subprocess.run(['xdotool', 'getwindowgeometry', '--shell', win],
+                              stdout=subprocess.PIPE, universal_newlines=True).stdout.split())
+    return int(out['X']), int(out['Y']), int(out['WIDTH']), int(out['HEIGHT'])
+
+
+class Gone(Exception):
+    pass
+
+
+def until(check, seconds, alive):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = check()
+        if found:
+            return found
+        if not alive():
+            raise Gone()
+        time.sleep(0.1)
+    return None
+
+
+def hook_lines(out):
+    try:
+        with open(os.path.join(out, 'hook', 'plugin.log'), encoding='utf-8') as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def serve(out, gimp_pid):
+    folder = os.path.join(out, 'req')
+    os.makedirs(folder, exist_ok=True)
+
+    def alive():
+        try:
+            os.kill(gimp_pid, 0)
+        except OSError:
+            return False
+        try:
+            with open('/proc/%d/stat' % gimp_pid) as f:
+                return f.read().split(') ', 1)[1][0] != 'Z'
+        except OSError:
+            return True
+
+    n = 0
+    while alive():
+        path = os.path.join(folder, '%03d.json' % n)
+        if not os.path.exists(path):
+            time.sleep(0.1)
+            continue
+        with open(path) as f:
+            steps = json.load(f)
+        report = {'ok': True, 'log': []}
+        win = None
+        try:
+            for step in steps:
+                timeout = step.get('timeout', 60)
+                if 'wait_log' in step:
+                    pattern = re.compile(step['wait_log'])
+                    found = until(lambda: [line for line in hook_lines(out)
+                                           if pattern.search(line)], timeout, alive)
+                    if not found and step.get('optional'):
+                        report['log'].append('no hook log line matched %r: going on'
+                                             % step['wait_log'])
+                        continue
+                    if not found:
+                        raise RuntimeError('no hook log line matched %r' % step['wait_log'])
+                elif 'find' in step:
+                    ids = until(lambda: windows(step['find']), timeout, alive)
+                    if not ids:
+                        raise RuntimeError('no window %r' % step['find'])
+                    win = ids[0]
+                elif 'gone' in step:
+                    if not until(lambda: not windows(step['gone']), timeout, alive):
+                        raise RuntimeError('window %r still there' % step['gone'])
+                elif 'key' in step:
+                    xdo('windowfocus', '--sync', win, 'key', '--clearmodifiers', step['key'])
+                elif 'type' in step:
+                    xdo('windowfocus', '--sync', win, 'type', '--delay', 50, step['type'])
+                elif 'sleep' in step:
+                    time.sleep(step['sleep'])
+                elif 'grab' in step:
+                    grab(os.path.join(out, step['grab']), geometry(win))
+                elif 'grab_screen' in step:
+                    grab(os.path.join(out, step['grab_screen']))
+                elif 'click_cancel' in step:
+                    before, during = (os.path.join(out, p) for p in step['click_cancel'])
+                    x, y = cancel_button(before, during)
+                    xdo('mousemove', x, y, 'click', 1)
+                    report['log'].append('clicked Cancel at %d %d' % (x, y))
+                report['log'].append('done %s' % json.dumps(step))
+        except Gone:
+            report.update(ok=False, error='GIMP exited')
+        except (RuntimeError, OSError, SystemExit, KeyError, ValueError) as e:
+            report.update(ok=False, error=str(e))
+        print('request %03d: %s' % (n, json.dumps(report)), flush=True)
+        with open(path[:-5] + '.part', 'w') as f:
+            json.dump(report, f)
+        os.replace(path[:-5] + '.part', path[:-5] + '.done')
+        n += 1
 
 
 if __name__ == '__main__':
@@ -50,4 +185,6 @@ if __name__ == '__main__':
         grab(sys.argv[2], tuple(int(v) for v in sys.argv[3].split(',')) if len(sys.argv) > 3
              else None)
     elif sys.argv[1] == 'cancel-button':
-        cancel_button(sys.argv[2], sys.argv[3])
+        print(*cancel_button(sys.argv[2], sys.argv[3]))
+    elif sys.argv[1] == 'serve':
+        serve(sys.argv[2], int(sys.argv[3]))
