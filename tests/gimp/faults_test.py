@@ -87,12 +87,12 @@ def fails_cleanly(label, image, layer, words=None, status=S.EXECUTION_ERROR, **p
 
 def succeeds(label, image, layer, **props):
     sources = snapshot(image)
-    n = len(image.get_layers())
+    ids = {item.get_id() for item in image.get_layers()}
     st, msg, dt = fx.run_plugin(image, layer, **props)
     fx.check('%s: SUCCESS' % label, st == S.SUCCESS, '(%s) %s' % (st, msg[:300]))
-    layers = image.get_layers()
-    fx.check('%s: one layer added' % label, len(layers) == n + 1, len(layers))
-    new = layers[image.get_item_position(layer) - 1] if st == S.SUCCESS else None
+    added = [item for item in image.get_layers() if item.get_id() not in ids]
+    fx.check('%s: one layer added' % label, len(added) == 1, len(added))
+    new = added[0] if st == S.SUCCESS and len(added) == 1 else None
     if new is not None:
         fx.check('%s: sources byte-identical' % label,
                  [s for s in snapshot(image) if s[0] != new.get_name()] == sources)
