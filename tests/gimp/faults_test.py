@@ -279,7 +279,7 @@ with Config(python=lowmem):
     fx.check('too large, fit off: no command-line terms in a GIMP message',
              '--fit' not in msg and 'fit=True' not in msg and 'ask to fit' not in msg,
              msg[:500])
-    said = re.search(r'work at (\d+) px', msg)
+    said = re.search(r'(?:work at|fits now is) (\d+) px', msg)
     # free memory moves a little between a refusal and the next try: 3 MB more here
     with open(lowmem_py, 'w') as f:
         f.write('import runpy, sys\nimport nst_core.memory as memory\n'

@@ -284,7 +284,7 @@ try:
              '"Fit to memory"' in msg, msg[:500])
     fx.check('memory: and no command-line terms', '--fit' not in msg and 'fit=True' not in msg
              and 'output size or less' not in msg, msg[:500])
-    said = re.search(r'work at (\d+) px', msg)
+    said = re.search(r'(?:work at|fits now is) (\d+) px', msg)
     print('plugin.log of the refused run:\n  ' + '\n  '.join(fx.hook_log()), flush=True)
     # b) reopened: the failed run's values, not the last successful run's; tick Fit, OK
     with open(free_file, 'w') as f:
@@ -420,12 +420,16 @@ fx.check('reset: after the reset the chooser shows the painting', shown >= 200,
          '%d magenta pixels' % shown)
 
 # ---- 7. closing the image during a run (Discard Changes) ------------------------------------
-# Started from the GUI as a user does (Search Actions, OK in the dialog: the last values, the
-# factory defaults' Quality from the reset above), not through the PDB: a PDB caller's call
-# holds the image alive until the call returns, GIMP's menus do not.
-closing = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
+# Started from the GUI as a user does (Search Actions, OK in the dialog with the last values),
+# not through the PDB: a PDB caller's call holds the image alive until the call returns,
+# GIMP's menus do not.
+# a large photo, so that the run lasts with any method the last values name (Fast tiles it)
+closing = Gimp.Image.new(2400, 1800, Gimp.ImageBaseType.RGB)
 c_paint = fx.new_layer(closing, 'painting', W, H, fx.style_pixels(W, H, 1))
-c_photo = fx.new_layer(closing, 'photo', W, H, fx.content_pixels(W, H))
+c_photo = Gimp.Layer.new(closing, 'photo', 2400, 1800, Gimp.ImageType.RGBA_IMAGE, 100.0,
+                         Gimp.LayerMode.NORMAL)
+closing.insert_layer(c_photo, None, 1)
+c_photo.fill(Gimp.FillType.WHITE)
 closing.set_selected_layers([c_photo])
 Gimp.Display.new(closing)                # the last display: the active image
 Gimp.displays_flush()
