@@ -31,6 +31,7 @@ def stylize(
     strength: float = 1.0,
     style_scale: float = 1.0,
     preserve_colors: ColourMode = 'none',
+    detail: float = 1.0,
     size: int = 512,
     fit: bool = False,
     preset: Preset = 'normal',
@@ -66,6 +67,8 @@ def stylize(
     style_scale: size of the style's strokes relative to the content.
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
         'histogram' matches the style's colours to the content's before transfer.
+    detail: 'fast' paints on a canvas of fixed size (strokes keep their size relative to the
+        picture) and puts back the photo's detail finer than that: 0 = none (softer), 1 = all.
     size: longest side of the working image in pixels (0 = the content's own size).
     fit: when that size needs more memory than is free, work at the largest size that fits
         instead of refusing (the refusal names that size).

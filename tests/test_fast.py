@@ -1,20 +1,23 @@
-"""Fast method: the Magenta network at native resolution, tiling, strength, colours, plumbing.
+"""Fast method: the Magenta network on its canvas, tiling, detail, strength, colours, plumbing.
 
 Plumbing tests use a randomly initialised Magenta (same architecture, no download); tests
 that judge pictures use the real weights and are marked slow.
 """
+import math
 import threading
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-from nst_core import colour, fast, imageio
+from nst_core import colour, detail, fast, imageio, resample
 from nst_core.models.magenta import Magenta, SameConv, pad_same
 from nst_core.progress import Cancelled
 from nst_core.weights import WeightsError
 from nst_core.weights import magenta as source
+from conftest import scene
 
 
 @pytest.fixture(scope='module')
@@ -122,12 +125,30 @@ def test_tiled_progress_counts_every_tile(random_net):
 
 # --- style vectors, strength, colours ---------------------------------------------------------
 
-def test_predictor_takes_any_aspect_and_scale(random_net):
-    wide = torch.rand(1, 3, 100, 300)
-    assert fast.predictor_input(wide).shape[-2:] == (148, 443)
-    assert fast.predictor_input(wide, 2.0).shape[-2:] == (296, 887)
-    with torch.no_grad():
-        assert fast.style_vector(random_net, wide).shape == (1, 100)
+@pytest.mark.parametrize('h, w, tiles, side', [(100, 300, 3, 256), (300, 100, 3, 256),
+                                               (256, 256, 1, 256), (40, 50, 2, 256),
+                                               (10, 3000, 16, 3)])
+def test_predictor_sees_256_px_tiles_covering_the_image(h, w, tiles, side):
+    image = torch.rand(1, 3, h, w)
+    x = fast.predictor_input(image)
+    assert x.shape == (tiles, 3, side, side)
+    # the tiles cover the resized image: its first and last columns are in some tile
+    k = side / min(h, w) if max(h, w) / min(h, w) <= 4 else fast.MAX_LONG / max(h, w)
+    resized = resample.resize(image, (max(1, round(h * k)), max(1, round(w * k)))).clamp(0, 1)
+    if tiles <= 3:
+        assert any(torch.equal(t[..., :, :1], resized[0, ..., :side, :1]) for t in x)
+        assert any(torch.equal(t[..., -side:, -1:], resized[0, ..., -side:, -1:]) for t in x)
+
+
+def test_style_vector_is_the_mean_over_tiles():
+    from types import SimpleNamespace
+    # a stand-in predictor: each tile's mean brightness, so the tiles' vectors differ
+    net = SimpleNamespace(predictor=lambda x: x.mean((1, 2, 3))[:, None].expand(-1, 100))
+    image = torch.rand(1, 3, 100, 300) * torch.linspace(0.1, 1, 300)     # dark to bright
+    tiles = net.predictor(fast.predictor_input(image))
+    vec = fast.style_vector(net, image)
+    assert vec.shape == (1, 100) and torch.allclose(vec, tiles.mean(0, keepdim=True))
+    assert tiles[0, 0] < 0.5 * tiles[2, 0]                 # left tile dark, right tile bright
 
 
 def test_blend_weights_are_normalised():
@@ -164,11 +185,14 @@ def test_size_sets_the_longest_side(random_net, content_image, style_image):
 
 def test_progress_reaches_one_and_cancel_stops(random_net, content_image, style_image):
     seen = []
-    fast.run(random_net, content_image, [style_image], size=96, tile_size=64, strength=0.5,
+    fast.run(random_net, content_image, [style_image], size=1200, tile_size=256, strength=0.5,
              callback=seen.append)
     fractions = [p.fraction for p in seen]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
-    assert {p.stage for p in seen} == {'Reading the style', 'Stylizing'}
+    assert [p.stage for p in seen if p.step == p.total] == [
+        'Reading the style', 'Stylizing', 'Adding detail']
+    assert sum(p.stage == 'Stylizing' for p in seen) > 4          # the canvas in tiles
+    assert sum(p.stage == 'Adding detail' for p in seen) > 1      # the output in bands
     cancel = threading.Event()
     cancel.set()
     with pytest.raises(Cancelled):
@@ -185,6 +209,63 @@ def test_fast_init_gives_a_start_image_of_the_content_size(random_net, monkeypat
     out.requires_grad_(True).sum().backward()           # usable by the optimiser
     assert out.grad.view(-1).shape == (3 * 40 * 56,)
     assert (out - content).abs().mean() > 0.01
+
+
+# --- the canvas ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('h, w', [(256, 192), (768, 1024), (1600, 2560), (4096, 4096),
+                                  (16, 8000), (1, 1), (5, 7)])
+@pytest.mark.parametrize('scale', [1.0, 2.0, 0.5])
+def test_the_canvas_has_a_fixed_area_and_the_contents_shape(h, w, scale):
+    ch, cw = fast.canvas_size(h, w, scale)
+    assert abs(ch * cw / (fast.STROKE_AREA / scale ** 2) - 1) < 0.1
+    assert abs(cw / ch - w / h) <= (w / h) * (1 / ch + 1 / cw) + 1e-9     # rounding only
+
+
+def test_the_same_picture_at_any_size_is_painted_on_the_same_canvas(random_net):
+    # the outputs at 512 and 2048 px, seen at 512 px, are the same picture (the detail the
+    # 2048 one adds is finer than 512 px can show); run at their own sizes they are not
+    photo = imageio.to_tensor(scene(2048, 1536))
+    at = {n: resample.resize(photo, (n * 3 // 4, n)) for n in (512, 2048)}
+    vec = vector(3)
+    with torch.no_grad():
+        canvas = {n: fast.paint(random_net, at[n], vec) for n in at}
+        native = {n: fast.transform(random_net, at[n], vec) for n in at}
+    seen = resample.resize(canvas[2048], (384, 512))
+    own = resample.resize(native[2048], (384, 512))
+    assert (seen - canvas[512]).abs().mean() < 0.01
+    assert (own - native[512]).abs().mean() > 3 * (seen - canvas[512]).abs().mean()
+
+
+def test_strength_0_gives_the_content_exactly(random_net, content_image, style_image):
+    content = imageio.to_tensor(content_image)
+    for colours in ('none', 'luminance', 'histogram'):
+        out = fast.run(random_net, content_image, [style_image], size=0, strength=0.0,
+                       preserve_colors=colours)
+        assert (out - content).abs().max() < 1e-5, colours
+
+
+def test_detail_0_is_the_canvas_enlarged(random_net, style_image):
+    photo = scene(1000, 750)
+    plain = fast.run(random_net, photo, [style_image], size=0, detail=0)
+    full = fast.run(random_net, photo, [style_image], size=0)
+    assert (plain - full).abs().mean() > 1e-3
+    with pytest.raises(ValueError, match='detail must be 0 or more'):
+        fast.stylize_fast(photo, [style_image], detail=-1)
+
+
+def test_a_batch_cache_reads_the_styles_once(random_net, content_image, style_image):
+    cache = {}
+    first = fast.run(random_net, content_image, [style_image], size=0, cache=cache)
+    assert 'vector' in cache
+    cache['vector'] = cache['vector'] * 0 + 5         # a changed cache is what the next run uses
+    second = fast.run(random_net, content_image, [style_image], size=0, cache=cache)
+    again = fast.run(random_net, content_image, [style_image], size=0, cache={})
+    assert (first - second).abs().mean() > 1e-3 and torch.equal(first, again)
+    # recoloured styles depend on the content: never cached
+    fast.run(random_net, content_image, [style_image], size=0, preserve_colors='histogram',
+             cache=(hist := {}))
+    assert hist == {}
 
 
 # --- weights ------------------------------------------------------------------------------------
@@ -288,12 +369,6 @@ def test_style_colours_appear_and_preserved_colours_stay(real_net):
         chroma(plain) - chroma(content)).abs().mean()
 
 
-def _laplacian_energy(t):
-    grey = t.mean(1, keepdim=True)
-    lap = F.conv2d(grey, torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3))
-    return lap.var().item()
-
-
 def test_style_scale_keeps_the_working_size(random_net, content_image, style_image):
     for scale in (0.5, 2.0, 3.0):
         out = fast.run(random_net, content_image, [style_image], size=64, style_scale=scale)
@@ -303,7 +378,61 @@ def test_style_scale_keeps_the_working_size(random_net, content_image, style_ima
 @pytest.mark.slow
 def test_larger_style_scale_paints_larger_strokes(real_net):
     from conftest import shared_image
-    photo, style = _photo(384), shared_image('the_scream.jpg')
+    photo, style = _photo(512).crop((64, 0, 448, 384)), shared_image('the_scream.jpg')
     fine, coarse = (fast.run(real_net, photo, [style], size=0, style_scale=s) for s in (1.0, 2.0))
     assert coarse.shape == fine.shape
-    assert _laplacian_energy(coarse) < 0.7 * _laplacian_energy(fine)
+    assert stroke_frequency(coarse) < 0.8 * stroke_frequency(fine)
+
+
+def stroke_frequency(t, low=3, high=100):
+    """Power-weighted mean spatial frequency of a square picture's luminance, in cycles per
+    picture side, over low..high: where the strokes' energy lies, relative to the picture."""
+    g = detail.luminance(t)[0, 0].double()
+    n = g.shape[0]
+    window = torch.hann_window(n, periodic=False, dtype=torch.float64)
+    power = torch.fft.fft2((g - g.mean()) * window[:, None] * window[None]).abs().square()
+    f = torch.fft.fftfreq(n, 1 / n).double()
+    radius = torch.sqrt(f[:, None] ** 2 + f[None] ** 2)
+    band = (radius >= low) & (radius <= high)
+    return float((radius[band] * power[band]).sum() / power[band].sum())
+
+
+@pytest.mark.slow
+def test_strokes_keep_their_size_relative_to_the_picture(real_net):
+    """The same photo at 256 to 2048 px: the strokes' frequency in cycles per picture stays
+    put (their size in pixels grows with the picture); painted at each size's own resolution
+    (the old way) it climbs; style_scale 2 halves the canvas's side and lowers it."""
+    from conftest import shared_image
+    vec = fast.style_vector(real_net, imageio.to_tensor(shared_image('starry_night.jpg')))
+    photo = scene(2048, 2048)
+    freq, native, coarse = {}, {}, {}
+    with torch.inference_mode():
+        for n in (256, 512, 1024, 2048):
+            content = imageio.to_tensor(photo.resize((n, n), Image.LANCZOS))
+            freq[n] = stroke_frequency(fast.paint(real_net, content, vec))
+            coarse[n] = stroke_frequency(fast.paint(real_net, content, vec, style_scale=2))
+            if n in (512, 2048):
+                native[n] = stroke_frequency(fast.paint(
+                    real_net, content, vec, style_scale=math.sqrt(fast.STROKE_AREA) / n))
+    assert max(freq.values()) / min(freq.values()) < 1.05, freq
+    assert native[2048] / native[512] > 1.15, native          # the measure sees stroke size
+    assert all(coarse[n] < 0.85 * freq[n] for n in freq), (coarse, freq)
+
+
+@pytest.mark.slow
+def test_bands_of_a_real_picture_have_no_seams(real_net):
+    from conftest import shared_image
+    vec = fast.style_vector(real_net, imageio.to_tensor(shared_image('the_scream.jpg')))
+    # a smooth gradient: a seam would show as a row step
+    y, x = torch.meshgrid(torch.linspace(0, 1, 1536), torch.linspace(0, 1, 2048), indexing='ij')
+    content = torch.stack([x, 0.5 * (x + y), 1 - y])[None].clamp(0, 1)
+    small = resample.resize(content, fast.canvas_size(1536, 2048))
+    with torch.inference_mode():
+        painted = fast.stylize_tensor(real_net, small, vec)
+        whole = detail.enlarge(content, small, painted, band_pixels=10 ** 9)
+        banded = detail.enlarge(content, small, painted, band_pixels=2048 * 100)
+    assert (banded - whole).abs().max() < 1e-5
+    steps = (banded[..., 1:, :] - banded[..., :-1, :]).abs().mean((0, 1, 3))   # per row border
+    for border in range(99, 1535, 100):             # a seam: a step far above its neighbours'
+        near = torch.cat([steps[border - 6:border - 1], steps[border + 2:border + 7]])
+        assert steps[border] < 1.5 * near.max() + 1e-4, border
