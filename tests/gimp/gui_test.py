@@ -420,10 +420,14 @@ fx.check('reset: after the reset the chooser shows the painting', shown >= 200,
          '%d magenta pixels' % shown)
 
 # ---- 7. closing the image during a run (Discard Changes) ------------------------------------
-# Started from the GUI as a user does (Search Actions, OK in the dialog with the last values),
-# not through the PDB: a PDB caller's call holds the image alive until the call returns,
-# GIMP's menus do not.
-# a large photo, so that the run lasts with any method the last values name (Fast tiles it)
+# Started from the GUI as a user does (Search Actions, OK in the dialog), not through the
+# PDB: a PDB caller's call holds the image alive until the call returns, GIMP's menus do not.
+# No last values (and a new image, without their parasite): the dialog comes with the
+# defaults, Quality, which lasts; and a large photo.
+settings = os.path.join(Gimp.directory(), 'plug-in-settings')
+for name in os.listdir(settings):
+    if 'neural-style' in name:
+        os.remove(os.path.join(settings, name))
 closing = Gimp.Image.new(2400, 1800, Gimp.ImageBaseType.RGB)
 c_paint = fx.new_layer(closing, 'painting', W, H, fx.style_pixels(W, H, 1))
 c_photo = Gimp.Layer.new(closing, 'photo', 2400, 1800, Gimp.ImageType.RGBA_IMAGE, 100.0,
@@ -437,7 +441,7 @@ fx.reset_hook()
 mark = len(gui_log())
 n = ask({'find': MAIN}, {'key': 'slash'}, {'find': '^Search Actions$'},
         {'type': 'Neural Style'}, {'sleep': 1}, {'key': 'Return'}, {'find': DIALOG},
-        {'sleep': 1}, {'key': 'alt+o'}, {'wait_log': '^progress 0\\.0[1-9]', 'timeout': 120},
+        {'sleep': 1}, {'key': 'alt+o'}, {'wait_log': '^progress 0\\.0[1-9]', 'timeout': 180},
         {'find': MAIN}, {'key': 'ctrl+w'}, {'find': '^Close ', 'timeout': 10},
         {'key': 'alt+d'})
 r = done(n, 240)
