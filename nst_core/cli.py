@@ -7,6 +7,7 @@ import argparse
 import collections.abc
 import json
 import sys
+import time
 import typing
 
 from . import __version__
@@ -68,7 +69,6 @@ def _option_docs():
 
 
 def _add_stylize(sub):
-    from .stylize import options
     p = sub.add_parser('stylize', help='repaint CONTENT in the style of STYLE(s)',
                        description='Repaint CONTENT in the style of one or more STYLE images.')
     p.add_argument('content', help='content image file')
@@ -81,10 +81,16 @@ def _add_stylize(sub):
     p.add_argument('--json', action='store_true',
                    help='print progress as JSON events (the worker protocol) on stdout')
     p.add_argument('--quiet', action='store_true', help='no progress output')
+    _add_options(p)
+    p.set_defaults(run=_run_stylize)
+
+
+def _add_options(p):
+    """Every stylize() option as a flag, with its default and choices."""
+    from .stylize import options
     for name, param in options().items():
         if name not in SKIP:
             p.add_argument(_flag(name), **_arg_spec(name, param))
-    p.set_defaults(run=_run_stylize)
 
 
 def _run_stylize(args):
@@ -131,6 +137,63 @@ def _check_output(path):
         raise ImageError('%s: folder %s does not exist' % (path, folder))
 
 
+def _add_batch(sub):
+    from .batch import FORMATS
+    p = sub.add_parser('batch', help='repaint many photos (files or folders) into a folder',
+                       description='Repaint every PHOTO (files, or folders of pictures) in the '
+                       'style of STYLE(s) into the folder OUTPUT, in one process: the network '
+                       'loads once, one progress bar; a photo that fails gets one line and the '
+                       'rest go on. Exit status 0: all written; 1: some failed; 2: nothing '
+                       'could start (bad style, options or output folder).')
+    p.add_argument('photos', nargs='+', metavar='PHOTO', help='photo file or folder of photos')
+    p.add_argument('-s', '--style', nargs='+', required=True, metavar='STYLE',
+                   help='style image file(s)')
+    p.add_argument('-o', '--output', required=True, metavar='OUTPUT',
+                   help='output folder (created if missing); each picture keeps its name')
+    p.add_argument('--format', default='png', choices=FORMATS, help='output format '
+                   '(default: png)')
+    p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
+                   help='blend weight per style (default: equal)')
+    p.add_argument('--quiet', action='store_true', help='only the lines for photos that fail')
+    _add_options(p)
+    p.set_defaults(run=_run_batch)
+
+
+def _run_batch(args):
+    from . import batch
+    from .errors import classify
+    from .imageio import ImageError, open_image
+    from .reporting import Reporter
+    from .stylize import options
+    reporter = Reporter(quiet=args.quiet)
+    kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
+    kwargs.update(style_weights=args.style_weights, log=reporter.log)
+    try:
+        styles = [open_image(s) for s in args.style]
+        summary = batch.run(args.photos, styles, args.output, kwargs, fmt=args.format,
+                            callback=reporter.progress, say=reporter.log,
+                            warn=lambda text: reporter.error('bad_input', text))
+    except KeyboardInterrupt:
+        reporter.error('cancelled', 'cancelled')
+        return 3
+    except (batch.BatchError, ImageError) as e:
+        reporter.error('bad_input', str(e))
+        return 2
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
+        kind, message = classify(e)
+        reporter.error(kind, message)
+        return 2 if kind in ('bad_input', 'device') else 1
+    total = len(summary.written) + len(summary.failed)
+    if summary.ok:
+        reporter.log('wrote %d pictures to %s in %.1f s' % (
+            total, args.output, time.monotonic() - reporter.start_time))
+        return 0
+    reporter.error('bad_input', '%d of %d photos failed (%s); the other %d are in %s' % (
+        len(summary.failed), total, ', '.join(str(p) for p, _ in summary.failed),
+        len(summary.written), args.output))
+    return 1
+
+
 def _add_worker(sub):
     p = sub.add_parser('worker', help='run one job file (the GIMP plug-in uses this)',
                        description='Run a job of protocol v1 (docs/protocol.md); events on stdout.')
@@ -147,9 +210,10 @@ def parser():
     p = argparse.ArgumentParser(prog='python -m nst_core',
                                 description='Neural style transfer (Gatys and fast arbitrary style).')
     p.add_argument('--version', action='version', version='nst_core ' + __version__)
-    sub = p.add_subparsers(dest='command', metavar='{stylize,weights,worker}')
+    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,weights,worker}')
     sub.required = True
     _add_stylize(sub)
+    _add_batch(sub)
     _add_weights(sub)
     _add_worker(sub)
     return p

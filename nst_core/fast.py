@@ -15,8 +15,10 @@
   receptive field, on the network's stride grid (see stylize_tensor).
 """
 import contextlib
+import hashlib
 import math
 import os
+import weakref
 from typing import Sequence
 
 import torch
@@ -38,6 +40,9 @@ STROKE_AREA = 384 * 288
 MAX_LONG = 4 * PREDICTOR_SIZE   # predictor input's long side at most (long strips shrink more)
 MAX_TILES = 16                  # tiles per axis at most (they sample a very long strip)
 _NETWORKS = {}       # (model, cache_dir) -> Magenta: load once per process
+# network -> {(device, size, pixel digest): (1, 100) vector}, the last MAX_VECTORS styles read
+_VECTORS = weakref.WeakKeyDictionary()
+MAX_VECTORS = 16
 
 
 def load_network(model='auto', cache_dir=None, log=print) -> Magenta:
@@ -311,13 +316,8 @@ COST = {'style': 1.0, 'paint': 2.0, 'detail': 0.1}
 
 def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
         preserve_colors='none', detail=1.0, size=512, device='cpu', tile_size=2048,
-        callback=None, cancel=None, cache=None) -> torch.Tensor:
-    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1.
-
-    cache: a dict kept between calls with the same styles and options (a batch): the
-    styles' blended vector is computed once there, unless it depends on the content
-    (preserve_colors='histogram' recolours the styles to each content).
-    """
+        callback=None, cancel=None) -> torch.Tensor:
+    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
     content = imageio.rgb(content)
@@ -325,8 +325,10 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
                                                                                 size)), dev)
     H, W = content_t.shape[-2:]
     h, w = canvas_size(H, W, style_scale)
-    reuse = cache is not None and preserve_colors != 'histogram'
-    n_vec = (0 if reuse and 'vector' in cache else len(styles)) + (strength < 1.0)
+    recolour = preserve_colors == 'histogram'         # styles recoloured to this content
+    known = _VECTORS.setdefault(net, {})
+    keys = [None if recolour else _style_key(dev, s) for s in styles]
+    n_vec = sum(k not in known for k in keys) + (strength < 1.0)
     steps, bands = count_steps(h, w, tile_size), detail_bands(H, W)
     tracker = Tracker([('Reading the style', n_vec, COST['style'] * PREDICTOR_SIZE ** 2),
                        ('Stylizing', steps, COST['paint'] * h * w / steps),
@@ -335,32 +337,49 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
     tracker.report(0, 0)
     done = [0]
 
-    def style_done():
+    def read(image):
         done[0] += 1
+        vec = style_vector(net, image)
         tracker.report(0, done[0])
+        return vec
 
     def finish(band, photo):
         band = fade_to_content(band, photo, strength)
         return luminance_transfer(band, photo) if preserve_colors == 'luminance' else band
 
     with torch.inference_mode():
-        if reuse and 'vector' in cache:
-            vec = cache['vector']
-        else:
-            style_ts = [imageio.to_tensor(imageio.rgb(s), dev) for s in styles]
-            if preserve_colors == 'histogram':
-                style_ts = [match_histogram(s, content_t) for s in style_ts]
-            vec = blend_vectors([style_vector(net, s) for s in style_ts], style_weights)
-            for _ in style_ts:
-                style_done()
-            if reuse:
-                cache['vector'] = vec
+        vectors = []
+        for style, key in zip(styles, keys):
+            if key not in known:
+                style_t = imageio.to_tensor(imageio.rgb(style), dev)
+                if recolour:
+                    style_t = match_histogram(style_t, content_t)
+                vec = read(style_t)
+                if key is None:
+                    vectors.append(vec)
+                    continue
+                _remember(known, key, vec)
+            vectors.append(known[key])
+        vec = blend_vectors(vectors, style_weights)
         if strength < 1.0:
-            vec = strength * vec + (1.0 - strength) * style_vector(net, content_t)
-            style_done()
+            vec = strength * vec + (1.0 - strength) * read(content_t)
         return paint(net, content_t, vec, style_scale, detail, tile_size, finish,
                      lambda step, total: tracker.report(1, step, total=total),
                      lambda step, total: tracker.report(2, step, total=total))
+
+
+def _style_key(device, image):
+    """Identifies a style image's vector for one network: device and pixels (a digest)."""
+    image = imageio.rgb(image)
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+    return str(device), image.size, digest
+
+
+def _remember(known, key, vec):
+    """Keep a network's last MAX_VECTORS style vectors: a batch reads its styles once."""
+    known[key] = vec
+    while len(known) > MAX_VECTORS:
+        del known[next(iter(known))]
 
 
 def detail_bands(h, w):

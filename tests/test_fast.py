@@ -254,18 +254,36 @@ def test_detail_0_is_the_canvas_enlarged(random_net, style_image):
         fast.stylize_fast(photo, [style_image], detail=-1)
 
 
-def test_a_batch_cache_reads_the_styles_once(random_net, content_image, style_image):
-    cache = {}
-    first = fast.run(random_net, content_image, [style_image], size=0, cache=cache)
-    assert 'vector' in cache
-    cache['vector'] = cache['vector'] * 0 + 5         # a changed cache is what the next run uses
-    second = fast.run(random_net, content_image, [style_image], size=0, cache=cache)
-    again = fast.run(random_net, content_image, [style_image], size=0, cache={})
-    assert (first - second).abs().mean() > 1e-3 and torch.equal(first, again)
-    # recoloured styles depend on the content: never cached
-    fast.run(random_net, content_image, [style_image], size=0, preserve_colors='histogram',
-             cache=(hist := {}))
-    assert hist == {}
+class Counting(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x):
+        self.calls += 1
+        return self.inner(x)
+
+
+def test_each_style_is_read_once_per_process(random_net, content_image, style_image,
+                                             monkeypatch):
+    from PIL import ImageOps
+    counting = Counting(random_net.predictor)
+    monkeypatch.setattr(random_net, 'predictor', counting)
+    monkeypatch.setattr(fast, '_VECTORS', __import__('weakref').WeakKeyDictionary())
+    first = fast.run(random_net, content_image, [style_image], size=0)
+    assert counting.calls == 1
+    second = fast.run(random_net, content_image.transpose(Image.Transpose.ROTATE_90),
+                      [style_image], size=0)
+    assert counting.calls == 1 and second.shape[-2:] == (96, 72)      # a batch's next photo
+    fast.run(random_net, content_image, [ImageOps.mirror(style_image)], size=0)
+    assert counting.calls == 2                                         # other pixels: read
+    fast.run(random_net, content_image, [style_image], size=0, strength=0.5)
+    assert counting.calls == 3                                         # the content's own
+    fast.run(random_net, content_image, [style_image], size=0, preserve_colors='histogram')
+    fast.run(random_net, content_image, [style_image], size=0, preserve_colors='histogram')
+    assert counting.calls == 5                 # recoloured to each content: never remembered
+    again = fast.run(random_net, content_image, [style_image], size=0)
+    assert torch.equal(first, again)
 
 
 # --- weights ------------------------------------------------------------------------------------
