@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nst_core import imageio, losses
-from nst_core.gatys import load_features, optimise, use_bf16
+from nst_core.gatys import load_features, use_bf16
 
 CONTENT_LAYERS = ('relu4_2',)
 STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
@@ -22,28 +22,23 @@ CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 
 
 class NeuralStyleLoss(nn.Module):
-    """neural-style's loss, in its units, of an RGB image in 0..1 (as nst_core optimises).
-
-    L-BFGS does not care how the pixels are scaled (after its first step, of L1 length 1
-    in either scale, its curvature pairs absorb the factor), so 0..1 with the losses taken on
-    255x the image is neural-style's optimisation."""
+    """neural-style's loss, in its units, of an RGB image in Caffe's 0..255 scale."""
 
     def __init__(self, vgg, content, style, bf16):
         super().__init__()
         self.vgg, self.bf16 = vgg, bf16
         with torch.no_grad():
-            feats = self.features(content)
+            feats = self.features(content * 255)
             self.content = {n: feats[n].float() for n in CONTENT_LAYERS}
-            style_feats = self.features(style)
+            style_feats = self.features(style * 255)
             self.grams = {n: losses.gram(style_feats[n]) for n in STYLE_LAYERS}
 
-    def features(self, image):
+    def features(self, image255):
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.bf16):
-            return self.vgg(image.contiguous(memory_format=torch.channels_last))
+            return self.vgg((image255 / 255).contiguous(memory_format=torch.channels_last))
 
-    def forward(self, image):
-        feats = self.features(image)
-        image255 = image * 255
+    def forward(self, image255):
+        feats = self.features(image255)
         content = sum((feats[n].float() - t).pow(2).mean() for n, t in self.content.items())
         style = sum((losses.gram(feats[n]) - g).pow(2).mean() for n, g in self.grams.items())
         dx = image255[..., :-1, 1:] - image255[..., :-1, :-1]
@@ -54,7 +49,8 @@ class NeuralStyleLoss(nn.Module):
 
 
 def stylize_neural_style(content_img, style_img, *, size=512, steps=1000, seed=0,
-                         model='vgg16-caffe', report=lambda step, loss: None):
+                         model='vgg16-caffe', precision='auto',
+                         report=lambda step, loss: None):
     """The 2015 recipe: a PIL image at `size`, after `steps` L-BFGS evaluations."""
     wh = imageio.working_size(content_img.size, size)
     content = imageio.to_tensor(imageio.resize(imageio.rgb(content_img), wh))
@@ -62,9 +58,29 @@ def stylize_neural_style(content_img, style_img, *, size=512, steps=1000, seed=0
                                              imageio.working_size(style_img.size, size)))
     vgg = load_features(model, CONTENT_LAYERS + STYLE_LAYERS, log=lambda m: None)
     vgg.to(memory_format=torch.channels_last)
-    loss_fn = NeuralStyleLoss(vgg, content, style, use_bf16('auto', torch.device('cpu')))
+    loss_fn = NeuralStyleLoss(vgg, content, style, use_bf16(precision, torch.device('cpu')))
     # neural-style: torch.randn(...):mul(0.001) in mean-subtracted Caffe units
     g = torch.Generator().manual_seed(seed)
-    mean = torch.tensor(CAFFE_MEAN_RGB).view(1, 3, 1, 1) / 255
-    init = mean + 0.001 / 255 * torch.randn(content.shape, generator=g)
-    return imageio.to_pil(optimise(init, loss_fn, steps, 'lbfgs', report))
+    init = torch.tensor(CAFFE_MEAN_RGB).view(1, 3, 1, 1) + \
+        0.001 * torch.randn(content.shape, generator=g)
+    return imageio.to_pil((lbfgs(init, loss_fn, steps, report) / 255).clamp(0, 1))
+
+
+def lbfgs(image, loss_fn, steps, report):
+    """neural-style's optimisation: L-BFGS (history 100, unit learning rate, no line search,
+    no tolerances) on the image in Caffe units, unclamped until it is saved."""
+    image = image.detach().clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100,
+                            tolerance_grad=-1, tolerance_change=-1)
+    count = [0]
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        loss, _ = loss_fn(image)
+        loss.backward()
+        count[0] += 1
+        report(count[0], loss.item())
+        return loss
+    while count[0] < steps:
+        opt.step(closure)
+    return image.detach()
