@@ -6,7 +6,9 @@ settles at low resolution, where a step costs about a quarter of a step at twice
 scale gets many steps, the middle ones fewer and the final one fewest.
 
 The coarse steps are spent on that look, not on the loss: judged by the loss at the final size
-alone, plain L-BFGS there from the content gets further for the same time (bench/bench_quality.py).
+alone, plain L-BFGS there from the content gets further for the same time. Judged as pictures
+(bench/bench_quality.py, docs/quality.md), more final-scale steps make Normal more
+photo-like, not better; Best's extra steps mostly clean the grain at full size.
 """
 from dataclasses import dataclass
 
@@ -27,14 +29,15 @@ class Scale:
     steps: int
 
 
-RATIO = 2.0
-
-
 def sizes(final: int, min_size: int = MIN_SIZE):
-    """Longest sides from coarse to fine, dividing `final` by RATIO while >= min_size."""
+    """Longest sides from coarse to fine, halving from `final` while >= min_size.
+
+    (Scales sqrt(2) apart, as crowsonkb's style-transfer-pytorch, judged no better at 512 px
+    for the same steps: docs/quality.md.)
+    """
     out = [final]
-    while round(out[-1] / RATIO) >= min_size:
-        out.append(round(out[-1] / RATIO))
+    while out[-1] // 2 >= min_size:
+        out.append(out[-1] // 2)
     return out[::-1]
 
 
