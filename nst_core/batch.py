@@ -4,7 +4,8 @@ One process, so the network loads once (fast.load_network keeps it) and each sty
 read once (fast.py remembers its vector); one progress bar for the whole batch; a photo that
 fails gets one line and the batch goes on; the summary and the exit status say whether all
 were written. A picture is saved in a background thread while the next one is stylised
-(PNG's compression takes about as long as Fast's stylising at 1024 px, and releases the GIL).
+(zlib releases the GIL), and PNGs at zlib level 1: at 1024 px PIL's default level 6 took
+0.26 s a picture, longer than Fast's stylising (0.25 s), for files 10 % smaller.
 """
 import os
 import tempfile
@@ -103,8 +104,11 @@ class BatchProgress:
         return report if self.callback else None
 
 
+PNG_LEVEL = 1         # zlib level for PNG results (see above)
+
+
 def _save(image, path: Path):
-    image.save(path)
+    image.save(path, **({'compress_level': PNG_LEVEL} if path.suffix == '.png' else {}))
     return path, image.size
 
 

@@ -69,6 +69,7 @@ def enlarge(content, small, painted, amount=1.0, finish=None, report=None,
     resize = Resize((h, w), (H, W))
     maps = [painted]
     detail = amount != 0 and (H > h or W > w)      # shrinking the canvas: nothing is lost
+    painted = painted.contiguous()          # the network's channels-last: pooling 3x slower
     if detail:
         y = luminance(small)
         maps += [y, amount * local_gain(y, painted)]

@@ -103,20 +103,23 @@ class Resize:
         """Output rows y0..y1 from x's rows (of any width: before or after `cols`)."""
         if self.src[0] == self.dst[0]:
             return x[..., y0:y1, :]
-        m, lo, hi = self.y.band(y0, y1, x.device, x.dtype)
-        return m @ x[..., lo:hi, :]
+        if y1 - y0 <= ROW_BLOCK:
+            m, lo, hi = self.y.band(y0, y1, x.device, x.dtype)
+            return m @ x[..., lo:hi, :]
+        # block by block: one product for many rows would be dense over all their sources
+        out = x.new_empty(x.shape[:-2] + (y1 - y0, x.shape[-1]))
+        for b0 in range(y0, y1, ROW_BLOCK):
+            b1 = min(y1, b0 + ROW_BLOCK)
+            out[..., b0 - y0:b1 - y0, :] = self.rows(x, b0, b1)
+        return out
 
     def __call__(self, x):
         if self.src == self.dst:
             return x
         if self.dst[0] >= self.src[0]:
-            x = self.cols(x)
-        out = x.new_empty(x.shape[:-2] + (self.dst[0], x.shape[-1]))
-        for y0 in range(0, self.dst[0], ROW_BLOCK):
-            y1 = min(self.dst[0], y0 + ROW_BLOCK)
-            out[..., y0:y1, :] = self.rows(x, y0, y1)
+            return self.rows(self.cols(x), 0, self.dst[0])
         # shrinking rows: that pass first, so the column pass runs on fewer rows
-        return out if self.dst[0] >= self.src[0] else self.cols(out)
+        return self.cols(self.rows(x, 0, self.dst[0]))
 
 
 def resize(x, hw):

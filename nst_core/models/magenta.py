@@ -86,9 +86,14 @@ class StylePredictor(nn.Module):
 
 
 def instance_stats(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and (biased) variance, as the graph's moments."""
-    var, mean = torch.var_mean(x, (2, 3), correction=0, keepdim=True)
-    return mean, var
+    """Per-sample, per-channel mean and (biased) variance, as the graph's moments.
+
+    Two plain passes: torch.var_mean over H, W took 4.6 ms on an 8x288x384 activation on
+    one CPU thread, a mean and a mean of squared deviations 0.5 ms (the 13 norms were a
+    third of the network's time).
+    """
+    mean = x.mean((2, 3), keepdim=True)
+    return mean, (x - mean).square().mean((2, 3), keepdim=True)
 
 
 def conditional_instance_norm(x, gamma, beta, mean, var):
