@@ -12,10 +12,16 @@ plug-in to quit and then kills it with SIGKILL, and kills its whole process grou
 plug-in has one of its own (gimp_plug_in_close). So the plug-in makes itself a process group
 leader and the worker dies with it. Where that is not possible (Windows, or GIMP crashing),
 the worker's stdin, a pipe held only by this process, reaches end-of-file, which the worker
-takes as a cancel (docs/protocol.md). The job folder of a killed run is removed by the next
+takes as a cancel (docs/protocol.md). The job folder of a killed run is removed by its janitor
+(_start_janitor: a process in a session of its own that outlives the kill), else by the next
 run (_sweep_stale_jobs). A kill can also come while the result is written back: the new layer
 is built whole before it is inserted (_insert_result), so the image is either as it was or
-holds the complete result.
+holds the complete result. A run whose image is closed meanwhile (Presence) stops its worker
+and ends quietly.
+
+The dialog is GIMP's GimpUi.ProcedureDialog, generated from the procedure's arguments
+(_declare); _dialog only orders it, makes sliders, greys out what Fast does not use, and makes
+GIMP's layer chooser show the chosen layer (StyleChooser).
 """
 import json
 import os
@@ -399,18 +405,20 @@ def _descendants(pid):
     return found
 
 
-def _stop(proc):
-    """Stop the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in time; then
-    SIGKILL what it started (a stuck worker's children would outlive it otherwise)."""
+def _stop(proc, grace=TERMINATE_GRACE):
+    """Stop the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in `grace`
+    seconds (at once for 0); then SIGKILL what it started (a stuck worker's children would
+    outlive it otherwise)."""
     family = _descendants(proc.pid)      # now: once the worker dies they are re-parented
     try:
         proc.stdin.close()
     except OSError:
         pass
     if proc.poll() is None:
-        proc.terminate()
+        if grace:
+            proc.terminate()
         try:
-            proc.wait(TERMINATE_GRACE)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -555,8 +563,9 @@ def _run_worker(config, job_path, bar, presence):
             elif kind == 'error':
                 error = event
         code = proc.wait()
-    except BaseException:
-        _stop(proc)
+    except BaseException as e:
+        # nobody waits for a run whose image is gone: no grace for its worker
+        _stop(proc, 0 if isinstance(e, Gone) else TERMINATE_GRACE)
         _test_log('worker stopped, exit %s' % proc.returncode)
         raise
     finally:
@@ -930,6 +939,11 @@ def _dialog(procedure, config, image, content):
     dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
     for name in SLIDERS:                      # sliders, as GIMP's own filters have
         dialog.get_scale_entry(name, 1.0)
+    for name, kind, *_ in OPTIONS:
+        if kind == 'choice':
+            # combo boxes in both versions: GIMP 3.2 makes a radio frame of a choice of up to
+            # three, whose title has no mnemonic (and it prints a warning for each)
+            dialog.get_widget(name, Gtk.ComboBox.__gtype__)
     note = dialog.get_label('size-note', _size_note(config, content), False, False)
     note.set_xalign(0.0)
     note.set_line_wrap(True)

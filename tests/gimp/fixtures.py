@@ -111,12 +111,33 @@ def mirrored(data, w, h):
     return b''.join(b''.join(r[x * 4:x * 4 + 4] for x in range(w - 1, -1, -1)) for r in rows)
 
 
+def edge_means(lum, w, h, block=8):
+    """Gradient magnitude averaged over block x block tiles: where the picture's edges are."""
+    return block_means(gradient(lum, w, h), w - 1, h - 1, block)
+
+
 def structure(result, content, w, h):
-    """Correlation of the large shapes (8 px tiles) of result and content, and the same for
-    the content mirrored left-right (a control: what an unrelated picture scores)."""
-    r = block_means(luminance(result), w, h)
-    return (correlation(r, block_means(luminance(content), w, h)),
-            correlation(r, block_means(luminance(mirrored(content, w, h)), w, h)))
+    """How much of the content's layout the result keeps, against a control (the content
+    mirrored left-right: what an unrelated picture scores). Two measures, each (same,
+    control): the correlation of the large shapes' luminance (8 px tiles), and of where the
+    edges are (8 px tiles of the gradient): a painting may keep the photo's tones, or
+    recolour them (a dark disc painted bright) and keep its outlines."""
+    mirror = mirrored(content, w, h)
+    lum_r, lum_c, lum_m = luminance(result), luminance(content), luminance(mirror)
+    tones = (correlation(block_means(lum_r, w, h), block_means(lum_c, w, h)),
+             correlation(block_means(lum_r, w, h), block_means(lum_m, w, h)))
+    edges = (correlation(edge_means(lum_r, w, h), edge_means(lum_c, w, h)),
+             correlation(edge_means(lum_r, w, h), edge_means(lum_m, w, h)))
+    return tones, edges
+
+
+def keeps_structure(result, content, w, h, margin=0.25):
+    """(ok, text): the tones or the edges follow the content, clearly more than the
+    control's."""
+    tones, edges = structure(result, content, w, h)
+    ok = any(same > margin and same > control + margin for same, control in (tones, edges))
+    return ok, ('correlation with the photo (mirrored photo): tones %.2f (%.2f), edges %.2f '
+                '(%.2f)' % (tones + edges))
 
 
 def save_raw(name, layer):
