@@ -199,8 +199,9 @@ def mean(rows, key):
 
 
 def report(rows, judged, big, batch, floor):
-    pick = lambda who, pairs, n: [r for r in rows if r['who'] == who and r['pair'] in pairs  # noqa: E731
-                                  and r['size'] == n]
+    def pick(who, pairs, n):
+        return [r for r in rows if r['who'] == who and r['pair'] in pairs and r['size'] == n]
+
     keys = [k for k in KEYS if judged]
     head = ['size', 'who'] + [h for h, k in zip(HEAD, KEYS) if k in keys] + [
         'sharpness', 'seconds', 'peak RSS MB']
