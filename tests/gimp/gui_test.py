@@ -362,8 +362,10 @@ try:
             {'key': 'Return'}, {'find': DIALOG}, {'sleep': 1}, {'key': 'alt+o'})
     st, msg, dt = fx.run_plugin(img_a, photo_a, style_layer=painting_a, method='fast')
     r = done(n)
-    deadline = time.time() + 180            # B may still be finishing
-    while len(img_b.get_layers()) < 3 and time.time() < deadline:
+    deadline = time.time() + 180            # B may still be finishing (it logs after inserting)
+    while (len(img_b.get_layers()) < 3 or sum(line.startswith('inserted layer')
+                                              for line in fx.hook_log()) < 2) \
+            and time.time() < deadline:
         time.sleep(0.2)
 finally:
     os.replace(CONFIG + '.orig', CONFIG)
