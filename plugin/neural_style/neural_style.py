@@ -590,8 +590,8 @@ def _memory_message(error):
                                       float(error['usable_bytes']), float(error['free_bytes']))
         w, h, side = int(error['width']), int(error['height']), int(error['largest_side'])
     except (KeyError, TypeError, ValueError):         # a worker from before these fields
-        return 'Neural Style failed: %s\nIn this dialog: lower "Output size", or tick "Fit ' \
-               'to memory" to work at the largest size that fits.' % error['message']
+        return ('Neural Style failed: %s\nIn the Neural Style dialog: lower "Output size", or '
+                'tick "Fit to memory" to work at the largest size that fits.' % error['message'])
     text = ('Neural Style: not enough memory. %s at %d x %d px needs about %s, but only %s '
             'can be used now (%d %% of the %s free).' % (
                 'Quality' if method == 'quality' else 'Fast', w, h, _gb(need), _gb(usable),
@@ -603,7 +603,7 @@ def _memory_message(error):
     if method == 'quality':
         ways.append('lower "Output size" to %d or less' % side)
         ways.append('choose the Fast method')
-    return text + '\nIn this dialog: ' + ', or '.join(ways) + '.'
+    return text + '\nIn the Neural Style dialog: ' + ', or '.join(ways) + '.'
 
 
 def _failure_message(code, error, err_path):
