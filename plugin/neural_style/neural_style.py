@@ -326,7 +326,7 @@ def _start_worker(config, job_path, err_file):
 # SIGKILLs the plug-in and its process group (the worker with it), so no code of either runs
 # afterwards. It reads its stdin, a pipe only the plug-in holds, until end-of-file, and lives
 # in a session of its own, out of the reach of that kill. Standard library only, run with -I
-# -S (no site, no user paths): it starts in about 20 ms.
+# -S (no site, no user paths); the run does not wait for it to start.
 JANITOR = r"""
 import os, shutil, sys, time
 folder = sys.argv[1]
