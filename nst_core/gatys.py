@@ -1,13 +1,13 @@
 """Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
 import contextlib
 import math
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import imageio, losses, schedule
+from . import imageio, losses, memory, schedule, tiling
 from .colour import luminance_transfer, match_colours, match_histogram
 from .device import pick
 from .models.vgg import VGGFeatures, tiny_random
@@ -41,17 +41,75 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     return device.type == 'cpu' and torch.cpu._is_avx512_bf16_supported()
 
 
-class GatysLoss(nn.Module):
-    """Weighted content + blended-style + total-variation loss for one scale."""
+def layout(bf16: bool):
+    # oneDNN's bf16 convolutions run channels-last natively; in NCHW each layer reorders
+    # its input and output (8 L-BFGS steps at 512x384: 17.5 s vs 19.8 s a whole process).
+    return torch.channels_last if bf16 else torch.contiguous_format
 
-    def __init__(self, vgg: VGGFeatures, content: torch.Tensor, styles: List[torch.Tensor],
-                 style_blend: Sequence[float], *, content_layers, style_layers,
-                 style_layer_weights, content_weight, style_weight, tv_weight, bf16=False):
+
+def features(vgg, image, bf16) -> Dict[str, torch.Tensor]:
+    ctx = torch.autocast('cpu', dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with ctx:
+        # kept in the compute dtype: the losses cast what they need (a float copy of every
+        # tapped map, and its backward, cost a sixth of a step at 512 px)
+        return vgg(image.contiguous(memory_format=layout(bf16)))
+
+
+def style_grams(vgg, styles: List[torch.Tensor], blend: Sequence[float], layers, bf16,
+                tile: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """The blended Gram matrix of each style layer; styles larger than `tile` are read in
+    cells (a Gram matrix is a sum over pixels), so a 4096 px painting needs no more memory
+    than a tile."""
+    vgg.to(memory_format=layout(bf16))
+    with torch.no_grad():
+        grams = [_cell_grams(vgg, s, layers, bf16, tile) for s in styles]
+    return {n: losses.blend_grams([g[n] for g in grams], blend) for n in layers}
+
+
+# Cells start on multiples of VGG's deepest stride, so every layer's grid cuts them cleanly,
+# and each is read with this margin of real pixels around it, which covers the deep layers'
+# view of the cell's edge well enough for a statistic over all of it.
+CELL_ALIGN, CELL_MARGIN = 16, 32
+
+
+def _cell_grams(vgg, style, layers, bf16, tile):
+    h, w = style.shape[-2:]
+    if tile is None or max(h, w) <= tile:
+        feats = features(vgg, style, bf16)
+        return {n: losses.gram(feats[n]) for n in layers}
+    cell = max(CELL_ALIGN, (tile - 2 * CELL_MARGIN) // CELL_ALIGN * CELL_ALIGN)
+    stride = {n: 2 ** sum(1 for m in vgg.names[:vgg.names.index(n)] if m.startswith('pool'))
+              for n in layers}
+    sums, counts = {}, {}
+    for y in range(0, h, cell):
+        for x in range(0, w, cell):
+            y0, x0 = max(0, y - CELL_MARGIN), max(0, x - CELL_MARGIN)
+            y1, x1 = min(h, y + cell + CELL_MARGIN), min(w, x + cell + CELL_MARGIN)
+            feats = features(vgg, style[..., y0:y1, x0:x1], bf16)
+            for n in layers:
+                k = stride[n]       # the cell's own part of this layer's grid
+                inner = feats[n][..., (y - y0) // k:(min(h, y + cell) - y0) // k,
+                                 (x - x0) // k:(min(w, x + cell) - x0) // k].float()
+                flat = inner.reshape(inner.shape[0], inner.shape[1], -1)
+                sums[n] = sums.get(n, 0) + flat @ flat.transpose(1, 2)
+                counts[n] = counts.get(n, 0) + flat.shape[-1]
+    return {n: sums[n] / (sums[n].shape[-1] * counts[n]) for n in layers}
+
+
+class GatysLoss(nn.Module):
+    """Weighted content + blended-style + total-variation loss for one scale.
+
+    style_targets (from style_grams) replaces `styles` and `style_blend` when the same
+    targets serve many regions: the tiles of one scale.
+    """
+
+    def __init__(self, vgg: VGGFeatures, content: torch.Tensor,
+                 styles: Optional[List[torch.Tensor]], style_blend: Optional[Sequence[float]],
+                 *, content_layers, style_layers, style_layer_weights, content_weight,
+                 style_weight, tv_weight, bf16=False, style_targets=None):
         super().__init__()
         self.vgg, self.bf16 = vgg, bf16
-        # oneDNN's bf16 convolutions run channels-last natively; in NCHW each layer reorders
-        # its input and output (8 L-BFGS steps at 512x384: 17.5 s vs 19.8 s a whole process).
-        self.layout = torch.channels_last if bf16 else torch.contiguous_format
+        self.layout = layout(bf16)
         vgg.to(memory_format=self.layout)
         self.content_layers, self.style_layers = list(content_layers), list(style_layers)
         layer_w = style_layer_weights or losses.falloff(len(self.style_layers))
@@ -61,20 +119,11 @@ class GatysLoss(nn.Module):
         with torch.no_grad():
             feats = self.features(content)
             self.content_targets = {n: feats[n].detach().float() for n in self.content_layers}
-            grams = [self._grams(self.features(s)) for s in styles]
-            self.style_targets = {n: losses.blend_grams([g[n] for g in grams], style_blend)
-                                  for n in self.style_layers}
+        self.style_targets = style_targets if style_targets is not None else \
+            style_grams(vgg, styles, style_blend, self.style_layers, bf16)
 
     def features(self, image) -> Dict[str, torch.Tensor]:
-        ctx = torch.autocast('cpu', dtype=torch.bfloat16) if self.bf16 \
-            else contextlib.nullcontext()
-        with ctx:
-            # kept in the compute dtype: the losses cast what they need (a float copy of
-            # every tapped map, and its backward, cost a sixth of a step at 512 px)
-            return self.vgg(image.contiguous(memory_format=self.layout))
-
-    def _grams(self, feats):
-        return {n: losses.gram(feats[n]) for n in self.style_layers}
+        return features(self.vgg, image, self.bf16)
 
     def forward(self, image):
         feats = self.features(image)
@@ -169,6 +218,12 @@ def _style_tensors(styles, scale_size, style_scale, device):
                                          device)) for s in styles]
 
 
+def overlap(tile):
+    """Tiles (memory.tile_side says how large) overlap by an eighth, 128 px at 1024: wider
+    than the zero-padding artefacts at a tile's edge, which the feathering (tiling.py) hides."""
+    return max(8, tile // 8)
+
+
 def stylize_quality(content, styles, *, style_weights, strength, style_scale, preserve_colors,
                     size, preset, iterations, device, seed, init, init_image, optimizer,
                     content_weight, style_weight, tv_weight, content_layers, style_layers,
@@ -188,12 +243,23 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     bf16 = use_bf16(precision, dev)
     blend = style_weights or [1.0] * len(styles)
     plan = schedule.plan(max(final_wh), preset, iterations)
-    tracker = Tracker([('Scale %d/%d' % (i + 1, len(plan)), sc.steps,
-                        math.prod(imageio.working_size(final_wh, sc.size))) for i, sc in
-                       enumerate(plan)], callback, cancel)
+    free = memory.available(dev)
+    tiles = [memory.tile_side(imageio.working_size(final_wh, sc.size), sc.steps, optimizer,
+                              free) for sc in plan]
+    boxes = [tiling.grid(*imageio.working_size(final_wh, sc.size), tile, overlap(tile))
+             for sc, tile in zip(plan, tiles)]
+    for sc, scale_boxes, tile in zip(plan, boxes, tiles):
+        if len(scale_boxes) > 1:
+            log('tiles: %d px in %d tiles of %dx%d (tile side %d)' % (
+                sc.size, len(scale_boxes), scale_boxes[0].width, scale_boxes[0].height, tile))
+    tracker = Tracker(_stages(plan, boxes), callback, cancel)
     tracker.report(0, 0)
-    image = None
-    for i, sc in enumerate(plan):
+    loss_kw = dict(content_layers=content_layers, style_layers=style_layers,
+                   style_layer_weights=style_layer_weights, content_weight=content_weight,
+                   style_weight=style_weight * style_share(strength),
+                   tv_weight=tv_weight * style_share(strength), bf16=bf16)
+    image, stage = None, 0
+    for sc, scale_boxes, tile in zip(plan, boxes, tiles):
         wh = imageio.working_size(final_wh, sc.size)
         target = F.interpolate(content_full, size=wh[::-1], mode='bicubic', align_corners=False,
                                antialias=True).clamp(0, 1) if wh != final_wh else content_full
@@ -203,16 +269,37 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
             image = _initial(init, target, init_image, generator, kw)
         image = F.interpolate(image, size=wh[::-1], mode='bicubic',
                               align_corners=False).clamp(0, 1)
-        style_ts = _style_tensors(styles, sc.size, style_scale, dev)
-        loss_fn = GatysLoss(vgg, pad_min(target), style_ts, blend,
-                            content_layers=content_layers, style_layers=style_layers,
-                            style_layer_weights=style_layer_weights,
-                            content_weight=content_weight,
-                            style_weight=style_weight * style_share(strength),
-                            tv_weight=tv_weight * style_share(strength), bf16=bf16)
-        image = optimise(pad_min(image), loss_fn, sc.steps, optimizer,
-                         lambda step, loss, i=i: tracker.report(i, step, loss))
-        image = image[..., :wh[1], :wh[0]]          # drop pad_min's padding
+        grams = style_grams(vgg, _style_tensors(styles, sc.size, style_scale, dev), blend,
+                            style_layers, bf16, tile)
+        for box in scale_boxes:
+            out = _optimise_region(vgg, box.crop(target), box.crop(image), grams, loss_kw,
+                                   sc.steps, optimizer,
+                                   lambda step, loss, k=stage: tracker.report(k, step, loss))
+            if len(scale_boxes) == 1:
+                image = out
+            else:
+                tiling.paste(image, out, box, overlap(tile))
+            stage += 1
     if preserve_colors == 'luminance':
         image = luminance_transfer(image, content_full)
     return imageio.to_pil(image)
+
+
+def _stages(plan, boxes):
+    """Progress stages: one per scale, or per tile where a scale runs in tiles."""
+    stages = []
+    for i, (sc, scale_boxes) in enumerate(zip(plan, boxes)):
+        for j, box in enumerate(scale_boxes):
+            name = 'Scale %d/%d' % (i + 1, len(plan))
+            if len(scale_boxes) > 1:
+                name += ', tile %d/%d' % (j + 1, len(scale_boxes))
+            stages.append((name, sc.steps, box.pixels))
+    return stages
+
+
+def _optimise_region(vgg, target, start, grams, loss_kw, steps, optimizer, report):
+    """`steps` of optimisation of one region (a whole scale or a tile) from `start`."""
+    h, w = target.shape[-2:]
+    loss_fn = GatysLoss(vgg, pad_min(target), None, None, style_targets=grams, **loss_kw)
+    out = optimise(pad_min(start), loss_fn, steps, optimizer, report)
+    return out[..., :h, :w]          # drop pad_min's padding

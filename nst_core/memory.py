@@ -2,20 +2,31 @@
 large for the machine ends with a clear message instead of an out-of-memory kill.
 
 Figures measured on the CPU with ru_maxrss (torch 2.14, VGG-16 to relu5_1, bf16 autocast,
-3 L-BFGS steps at a single scale): Quality peaks at 0.82 GB at 128 px, 1.0 GB at 256, 1.6 GB
-at 512, 2.3 GB at 768, 3.2 GB at 1024 (about 2.2 KB per pixel over a 0.8 GB base); L-BFGS
-keeps 100 pairs of image-sized float32 vectors on top (2.4 KB per pixel once its history
-fills). Fast (tiled above 1024 px) peaks at 0.64 GB at 512 px, 0.84 GB at 1024, 1.35 GB at
-2048, 1.98 GB at 3000 (about 140-300 bytes per pixel). The constants round these up.
+square photos, Draft with the final scale's steps set, regions whole): Quality peaks at
+1.18 GB at 512 px and 3 final steps, 2.30 GB at 1024 px and 3 steps, 2.81 GB at 1024 px and
+20 steps: about 1.5 KB per pixel over a 0.8 GB base, plus about 30 bytes per pixel for each
+L-BFGS step its history keeps (up to 100). Regions larger than QUALITY_TILE run in tiles, so
+only the canvases grow with the picture. Fast (bands of rows, a canvas of fixed size) peaks
+at 0.75 GB at 2048 px, 1.15 GB at 4096, 2.6 GB at 8192 (docs/fast.md): under 40 bytes per
+pixel over a 0.65 GB base; its constant (320) is left from the one-pass network, far above
+that, until the GIMP tests that refuse a 640 px layer at 0.95 GB free are re-sized.
 """
 import math
 import os
 
 GB = 1 << 30
 BASE = {'quality': 0.9 * GB, 'fast': 0.7 * GB}
-PER_PIXEL = {'quality': 2600, 'fast': 320}          # bytes, activations and images
-LBFGS_PER_PIXEL = 2 * 100 * 3 * 4                  # history: 100 (s, y) pairs of 3 floats
+PER_PIXEL = {'quality': 1700, 'fast': 320}          # bytes, activations and images
+LBFGS_PAIR_PER_PIXEL = 32                          # one (s, y) pair of 3 floats, and then some
+LBFGS_HISTORY = 100                                # pairs kept (gatys.LBFGS_HISTORY)
 ADAM_PER_PIXEL = 3 * 3 * 4                         # two moments and the gradient
+# Quality optimises at most QUALITY_TILE x QUALITY_TILE pixels at once (less where memory
+# is short, down to MIN_TILE); larger scales run in tiles (gatys.py, tiling.py). What stays
+# whole are a few float32 RGB pictures: the content, the canvas, its upsampled start, the
+# result.
+QUALITY_TILE = 1024
+MIN_TILE = 256
+CANVAS_PER_PIXEL = 4 * 3 * 4
 HEADROOM = 0.85                                    # of what is free: others need some too
 # The size that fits is rounded down to a multiple of this: free memory moves by some MB
 # between two runs, and a refusal naming 2218 px followed by "working at 2219 px" after the
@@ -34,13 +45,33 @@ class NotEnoughMemory(MemoryError):
         self.details = dict(details or {})
 
 
+def region_per_pixel(steps=LBFGS_HISTORY, optimizer='lbfgs'):
+    """Bytes per pixel of a Quality region optimised for `steps` (L-BFGS keeps one pair of
+    image-sized vectors per step, up to its history)."""
+    if optimizer != 'lbfgs':
+        return PER_PIXEL['quality'] + ADAM_PER_PIXEL
+    return PER_PIXEL['quality'] + LBFGS_PAIR_PER_PIXEL * min(steps, LBFGS_HISTORY)
+
+
 def needed(method, wh, optimizer='lbfgs'):
-    """Estimated peak bytes for a job whose working image is wh = (width, height)."""
+    """Estimated peak bytes for a job whose working image is wh = (width, height): for
+    Quality the least it can run in, its canvases whole and its regions as small as tiles go."""
     px = wh[0] * wh[1]
-    per = PER_PIXEL[method]
     if method == 'quality':
-        per += LBFGS_PER_PIXEL if optimizer == 'lbfgs' else ADAM_PER_PIXEL
-    return BASE[method] + px * per
+        region = min(px, MIN_TILE * MIN_TILE)
+        return BASE[method] + region * region_per_pixel(optimizer=optimizer) \
+            + px * CANVAS_PER_PIXEL
+    return BASE[method] + px * PER_PIXEL[method]
+
+
+def tile_side(wh, steps, optimizer, free):
+    """The longest side of the regions Quality optimises at once, for a scale of wh run for
+    `steps` with `free` bytes (None: unknown): QUALITY_TILE where that fits, else less."""
+    if free is None:
+        return QUALITY_TILE
+    room = free * HEADROOM - BASE['quality'] - wh[0] * wh[1] * CANVAS_PER_PIXEL
+    side = int(math.sqrt(max(room, 0) / region_per_pixel(steps, optimizer)))
+    return min(QUALITY_TILE, max(MIN_TILE, side // SIDE_STEP * SIDE_STEP))
 
 
 def _cgroup_free():
@@ -85,11 +116,17 @@ def available(device='cpu'):
 def largest_side(method, wh, free, optimizer='lbfgs'):
     """Longest side at which a job of wh's aspect fits in `free` bytes (0 if none does)."""
     room = free * HEADROOM - BASE[method]
-    per = needed(method, (1, 1), optimizer) - BASE[method]
     if room <= 0:
         return 0
+    if method == 'quality':    # needed(): a region up to MIN_TILE^2 px, then canvases only
+        per, tile_px = region_per_pixel(optimizer=optimizer), MIN_TILE * MIN_TILE
+        px = room / (per + CANVAS_PER_PIXEL)
+        if px > tile_px:
+            px = (room - tile_px * per) / CANVAS_PER_PIXEL
+    else:
+        px = room / PER_PIXEL[method]
     aspect = min(wh) / max(wh)
-    side = int(math.sqrt(room / per / aspect))
+    side = int(math.sqrt(px / aspect))
     return side // SIDE_STEP * SIDE_STEP if side >= SIDE_STEP else side
 
 

@@ -62,8 +62,9 @@ def stylize(
     method: 'quality' optimises the image with Gatys et al.'s VGG losses (slow, best);
         'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass.
     style_weights: blend weight per style (default equal); normalised to sum 1.
-    strength: 0..1, how much style: 0 returns (nearly) the content; for 'quality' it scales
-        the style weight logarithmically (0.67 = a tenth), which looks even to the eye.
+    strength: 0..1, how much style: 0 returns the content; for 'quality' it scales the style
+        and TV weights logarithmically (0.67 = a tenth), which looks even to the eye, and the
+        palette init linearly.
     style_scale: size of the style's strokes relative to the content.
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
         'histogram' matches the style's colours to the content's before transfer.

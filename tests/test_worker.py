@@ -179,15 +179,16 @@ def test_cancel_by_a_dead_reader_still_exits_promptly(tmp_path):
 def test_a_memory_refusal_sends_its_figures(tmp_path):
     """An out_of_memory error refused up front carries the figures a GUI words its own message
     from (the GIMP plug-in names its "Fit to memory" checkbox, not --fit)."""
-    job = write_job(tmp_path, scene(3000, 3000), [stripes(32, 32)], method='quality', size=0)
-    # Quality at 3000x3000: about 45 GB by the estimate, more than these machines have
+    job = write_job(tmp_path, scene(400, 300), [stripes(32, 32)], method='quality',
+                    size=60000)
+    # Quality at 60000x45000: even in tiles its canvases need about 120 GB
     code, events, err = run_job(job)
     error = [e for e in events if e['event'] == 'error']
     assert code == protocol.EXIT_FAILED and error and error[0]['kind'] == 'out_of_memory', err
     e = error[0]
-    assert (e['method'], e['width'], e['height']) == ('quality', 3000, 3000)
+    assert (e['method'], e['width'], e['height']) == ('quality', 60000, 45000)
     assert e['needed_bytes'] > e['usable_bytes'] and e['free_bytes'] > e['usable_bytes']
-    assert e['largest_side'] % 16 == 0 and e['largest_side'] < 3000
+    assert e['largest_side'] % 16 == 0 and e['largest_side'] < 60000
     assert 'largest size that fits now is %d px' % e['largest_side'] in e['message']
     assert not (tmp_path / 'result.rgba').exists()
 
