@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nst_core import imageio, losses
-from nst_core.gatys import load_features, use_bf16
+from nst_core.gatys import load_features, optimise, use_bf16
 
 CONTENT_LAYERS = ('relu4_2',)
 STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
@@ -63,24 +63,7 @@ def stylize_neural_style(content_img, style_img, *, size=512, steps=1000, seed=0
     g = torch.Generator().manual_seed(seed)
     init = torch.tensor(CAFFE_MEAN_RGB).view(1, 3, 1, 1) + \
         0.001 * torch.randn(content.shape, generator=g)
-    return imageio.to_pil((lbfgs(init, loss_fn, steps, report) / 255).clamp(0, 1))
-
-
-def lbfgs(image, loss_fn, steps, report):
-    """neural-style's optimisation: L-BFGS (history 100, unit learning rate, no line search,
-    no tolerances) on the image in Caffe units, unclamped until it is saved."""
-    image = image.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=100,
-                            tolerance_grad=-1, tolerance_change=-1)
-    count = [0]
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        loss, _ = loss_fn(image)
-        loss.backward()
-        count[0] += 1
-        report(count[0], loss.item())
-        return loss
-    while count[0] < steps:
-        opt.step(closure)
-    return image.detach()
+    # L-BFGS (history 100, unit learning rate, no line search, no tolerances), on the image
+    # in Caffe units, unclamped until it is saved, as neural-style
+    out = optimise(init, loss_fn, steps, 'lbfgs', report, bounds=None)
+    return imageio.to_pil((out / 255).clamp(0, 1))

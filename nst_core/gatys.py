@@ -138,8 +138,13 @@ class GatysLoss(nn.Module):
         return total, parts
 
 
-def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -> torch.Tensor:
-    """Run `steps` loss evaluations on a copy of `image`; report(step, loss) after each."""
+def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report, *,
+             bounds=(0.0, 1.0)) -> torch.Tensor:
+    """Run `steps` loss evaluations on a copy of `image`; report(step, loss) after each.
+
+    The result is clamped to `bounds` (None: not at all); Adam's steps are clamped too,
+    L-BFGS's are not (its curvature pairs would be wrong).
+    """
     image = image.detach().clone().requires_grad_(True)
     count = [0]
 
@@ -159,10 +164,10 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report) -
         opt = torch.optim.Adam([image], lr=ADAM_LR)
     while count[0] < steps:
         opt.step(closure)
-        if optimizer == 'adam':
+        if optimizer == 'adam' and bounds is not None:
             with torch.no_grad():
-                image.clamp_(0, 1)
-    return image.detach().clamp(0, 1)
+                image.clamp_(*bounds)
+    return image.detach() if bounds is None else image.detach().clamp(*bounds)
 
 
 def style_share(strength):
