@@ -3,6 +3,7 @@ real GIMP 3 (tests/gimp/run.sh: a cached Debian chroot, install.py, gimp-console
 under Xvfb)."""
 import ast
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,35 @@ def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices()
     # does not fit in memory is a dead end without it)
     assert set(seen) == {'method', 'strength', 'style_scale', 'preserve_colors', 'size', 'fit',
                          'preset', 'device', 'seed'}
+
+
+def plugin_functions(*names):
+    """Some of the plug-in's pure functions, without GIMP (the module imports gi)."""
+    found = {'os': os, 'STDERR_TAIL_LINES': 15}
+    for node in plugin_tree().body:
+        if isinstance(node, ast.FunctionDef) and node.name in names:
+            exec(compile(ast.Module([node], []), str(PLUGIN), 'exec'), found)
+    return found
+
+
+def test_weights_and_device_failures_speak_to_a_gimp_user():
+    fn = plugin_functions('_gb', '_tail', '_memory_message', '_shell_word', '_weights_message',
+                          '_failure_message')
+    config = {'python': '/home/me/.local/share/neural-style/venv/bin/python',
+              'cache_dir': "/home/me/My weights/it's here"}
+    text = fn['_failure_message'](1, {'kind': 'weights', 'message': (
+        'weights file x.pth is corrupted (...); run `python -m nst_core weights fetch magenta '
+        '--force`')}, '/nonexistent', config)
+    command = text.split('`')[1]
+    assert command == ("/home/me/.local/share/neural-style/venv/bin/python -m nst_core weights "
+                       "fetch magenta --force --cache-dir '/home/me/My weights/it'\\''s here'")
+    assert shlex.split(command)[-1] == config['cache_dir']
+    assert text.endswith('Run the command in a terminal, then try again.')
+    text = fn['_failure_message'](1, {'kind': 'device', 'message': (
+        "device 'cuda' is not available here (available: cpu); choose auto or cpu")},
+        '/nonexistent', config)
+    assert text == ("Neural Style failed: device 'cuda' is not available here (available: cpu)."
+                    '\nIn the Neural Style dialog: set "Device" to CPU.')
 
 
 def test_plugin_imports_only_the_standard_library_and_gi():

