@@ -1,10 +1,11 @@
-"""`python -m nst_core`: stylize, weights and worker from a shell.
+"""`python -m nst_core`: stylize, batch, train, weights and worker from a shell.
 
 The stylize options are generated from stylize()'s signature, so their names, defaults and
 choices cannot drift from the library's.
 """
 import argparse
 import collections.abc
+import dataclasses
 import json
 import sys
 import time
@@ -19,16 +20,15 @@ def _flag(name):
     return '--' + name.replace('_', '-')
 
 
-def _arg_spec(name, param):
-    """argparse keyword arguments for one stylize() option."""
-    from .stylize import choices
+def _arg_spec(name, param, func=None):
+    """argparse keyword arguments for one option of stylize() (or of func: train())."""
     hint = param.annotation
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:                      # Optional[X] -> X
         hint = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(hint), typing.get_args(hint)
     spec = dict(default=param.default, dest=name)
-    allowed = choices(name)
+    allowed = args if origin is typing.Literal else None
     if allowed:
         spec.update(choices=allowed)
     elif hint is bool:
@@ -37,7 +37,7 @@ def _arg_spec(name, param):
         spec.update(nargs='+', type=args[0] if args else str)
     elif hint in (int, float, str):
         spec.update(type=hint)
-    doc = _option_docs().get(name, '')
+    doc = _option_docs(func).get(name, '')
     spec['help'] = '%s (default: %s)' % (doc, _show(param.default)) if doc else \
         'default: %s' % _show(param.default)
     return spec
@@ -49,11 +49,12 @@ def _show(value):
     return value
 
 
-def _option_docs():
-    """First sentence of each option's description in stylize()'s docstring."""
-    from .stylize import stylize
+def _option_docs(func=None):
+    """Each option's description in stylize()'s (or func's) docstring."""
+    if func is None:
+        from .stylize import stylize as func
     docs, current = {}, None
-    for line in (stylize.__doc__ or '').splitlines():
+    for line in (func.__doc__ or '').splitlines():
         text = line.strip()
         head = text.split(':', 1)
         if len(head) == 2 and all(n.strip().isidentifier() for n in head[0].split(',')):
@@ -72,7 +73,7 @@ def _add_stylize(sub):
     p = sub.add_parser('stylize', help='repaint CONTENT in the style of STYLE(s)',
                        description='Repaint CONTENT in the style of one or more STYLE images.')
     p.add_argument('content', help='content image file')
-    p.add_argument('style', nargs='+', help='style image file(s)')
+    p.add_argument('style', nargs='*', help='style image file(s) (none for --method trained)')
     p.add_argument('-o', '--output', required=True, help='output image file (PNG, JPEG, ...)')
     p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
                    help='blend weight per style (default: equal)')
@@ -146,8 +147,8 @@ def _add_batch(sub):
                        'rest go on. Exit status 0: all written; 1: some failed; 2: nothing '
                        'could start (bad style, options or output folder).')
     p.add_argument('photos', nargs='+', metavar='PHOTO', help='photo file or folder of photos')
-    p.add_argument('-s', '--style', nargs='+', required=True, metavar='STYLE',
-                   help='style image file(s)')
+    p.add_argument('-s', '--style', nargs='+', default=[], metavar='STYLE',
+                   help='style image file(s) (none for --method trained)')
     p.add_argument('-o', '--output', required=True, metavar='OUTPUT',
                    help='output folder (created if missing); each picture keeps its name')
     p.add_argument('--format', default='png', choices=FORMATS, help='output format '
@@ -194,6 +195,102 @@ def _run_batch(args):
     return 1
 
 
+TRAIN_SKIP = ('callback', 'cancel', 'log', 'style_weights')
+
+
+def _add_train(sub):
+    from .train import options, train
+    p = sub.add_parser('train', help='train a network for a style (then: --method trained)',
+                       description='Train a network that paints photos in the style of '
+                       'STYLE(s) in one pass (Johnson et al. 2016), on your folder of photos, '
+                       'into MODEL.pth (pytorch/examples fast_neural_style layout), with '
+                       'MODEL.checkpoint.pth and previews in MODEL.previews/ next to it. '
+                       'Ctrl+C saves and stops; the same command with --resume continues. '
+                       'Exit status 0: trained; 3: stopped early (saved); 1 or 2: failed.')
+    p.add_argument('style', nargs='+', help='style image file(s)')
+    p.add_argument('--photos', nargs='+', required=True, metavar='DIR',
+                   help='folders (with their subfolders) or files of training photos')
+    p.add_argument('-o', '--output', required=True, metavar='MODEL.pth',
+                   help='the model file to write')
+    p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
+                   help='blend weight per style (default: equal)')
+    p.add_argument('--quiet', action='store_true', help='no progress output')
+    for name, param in options().items():
+        if name not in TRAIN_SKIP:
+            p.add_argument(_flag(name), **_arg_spec(name, param, train))
+    p.set_defaults(run=_run_train)
+
+
+class _Stopper:
+    """Ctrl+C once: stop after the step in progress and save; twice: stop at once.
+
+    The handler writes its note straight to fd 2: the signal may land while the main thread
+    holds the Reporter's lock (printing a log line), and taking it again would deadlock.
+    """
+
+    def __init__(self, quiet):
+        import threading
+        self.event, self.quiet = threading.Event(), quiet
+
+    def __enter__(self):
+        import signal
+        self.before = signal.signal(signal.SIGINT, self._handle)
+        return self.event
+
+    def _handle(self, *_):
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.event.set()
+        if not self.quiet:
+            import os
+            os.write(2, b'\nstopping after this step and saving (Ctrl+C again: stop at once, '
+                        b'unsaved)\n')
+
+    def __exit__(self, *exc):
+        import signal
+        signal.signal(signal.SIGINT, self.before)
+
+
+def _run_train(args):
+    from .errors import classify
+    from .imageio import ImageError, open_image
+    from .photos import PhotoError
+    from .reporting import Reporter
+    from .train import options, train
+    reporter = Reporter(quiet=args.quiet)
+    kwargs = {n: getattr(args, n) for n in options() if n not in TRAIN_SKIP}
+    smooth = [None]
+
+    def progress(p):       # the bar shows a running mean: one step's loss jumps about
+        if p.loss is not None:
+            smooth[0] = p.loss if smooth[0] is None else 0.9 * smooth[0] + 0.1 * p.loss
+            p = dataclasses.replace(p, stage='%s, loss %.4g' % (p.stage, smooth[0]))
+        reporter.progress(p)
+
+    try:
+        styles = [open_image(s) for s in args.style]
+        with _Stopper(args.quiet) as stop:
+            result = train(styles, args.photos, args.output, style_weights=args.style_weights,
+                           callback=progress, cancel=stop, log=reporter.log, **kwargs)
+    except KeyboardInterrupt:
+        reporter.error('cancelled', 'stopped at once: the last checkpoint is what was saved')
+        return 3
+    except (ImageError, PhotoError) as e:
+        reporter.error('bad_input', str(e))
+        return 2
+    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
+        kind, message = classify(e)
+        reporter.error(kind, message)
+        return 2 if kind in ('bad_input', 'device') else 1
+    if result.stopped:
+        return 3
+    pace = ', %.2f s a step' % result.seconds_per_step if result.seconds_per_step else ''
+    reporter.log('wrote %s (%d steps%s); use it with: python -m nst_core stylize PHOTO '
+                 '--method trained --trained-model %s -o OUT.png'
+                 % (result.model, result.step, pace, result.model))
+    return 0
+
+
 def _add_worker(sub):
     p = sub.add_parser('worker', help='run one job file (the GIMP plug-in uses this)',
                        description='Run a job of protocol v1 (docs/protocol.md); events on stdout.')
@@ -208,12 +305,14 @@ def _add_weights(sub):
 
 def parser():
     p = argparse.ArgumentParser(prog='python -m nst_core',
-                                description='Neural style transfer (Gatys and fast arbitrary style).')
+                                description='Neural style transfer (Gatys, fast arbitrary style, trained '
+                                'per-style networks).')
     p.add_argument('--version', action='version', version='nst_core ' + __version__)
-    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,weights,worker}')
+    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker}')
     sub.required = True
     _add_stylize(sub)
     _add_batch(sub)
+    _add_train(sub)
     _add_weights(sub)
     _add_worker(sub)
     return p

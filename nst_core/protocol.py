@@ -108,15 +108,18 @@ def parse_job(data, base_dir='.'):
              'unsupported protocol version %r (this worker speaks %d)'
              % (version, PROTOCOL_VERSION))
     content = _parse_buffer(data.get('content'), 'content', base_dir, False)
+    options = data.get('options', {})
+    _require(isinstance(options, dict), 'options must be an object')
     styles = data.get('styles')
-    _require(isinstance(styles, list) and styles, 'styles must be a non-empty list')
+    # a trained network is its style: its jobs may send none
+    _require(isinstance(styles, list) and (styles or options.get('method') == 'trained'),
+             'styles must be a non-empty list')
     styles = [_parse_buffer(s, 'styles[%d]' % i, base_dir, True) for i, s in enumerate(styles)]
-    _require(sum(s.weight for s in styles) > 0, 'style weights must not all be zero')
+    _require(not styles or sum(s.weight for s in styles) > 0,
+             'style weights must not all be zero')
     out = data.get('output')
     _require(isinstance(out, dict) and isinstance(out.get('path'), str) and out['path'],
              'output.path must be a non-empty string')
-    options = data.get('options', {})
-    _require(isinstance(options, dict), 'options must be an object')
     return Job(content, styles, os.path.join(base_dir, out['path']), options)
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from .progress import Progress
 
-Method = Literal['quality', 'fast']
+Method = Literal['quality', 'fast', 'trained']
 Preset = Literal['draft', 'normal', 'best']
 ColourMode = Literal['none', 'luminance', 'histogram']
 Init = Literal['content', 'palette', 'noise', 'fast', 'image']
@@ -50,6 +50,7 @@ def stylize(
     pooling: Pooling = 'max',
     precision: Precision = 'auto',
     model: str = 'auto',
+    trained_model: Optional[str] = None,
     cache_dir: Optional[str] = None,
     tile_size: int = 2048,
     callback: Optional[Callable[[Progress], None]] = None,
@@ -60,16 +61,19 @@ def stylize(
 
     content, styles: PIL images (any mode; alpha is ignored here, callers keep it).
     method: 'quality' optimises the image with Gatys et al.'s VGG losses (slow, best);
-        'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass.
+        'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass;
+        'trained' runs trained_model, a network trained for one style (Johnson et al.).
     style_weights: blend weight per style (default equal); normalised to sum 1.
     strength: 0..1, how much style: 0 returns the content; for 'quality' it scales the style
         and TV weights logarithmically (0.67 = a tenth), which looks even to the eye, and the
         palette init linearly.
     style_scale: size of the style's strokes relative to the content.
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
-        'histogram' matches the style's colours to the content's before transfer.
-    detail: 'fast' paints on a canvas of fixed size (strokes keep their size relative to the
-        picture) and puts back the photo's detail finer than that: 0 = none (softer), 1 = all.
+        'histogram' matches the style's colours to the content's before transfer ('trained':
+        the painting's to the content's, after).
+    detail: 'fast' and 'trained' paint on a canvas of fixed size (strokes keep their size
+        relative to the picture) and put back the photo's detail finer than that: 0 = none
+        (softer), 1 = all.
     size: longest side of the working image in pixels (0 = the content's own size).
     fit: when that size needs more memory than is free, work at the largest size that fits
         instead of refusing (the refusal names that size).
@@ -90,8 +94,11 @@ def stylize(
     precision: 'auto' uses bfloat16 for VGG on CPUs that compute it natively (2x faster),
         float32 elsewhere; losses are always float32.
     model: VGG weights: 'auto', a source name (python -m nst_core weights list) or a file.
+    trained_model: for 'trained', the network file: one from `python -m nst_core train`
+        or a pytorch/examples fast_neural_style model (candy.pth, ...); it is the style, so
+        no style image is needed.
     cache_dir: weights cache (default $NST_CORE_CACHE or $XDG_CACHE_HOME/nst_core).
-    tile_size: 'fast' runs images larger than this in overlapping tiles.
+    tile_size: 'fast' and 'trained' run canvases larger than this in overlapping tiles.
     callback: called with a Progress after every step.
     cancel: an object with is_set() (e.g. threading.Event); when set, raises Cancelled.
     log: called with one-line notes such as which weights were used (default: logging).
@@ -104,6 +111,9 @@ def stylize(
     if method == 'fast':
         from .fast import stylize_fast
         return stylize_fast(content, styles, **kwargs)
+    if method == 'trained':
+        from .trained import stylize_trained
+        return stylize_trained(content, styles, **kwargs)
     from .gatys import stylize_quality
     return stylize_quality(content, styles, **kwargs)
 
@@ -113,7 +123,9 @@ def _affordable_size(content, kw):
     from . import imageio, memory
     from .device import pick
     wh = imageio.working_size(content.size, kw['size'])
-    side = memory.check(kw['method'], wh, memory.available(pick(kw['device'])),
+    # a trained network, like Fast, paints a canvas of fixed size and enlarges it in bands
+    estimate = 'fast' if kw['method'] == 'trained' else kw['method']
+    side = memory.check(estimate, wh, memory.available(pick(kw['device'])),
                         kw['optimizer'], kw['fit'])
     if side == max(wh):
         return kw['size']
@@ -136,7 +148,11 @@ def choices(name):
 
 
 def _validate(content, styles, kw):
-    if not styles:
+    if kw['method'] == 'trained':
+        if not kw['trained_model']:
+            raise ValueError("method 'trained' needs trained_model: a network file from "
+                             "`python -m nst_core train` or pytorch/examples' fast_neural_style")
+    elif not styles:
         raise ValueError('at least one style image is needed')
     for name in ('method', 'preset', 'preserve_colors', 'device', 'init', 'optimizer',
                  'pooling', 'precision'):

@@ -86,7 +86,7 @@ def _execute(job, reporter, cancel):
     content = from_rgba_bytes(protocol.read_buffer(job.content), job.content.width,
                               job.content.height)
     styles = [from_rgba_bytes(protocol.read_buffer(s), s.width, s.height) for s in job.styles]
-    result = stylize(content, styles, style_weights=[s.weight for s in job.styles],
+    result = stylize(content, styles, style_weights=[s.weight for s in job.styles] or None,
                      callback=reporter.progress, cancel=cancel, log=reporter.log, **opts)
     if cancel.is_set():
         raise Cancelled()
