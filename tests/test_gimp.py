@@ -99,6 +99,18 @@ def test_weights_and_device_failures_speak_to_a_gimp_user():
                     '\nIn the Neural Style dialog: set "Device" to CPU.')
 
 
+def test_a_bad_trained_model_file_asks_for_another_file_not_a_weights_command():
+    fn = plugin_functions('_gb', '_tail', '_memory_message', '_shell_word', '_weights_message',
+                          '_failure_message')
+    config = {'python': '/venv/bin/python'}
+    error = {'kind': 'weights', 'message': 'm.pth is not a fast-neural-style model: it lacks '
+             'conv1.conv2d.weight; give a model written by `python -m nst_core train`, ...'}
+    text = fn['_failure_message'](1, error, '/nonexistent', config, 'trained')
+    assert text == ('Neural Style failed: %s\nIn the Neural Style dialog: choose another '
+                    '"Trained model" file.' % error['message'])
+    assert 'Run the command' not in text
+
+
 def test_plugin_imports_only_the_standard_library_and_gi():
     imported = set()
     for node in ast.walk(plugin_tree()):

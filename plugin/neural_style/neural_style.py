@@ -69,8 +69,10 @@ TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
 OPTIONS = [
     ('method', 'choice', '_Method',
      'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network, '
-     "at the layer's own size.",
-     'quality', [('quality', 'Quality'), ('fast', 'Fast')], None),
+     "at the layer's own size. Trained model: one pass of a network trained for one style "
+     '(the "Trained model" file; no style layer needed).',
+     'quality', [('quality', 'Quality'), ('fast', 'Fast'), ('trained', 'Trained model')],
+     None),
     ('strength', 'double', 'Stre_ngth', 'How much style: 0 keeps the content, 1 is full style.',
      1.0, 0.0, 1.0),
     ('style-scale', 'double', 'Style sc_ale',
@@ -105,9 +107,14 @@ STYLE_LABELS = {'style-layer': 'St_yle layer', 'style-layer-2': 'Style layer _2'
                 'style-weight-3': 'Wei_ght of style 3'}
 # The dialog's order: what to paint with first, the method and what only Quality uses next to
 # it, then the look, then where and how to compute.
-DIALOG_ORDER = ['style-layer', 'method', 'preset', 'size', 'size-note', 'strength',
-                'style-scale', 'preserve-colors', 'fit', 'device', 'seed', 'more-styles-frame']
+DIALOG_ORDER = ['style-layer', 'method', 'trained-model', 'preset', 'size', 'size-note',
+                'strength', 'style-scale', 'preserve-colors', 'fit', 'device', 'seed',
+                'more-styles-frame']
 QUALITY_ONLY = ('preset', 'size')
+# A network trained for one style (python -m nst_core train, or pytorch/examples' candy.pth
+# ...): the file is the style, so the style layers are not used with it.
+MODEL_ARG = 'trained-model'
+MODEL_LABEL = 'Trained model (.pt_h)'
 SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
 
 
@@ -278,11 +285,13 @@ def _options(config, args):
         device = config.get('device') or 'auto'
     # Fast works at the layer's own size (tiled when large): at a smaller size it is no faster
     # in GIMP (torch's start-up dominates) and only softer once enlarged to the layer.
-    size = 0 if args['method'] == 'fast' else args['size']
+    size = args['size'] if args['method'] == 'quality' else 0
     options = {'method': args['method'], 'strength': args['strength'],
                'style_scale': args['style_scale'], 'preserve_colors': args['preserve_colors'],
                'size': size, 'fit': args['fit'], 'preset': args['preset'],
                'device': device, 'seed': args['seed']}
+    if args['method'] == 'trained':
+        options['trained_model'] = args['trained_model']
     for key in protocol.WORKER_OPTIONS:
         if config.get(key):
             options[key] = config[key]
@@ -511,7 +520,7 @@ class Presence:
             raise Gone()
 
 
-def _run_worker(config, job_path, bar, presence):
+def _run_worker(config, job_path, bar, presence, method=None):
     """Run one job to the end; return the worker's log lines on success, raise Failure,
     Cancelled or Gone."""
     job_dir = os.path.dirname(job_path)
@@ -576,7 +585,7 @@ def _run_worker(config, job_path, bar, presence):
         return logs
     if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
         raise Cancelled()
-    raise Failure(_failure_message(code, error, err_path, config))
+    raise Failure(_failure_message(code, error, err_path, config, method))
 
 
 def _gb(n):
@@ -629,11 +638,15 @@ def _weights_message(message, config):
             % '`'.join(parts))
 
 
-def _failure_message(code, error, err_path, config=None):
+def _failure_message(code, error, err_path, config=None, method=None):
     if error is not None:
         kind = error.get('kind')
         if kind == 'out_of_memory':
             return _memory_message(error)
+        if kind == 'weights' and method == 'trained':
+            # nothing is fetched for a trained model: the file chosen is what is wrong
+            return ('Neural Style failed: %s\nIn the Neural Style dialog: choose another '
+                    '"Trained model" file.' % error['message'])
         if kind == 'weights' and config:
             return _weights_message(error['message'], config)
         if kind == 'device':
@@ -736,6 +749,10 @@ def _insert_result(image, content, name, data, place):
 
 def _arguments(config):
     args = {name.replace('-', '_'): config.get_property(name) for name, *_ in OPTIONS}
+    model = config.get_property(MODEL_ARG)
+    args['trained_model'] = model.get_path() if model is not None else None
+    if args['method'] == 'trained':
+        return args, []                      # the network is the style
     styles = []
     for layer_name, weight_name in STYLE_SLOTS:
         layer = config.get_property(layer_name)
@@ -750,9 +767,24 @@ def _check_input(drawables, config):
             or isinstance(drawables[0], Gimp.LayerMask):
         raise Failure('Neural Style works on one layer: select exactly one layer (not a '
                       'channel or a layer mask) and try again.')
-    if config.get_property('style-layer') is None:
+    if config.get_property('method') == 'trained':
+        _check_model(config.get_property(MODEL_ARG))
+    elif config.get_property('style-layer') is None:
         raise Failure('Choose a style layer: open or paste the painting whose style you want '
                       'as a layer (in this or any open image) and pick it as "Style layer".')
+
+
+def _check_model(model):
+    """The "Trained model" file must be a file here; the worker checks what is in it."""
+    path = model.get_path() if model is not None else None
+    if not path:
+        raise Failure('Choose a trained model: the Trained model method paints with a network '
+                      'trained for one style; pick its file as "Trained model" (a .pth from '
+                      '"python -m nst_core train", or a pytorch/examples fast_neural_style '
+                      'model such as candy.pth).')
+    if not os.path.isfile(path):
+        raise Failure('The trained model %s %s: pick another file as "Trained model".'
+                      % (path, 'is a folder' if os.path.isdir(path) else 'does not exist'))
 
 
 def _check_selection(image, content):
@@ -773,11 +805,13 @@ def _stylize(image, content, config):
                       'Image > Mode > RGB first.')
     settings = _config()
     args, styles = _arguments(config)
-    if not styles:
+    if not styles and args['method'] != 'trained':
         raise Failure('The style weights are all zero: give at least one style a weight.')
     _check_selection(image, content)
     presence = Presence(image, content)
-    name = 'Neural Style (%s)' % styles[0][0].get_name()   # now: its image may close meanwhile
+    # named now: the style's image may close meanwhile
+    name = 'Neural Style (%s)' % (os.path.basename(args['trained_model']) if not styles
+                                  else styles[0][0].get_name())
     w, h = content.get_width(), content.get_height()
     if args['size']:
         args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size
@@ -792,7 +826,7 @@ def _stylize(image, content, config):
     try:
         job_path = _write_job(job_dir, content, styles, _options(settings, args))
         clock.lap('write-job')
-        _run_worker(settings, job_path, bar, presence)
+        _run_worker(settings, job_path, bar, presence, args['method'])
         clock.lap('worker')
         data = _read_result(job_dir, w, h)
     finally:
@@ -859,6 +893,10 @@ def _settings_text(config):
         else:
             text = '%d' % value
         lines.append('(%s %s)\n' % (name, text))
+    model = config.get_property(MODEL_ARG)
+    if model is not None and model.get_path():
+        lines.append('(%s "%s")\n' % (MODEL_ARG, model.get_path().replace('\\', '\\\\')
+                                       .replace('"', '\\"')))
     return ''.join(lines)
 
 
@@ -889,8 +927,9 @@ def _size_note(config, content):
     """What Output size means for this layer, said under it: no silent caps."""
     w, h = content.get_width(), content.get_height()
     side = max(w, h)
-    if config.get_property('method') == 'fast':
-        return 'Fast works at the layer\'s own size, %d x %d px.' % (w, h)
+    if config.get_property('method') != 'quality':
+        return '%s works at the layer\'s own size, %d x %d px.' % (
+            'Fast' if config.get_property('method') == 'fast' else 'Trained model', w, h)
     size = config.get_property('size')
     if size == 0 or size >= side:
         return 'Works at the layer\'s own size, %d x %d px%s.' % (
@@ -988,6 +1027,8 @@ def _dialog(procedure, config, image, content):
     quality = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'quality')])
     for name in QUALITY_ONLY:                 # greyed out while Fast is chosen
         dialog.set_sensitive_if_in(name, None, 'method', quality, True)
+    trained = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'trained')])
+    dialog.set_sensitive_if_in(MODEL_ARG, None, 'method', trained, True)
 
     style = StyleChooser(dialog.get_widget('style-layer', GObject.TYPE_NONE), Gtk, Pango,
                          'Choose a layer...')
@@ -1000,11 +1041,13 @@ def _dialog(procedure, config, image, content):
             # Reset to Factory Defaults empties it (its default is none): offer the guess
             # again, as on the first opening; OK waits until there is a style
             _set_guess(config, image, content)
-        ok_button.set_sensitive(config.get_property('style-layer') is not None)
+        ok_button.set_sensitive(config.get_property('style-layer') is not None or (
+            config.get_property('method') == 'trained'
+            and config.get_property(MODEL_ARG) is not None))
         note.set_text(_size_note(config, content))
         return False
 
-    for name in ('style-layer', 'method', 'size'):
+    for name in ('style-layer', 'method', 'size', MODEL_ARG):
         config.connect('notify::' + name, lambda *_: GLib.idle_add(changed))
     changed()
 
@@ -1076,6 +1119,10 @@ def _declare(procedure):
         procedure.add_double_argument(weight_name, STYLE_LABELS[weight_name],
                                       'Blend weight of style %s (style 1 has weight 1)' % n,
                                       0.0, 10.0, 1.0, rw)
+    procedure.add_file_argument(MODEL_ARG, MODEL_LABEL,
+                                'For the Trained model method: a network file from "python -m '
+                                'nst_core train" or a pytorch/examples fast_neural_style model '
+                                '(candy.pth, ...)', Gimp.FileChooserAction.OPEN, True, None, rw)
     for name, kind, label, blurb, default, low, high in OPTIONS:
         if kind == 'choice':
             choice = Gimp.Choice.new()
@@ -1107,7 +1154,8 @@ class NeuralStyle(Gimp.PlugIn):
             'Repaint a layer in the style of another picture',
             'Adds a new layer "Neural Style (<style>)" above the selected layer: its content '
             'repainted in the style of the style layer(s), by neural style transfer (Quality: '
-            'Gatys et al. optimisation; Fast: a pretrained arbitrary-style network). The work '
+            'Gatys et al. optimisation; Fast: a pretrained arbitrary-style network; Trained '
+            'model: a network trained for one style, no style layer needed). The work '
             'runs in a separate Python with PyTorch, set up by install.py.', name)
         procedure.set_attribution('Neural Style contributors', 'Neural Style contributors',
                                   '2025')

@@ -118,12 +118,12 @@ fx.check('RGB and grayscale images', proc.get_image_types() == 'RGB*, GRAY*',
          proc.get_image_types())
 args = {p.name: p for p in proc.get_arguments()}
 declared = ['run-mode', 'image', 'drawables', 'style-layer', 'style-layer-2', 'style-weight-2',
-            'style-layer-3', 'style-weight-3', 'method', 'strength', 'style-scale',
-            'preserve-colors', 'size', 'fit', 'preset', 'device', 'seed']
+            'style-layer-3', 'style-weight-3', 'trained-model', 'method', 'strength',
+            'style-scale', 'preserve-colors', 'size', 'fit', 'preset', 'device', 'seed']
 fx.check('declared arguments', list(args) == declared, list(args))
 expected = fx.expected_options()
 for name, spec in args.items():
-    if name in declared[:8]:
+    if name in declared[:9]:
         continue
     want = expected.get(name)
     if not fx.check('argument %s is an nst_core.stylize option' % name, want is not None):
