@@ -170,6 +170,10 @@ def test_the_cli_refuses_bad_starts_in_one_line(photos, tmp_path, run_cli):
     (tmp_path / 'm.checkpoint.pth').write_bytes(b'x')
     proc = run_cli(*base, '--photos', photos, '-o', tmp_path / 'm.pth')
     assert proc.returncode == 2 and '--resume continues that training' in proc.stderr
+    proc = run_cli(*base, '--photos', photos, '-o', tmp_path / 'm.pth', '--resume')
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert 'not a checkpoint of `python -m nst_core train`' in lines[0], lines[0]
 
 
 def test_ctrl_c_saves_and_stops_cleanly_and_resume_goes_on(photos, tmp_path):
