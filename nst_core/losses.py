@@ -30,7 +30,7 @@ class _Gram(torch.autograd.Function):
             else features.reshape(b, c, h * w)
         ctx.save_for_backward(f)
         ctx.nhwc, ctx.shape, ctx.norm = nhwc, features.shape, c * h * w
-        g = f.transpose(1, 2) @ f if nhwc else f @ f.transpose(1, 2)
+        g = _products(f.transpose(1, 2), f) if nhwc else _products(f, f.transpose(1, 2))
         return g.float() / ctx.norm
 
     @staticmethod
@@ -42,6 +42,13 @@ class _Gram(torch.autograd.Function):
         if ctx.nhwc:
             return (f @ sym).reshape(b, h, w, c).permute(0, 3, 1, 2)
         return (sym @ f).reshape(b, c, h, w)
+
+
+def _products(a, b):
+    # One mm per picture: bmm copies an operand that is a transposed view before multiplying
+    # in bfloat16 (relu1_1's Gram at 256 px: 4.4 ms, against 1.3 ms for mm, which reads it
+    # in place).
+    return torch.stack([torch.mm(x, y) for x, y in zip(a, b)])
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:
