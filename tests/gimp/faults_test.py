@@ -334,6 +334,32 @@ with Config(python=lowmem):
 big_img.delete()
 fx.reset_hook()
 
+# ---- Quality in tiles: size 0 on a layer larger than one piece fits ---------------------
+# What a 6000x4000 photo does with plenty of memory (its scales above 1024 px run in 1024 px
+# tiles), made small enough for a test: with 1.6e9 bytes free, a 480x360 Draft needs about
+# 1.30e9 (85 % of 1.6e9 is 1.36e9) and its last scale runs in two 448 px tiles.
+with open(lowmem_py, 'w') as f:
+    f.write('import runpy, sys\nimport nst_core.memory as memory\n'
+            'memory._cgroup_free = lambda: 1600 * 10 ** 6\n'
+            "runpy.run_module('nst_core', run_name='__main__', alter_sys=True)\n")
+tiled_img, tiled = new_image(480, 360)
+with Config(python=lowmem):
+    fx.reset_hook()
+    new = succeeds('Quality in tiles', tiled_img, tiled, style_layer=style, method='quality',
+                   preset='draft', size=0)
+    log = fx.hook_log()
+    fx.check('Quality in tiles: the last scale ran in tiles',
+             any(line.startswith('text tiles: 480 px in 2 tiles') for line in log),
+             [line for line in log if line.startswith('text')])
+    fx.check('Quality in tiles: progress names the tiles',
+             any(line.startswith('progress') and ', tile 2/2' in line for line in log),
+             [line for line in log if line.startswith('progress')][-3:])
+    if new is not None:
+        ok, text = fx.keeps_structure(fx.pixels(new), fx.pixels(tiled), 480, 360)
+        fx.check('Quality in tiles: keeps the photo\'s structure', ok, text)
+tiled_img.delete()
+fx.reset_hook()
+
 # ---- GIMP's Cancel at every stage: the plug-in SIGKILLed with its process group ----------
 # In GIMP, Cancel kills the plug-in (gimp_plug_in_close: SIGKILL to its process group); no
 # code of the plug-in runs after it. The hook's kill-at makes the plug-in do exactly that to
