@@ -256,7 +256,7 @@ def _run_train(args):
     from .imageio import ImageError, open_image
     from .photos import PhotoError
     from .reporting import Reporter
-    from .train import options, train
+    from .train import OutputError, options, train
     reporter = Reporter(quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in TRAIN_SKIP}
     smooth = [None]
@@ -275,7 +275,7 @@ def _run_train(args):
     except KeyboardInterrupt:
         reporter.error('cancelled', 'stopped at once: the last checkpoint is what was saved')
         return 3
-    except (ImageError, PhotoError) as e:
+    except (ImageError, PhotoError, OutputError) as e:
         reporter.error('bad_input', str(e))
         return 2
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
@@ -305,8 +305,8 @@ def _add_weights(sub):
 
 def parser():
     p = argparse.ArgumentParser(prog='python -m nst_core',
-                                description='Neural style transfer (Gatys, fast arbitrary style, trained '
-                                'per-style networks).')
+                                description='Neural style transfer (Gatys, fast arbitrary '
+                                'style, trained per-style networks).')
     p.add_argument('--version', action='version', version='nst_core ' + __version__)
     sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker}')
     sub.required = True

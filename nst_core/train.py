@@ -275,6 +275,10 @@ def style_targets(vgg, styles, o, dev, mode):
 
 # --- files ----------------------------------------------------------------------------------
 
+class OutputError(ValueError):
+    """The model cannot be written where asked, or writing it would destroy a checkpoint."""
+
+
 class Files:
     """MODEL.pth, MODEL.checkpoint.pth and MODEL.previews/ next to each other."""
 
@@ -285,23 +289,22 @@ class Files:
 
     def prepare(self, resume):
         """Refuse up front what would fail or destroy work later."""
-        from .photos import PhotoError
         folder = self.model.parent
         if not folder.is_dir():
-            raise PhotoError('%s: folder %s does not exist' % (self.model, folder))
+            raise OutputError('%s: folder %s does not exist' % (self.model, folder))
         if self.model.is_dir():
-            raise PhotoError('%s is a folder; give a file name such as style.pth' % self.model)
+            raise OutputError('%s is a folder; give a file name such as style.pth' % self.model)
         if resume and not self.checkpoint.is_file():
-            raise PhotoError('nothing to resume: %s does not exist (train without --resume '
+            raise OutputError('nothing to resume: %s does not exist (train without --resume '
                              'first)' % self.checkpoint)
         if not resume and self.checkpoint.exists():
-            raise PhotoError('%s exists: --resume continues that training; to start afresh, '
+            raise OutputError('%s exists: --resume continues that training; to start afresh, '
                              'remove it or choose another output' % self.checkpoint)
         try:
             with tempfile.NamedTemporaryFile(dir=str(folder), prefix='.nst_core-probe-'):
                 pass
         except OSError as e:
-            raise PhotoError('%s: cannot write to folder %s (%s)'
+            raise OutputError('%s: cannot write to folder %s (%s)'
                              % (self.model, folder, e.strerror or e)) from None
 
     @staticmethod

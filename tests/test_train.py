@@ -159,6 +159,7 @@ def test_the_cli_refuses_bad_starts_in_one_line(photos, tmp_path, run_cli):
         (('--photos', tmp_path / 'nowhere', '-o', tmp_path / 'm.pth'), 'does not exist'),
         (('--photos', photos, '-o', tmp_path / 'no' / 'm.pth'), 'folder .* does not exist'),
         (('--photos', photos, '-o', tmp_path / 'm.pth', '--resume'), 'nothing to resume'),
+        (('--photos', photos, '-o', photos), 'is a folder; give a file name'),
         (('--photos', photos, '-o', tmp_path / 'm.pth', '--batch', '0'), 'batch must be'),
     ]
     for args, words in cases:
