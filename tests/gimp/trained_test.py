@@ -3,7 +3,7 @@
 # The Trained model method in real GIMP: a network file (made here by the worker's venv: one
 # in the layout `python -m nst_core train` writes, one as old pytorch/examples models are,
 # with instance-norm running statistics) adds one layer like the other methods, with no
-# style layer; a missing or wrong file is a GIMP message and leaves the image as it was.
+# style layer; no file, a missing or a wrong one is refused and leaves the image as it was.
 import os
 import subprocess
 import sys
@@ -85,13 +85,18 @@ for label, path in (('trained (nst_core train layout)', new_model),
     fx.check('%s: job folder removed' % label, fx.job_dirs() == [], fx.job_dirs())
     image.delete()
 
-for label, path, words in (
-        ('trained, no model chosen', None, 'Choose a trained model'),
-        ('trained, model missing', os.path.join(fx.TEST, 'gone.pth'), 'does not exist'),
-        ('trained, not a model', bad_model, 'choose another "Trained model" file')):
+# GIMP itself refuses a file argument of action OPEN that is not an existing file (a calling
+# error, 'This value is out of range'), before the plug-in runs; the plug-in's own message is
+# for what passes that check
+for label, path, status, words in (
+        ('trained, no model chosen', None, S.EXECUTION_ERROR, 'Choose a trained model'),
+        ('trained, model missing', os.path.join(fx.TEST, 'gone.pth'), S.CALLING_ERROR, ''),
+        ('trained, a folder as the model', fx.TEST, S.CALLING_ERROR, ''),
+        ('trained, not a model', bad_model, S.EXECUTION_ERROR,
+         'choose another "Trained model" file')):
     image, photo = photo_image()
     st, msg, dt = run_trained(image, photo, path)
-    fx.check('%s: error status' % label, st == S.EXECUTION_ERROR, '(%s) %s' % (st, msg))
+    fx.check('%s: error status' % label, st == status, '(%s) %s' % (st, msg))
     fx.check('%s: message says %r' % (label, words), words in (msg or ''), repr(msg))
     fx.check('%s: no layer added' % label, len(image.get_layers()) == 1,
              [layer.get_name() for layer in image.get_layers()])
