@@ -12,12 +12,14 @@ the picture, and its right and bottom edge), the mean absolute difference betwee
 pixel columns (rows) on either side of it, over the border's length and the RGB channels, in
 grey levels; divided by the same mean over every column (row) boundary at least 4 px from a
 border, inside tiles. 1.0 means a border is as smooth as the picture anywhere else; the
-benchmark prints the largest ratio over all borders. Full-size crops of the borders go to
-out/bench_quality_sizes/ for looking at.
+benchmark prints the largest ratio over all borders. Where the photo's own edges run along
+a border both figures rise, so it also prints the same figure at the same lines of the next
+smaller result enlarged (its tiles, if any, lie elsewhere): the control. Full-size crops of
+the borders go to out/bench_quality_sizes/ for looking at.
 
 Targets (issue 13): peak RSS within 6 GB at 4096 px and 4 GB at 2048; 2048 px at most 4.5x
 the 1024 px time; judged at 512 px, 2048 as stylised as 1024 (style ratios no higher) with
-edge F no more than 0.03 lower; the largest seam ratio not above 1.
+edge F no more than 0.03 lower; the largest seam ratio not above 1 (or the control's).
 """
 import argparse
 import json
@@ -72,13 +74,18 @@ def run_one(args):
                           notes=notes)))
 
 
-def seams(path, tile):
-    """(largest border/inside ratio, per-border ratios) of the final scale's tile borders."""
+def seams(path, tile, like=None):
+    """(largest border/inside ratio, per-border ratios) of the final scale's tile borders;
+    with `like` (a picture file), the same figure at the same lines of that picture resized
+    to this one's size: the control, where the photo's own edges run along a border."""
     from PIL import Image
     from nst_core import tiling
     from nst_core.gatys import overlap
-    img = np.asarray(Image.open(path).convert('RGB'), dtype=np.float64)
-    h, w = img.shape[:2]
+    pic = Image.open(path).convert('RGB')
+    h, w = pic.height, pic.width
+    if like is not None:
+        pic = Image.open(like).convert('RGB').resize((w, h), Image.LANCZOS)
+    img = np.asarray(pic, dtype=np.float64)
     boxes = tiling.grid(w, h, tile, overlap(tile))
     ratios = []
     for axis, length, cuts in ((1, w, {b.x0 for b in boxes} | {b.x1 for b in boxes}),
@@ -147,8 +154,14 @@ def main():
     print('%6s %11s %8s %9s %9s %8s %6s %9s %9s %7s %8s %8s' % (
         'side', 'size', 'wall s', 'CPU s', 'peak MB', 'tiles of', 'emb', 'emb gray',
         'edge F', 'SWD', 'seam max', 'enlarged'))
+    controls = []
     for side, r in runs.items():
         seam = seams(OUT / ('normal_%d.png' % side), r['tile'])[0] if r['tile'] else None
+        smaller = [s for s in runs if s < side]
+        if seam and smaller:
+            below = OUT / ('normal_%d.png' % max(smaller))
+            control = seams(OUT / ('normal_%d.png' % side), r['tile'], like=below)[0]
+            controls.append((side, max(smaller), seam, control))
         if r['tile']:
             crops(OUT / ('normal_%d.png' % side), r['tile'], side)
         j = scores.get(str(side)) if scores else None
@@ -157,6 +170,10 @@ def main():
             side, '%dx%d' % tuple(r['size']), r['seconds'], r['cpu_seconds'], r['peak_rss_mb'],
             r['tile'] or 'whole', *cells, '%.2f' % seam if seam else '-',
             'yes' if r['enlarged'] else 'no'))
+    for side, below, seam, control in controls:
+        print('seams at %d px: largest %.2f; the %d px result enlarged, at the same lines: '
+              '%.2f (the photo\'s own edges along a border raise both)'
+              % (side, seam, below, control))
     sides = sorted(runs)
     if len(sides) > 1:
         a, b = sides[0], sides[1]

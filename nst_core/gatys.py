@@ -276,8 +276,11 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                               align_corners=False).clamp(0, 1)
         grams = style_grams(vgg, _style_tensors(styles, sc.size, style_scale, dev), blend,
                             style_layers, bf16, tile)
+        fresh = image.clone() if len(scale_boxes) > 1 else image
         for box in scale_boxes:
-            out = _optimise_region(vgg, box.crop(target), box.crop(image), grams, loss_kw,
+            out = _optimise_region(vgg, box.crop(target), tiling.start(image, fresh, box,
+                                                                       overlap(tile)),
+                                   grams, loss_kw,
                                    sc.steps, optimizer,
                                    lambda step, loss, k=stage: tracker.report(k, step, loss))
             if len(scale_boxes) == 1:

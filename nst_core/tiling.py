@@ -76,3 +76,15 @@ def paste(canvas: torch.Tensor, tile: torch.Tensor, box: Box, overlap: int) -> N
     weight = feather(box, overlap).to(canvas)
     region = box.crop(canvas)
     region.mul_(1 - weight).add_(tile * weight)
+
+
+def start(canvas: torch.Tensor, fresh: torch.Tensor, box: Box, overlap: int) -> torch.Tensor:
+    """The picture a tile's optimisation starts from: the canvas (its finished neighbours)
+    at the tile's edge, handing over to `fresh` (the scale's own start) across the overlap.
+
+    The neighbours' results end at the overlap's far side, where the canvas steps from a
+    refined picture to an unrefined one. A tile's few steps do not remove a step they start
+    with, and there it has the full weight: it stayed as a seam (1.3-1.7x the mean step
+    between columns elsewhere, bench_quality_sizes at 2048 px).
+    """
+    return torch.lerp(box.crop(canvas), box.crop(fresh), feather(box, overlap).to(canvas))

@@ -141,3 +141,21 @@ def test_cancel_between_tiles_stops_within_a_step(monkeypatch):
         stylize(scene(224, 160), [stripes()], model='tiny', size=0, preset='draft',
                 callback=callback, cancel=cancel)
     assert stages[-1].endswith('tile 2/6') and sum('tile 2/' in s for s in stages) == 1
+
+
+def test_a_tile_starts_without_the_step_its_neighbours_leave():
+    """Where the left tile's result ends (its right edge, inside the next tile) the canvas
+    steps from refined to unrefined; the next tile's start hands over across the overlap
+    instead, so nothing starts with a step the optimiser would keep."""
+    fresh = torch.zeros(1, 3, 40, 100)
+    canvas = fresh.clone()
+    left, right = tiling.grid(100, 40, 60, 20)
+    tiling.paste(canvas, torch.ones(1, 3, 40, left.width), left, 20)
+    begin = tiling.start(canvas, fresh, right, 20)[0, 0, 0]
+    canvas_row = right.crop(canvas)[0, 0, 0]
+    assert canvas_row.diff().abs().max() == 1            # the step the canvas has
+    assert torch.allclose(begin[0], canvas_row[0], atol=0.05)   # the neighbour at the edge
+    assert torch.equal(begin[20:], right.crop(fresh)[0, 0, 0, 20:])   # fresh inside
+    assert begin.diff().abs().max() <= 1 / 20 + 1e-6      # no step in between
+    whole = tiling.grid(100, 40, 200, 20)[0]
+    assert torch.equal(tiling.start(canvas, fresh, whole, 20), fresh)
