@@ -1,6 +1,5 @@
 """Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
 import contextlib
-import math
 from typing import Dict, List, Optional, Sequence
 
 import torch

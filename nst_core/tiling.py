@@ -3,7 +3,7 @@
 Quality's memory grows with the pixels it optimises at once (VGG's activations and their
 gradients, L-BFGS's history), so the scales that do not fit run tile by tile, row by row, on
 one canvas: each tile starts from what its finished neighbours (left, above) made of the
-overlap, and is pasted back with a weight that rises linearly from 0 at its edge to 1 one
+overlap, handing over to the unrefined picture across it (start()), and is pasted back with a weight that rises linearly from 0 at its edge to 1 one
 overlap inside it on those sides, and is 1 elsewhere. So a tile's left and top edges, where
 VGG sees zero padding and the optimiser paints edge artefacts, never show, its right and
 bottom edges are repainted by the next tiles (to whom they are interior), and neighbours hand
