@@ -1,4 +1,4 @@
-"""`python -m nst_core`: stylize, batch, train, weights and worker from a shell.
+"""`python -m nst_core`: stylize, batch, train, weights, worker and serve from a shell.
 
 The stylize options are generated from stylize()'s signature, so their names, defaults and
 choices cannot drift from the library's.
@@ -298,6 +298,32 @@ def _add_worker(sub):
     p.set_defaults(run=lambda args: __import__('nst_core.worker', fromlist=['run']).run(args.job))
 
 
+def _add_serve(sub):
+    p = sub.add_parser('serve', help='the warm worker: run jobs sent over a Unix socket',
+                       description='Serve jobs of protocol v1 one at a time on a Unix socket, '
+                       'keeping the networks loaded between them (docs/protocol.md, "The warm '
+                       'worker"). Exit status 0: ended (idle, socket file gone, SIGTERM); 2: '
+                       'could not start; 3: a cancelled job did not stop within a second.')
+    p.add_argument('--socket', required=True, metavar='PATH',
+                   help='socket to bind, in a folder only you can enter (mode 0700)')
+    p.add_argument('--key', required=True, help='names the install; repeated in the hello')
+    p.add_argument('--keep-alive', required=True, type=_keep_alive, dest='keep_alive',
+                   metavar='SECONDS', help='exit after this long without a connection (> 0)')
+    p.set_defaults(run=lambda args: __import__('nst_core.server', fromlist=['main']).main(
+        args.socket, args.key, args.keep_alive))
+
+
+def _keep_alive(text):
+    # 0 is not a warm worker: the plug-in then runs the one-shot `worker` instead
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float('nan')
+    if not 0 < seconds < float('inf'):
+        raise argparse.ArgumentTypeError('must be a number of seconds > 0, not %r' % text)
+    return seconds
+
+
 def _add_weights(sub):
     from .weights import commands
     commands.add_parser(sub)
@@ -308,13 +334,14 @@ def parser():
                                 description='Neural style transfer (Gatys, fast arbitrary '
                                 'style, trained per-style networks).')
     p.add_argument('--version', action='version', version='nst_core ' + __version__)
-    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker}')
+    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker,serve}')
     sub.required = True
     _add_stylize(sub)
     _add_batch(sub)
     _add_train(sub)
     _add_weights(sub)
     _add_worker(sub)
+    _add_serve(sub)
     return p
 
 

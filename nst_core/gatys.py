@@ -1,5 +1,7 @@
 """Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
+import collections
 import contextlib
+import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -20,13 +22,60 @@ LBFGS_HISTORY = 100
 MIN_SIDE = 32
 
 
+# The VGGs loaded in this process, so that the warm worker's next job reads no weights from
+# disk: key -> (network, the last line its load logged), the last MAX_FEATURES used.
+_FEATURES: "collections.OrderedDict" = collections.OrderedDict()
+MAX_FEATURES = 2     # a real VGG-19 up to relu5_1 holds 80 MB
+
+
 def load_features(model: str, layers: Sequence[str], *, pooling='max', cache_dir=None,
                   log=print) -> VGGFeatures:
-    """VGG truncated at the deepest of `layers`, from the weights named by `model`.
+    """VGG truncated at the deepest of `layers`, from the weights named by `model`; float32,
+    on the CPU, contiguous, frozen (every caller moves it where it computes).
 
     'tiny' is a thin randomly initialised VGG-16 for plumbing tests: it makes pictures of no
     artistic value but exercises every code path in seconds without any download.
     """
+    key = _features_key(model, layers, pooling, cache_dir)
+    if key in _FEATURES:
+        _FEATURES.move_to_end(key)
+        vgg, said = _FEATURES[key]
+        if said:
+            log(said)
+    else:
+        lines = []
+
+        def note(message):
+            lines.append(message)
+            log(message)
+        vgg = _load_features(model, layers, pooling, cache_dir, note)
+        if key is not None:
+            _FEATURES[key] = (vgg, lines[-1] if lines else None)
+            while len(_FEATURES) > MAX_FEATURES:
+                _FEATURES.popitem(last=False)
+    # a job may have left it on the GPU or channels-last: a hit hands out what a load would
+    return vgg.to(device=torch.device('cpu'), dtype=torch.float32,
+                  memory_format=torch.contiguous_format).requires_grad_(False).eval()
+
+
+def _features_key(model, layers, pooling, cache_dir):
+    """The cache key; None (not cached) for a user's file that cannot be read (the load then
+    says why). The file's size and time are in it: a file rewritten in place is read again."""
+    key = (model, str(cache_dir), tuple(layers), pooling)
+    if model in ('auto', 'tiny'):
+        return key
+    from .weights import SOURCES
+    from .weights.user import looks_like_path
+    if model in SOURCES or not looks_like_path(model):
+        return key
+    try:
+        st = os.stat(os.path.expanduser(model))
+    except OSError:
+        return None
+    return key + (st.st_size, st.st_mtime_ns)
+
+
+def _load_features(model, layers, pooling, cache_dir, log):
     if model == 'tiny':
         return tiny_random('vgg16', layers, pooling=pooling)
     from .weights import load_vgg
@@ -138,8 +187,10 @@ class GatysLoss(nn.Module):
 
 
 def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report, *,
-             bounds=(0.0, 1.0)) -> torch.Tensor:
-    """Run `steps` loss evaluations on a copy of `image`; report(step, loss) after each.
+             bounds=(0.0, 1.0), with_image=False) -> torch.Tensor:
+    """Run `steps` loss evaluations on a copy of `image`; report(step, loss) after each,
+    with_image: report(step, loss, image), the live tensor being optimised (for previews:
+    read it without autograd and without changing it).
 
     The result is clamped to `bounds` (None: not at all); Adam's steps are clamped too,
     L-BFGS's are not (its curvature pairs would be wrong).
@@ -152,7 +203,10 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report, *
         loss, _ = loss_fn(image)
         loss.backward()
         count[0] += 1
-        report(count[0], loss.detach().item())
+        if with_image:
+            report(count[0], loss.detach().item(), image)
+        else:
+            report(count[0], loss.detach().item())
         return loss
 
     if optimizer == 'lbfgs':
@@ -279,9 +333,9 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         for box in scale_boxes:
             out = _optimise_region(vgg, box.crop(target), tiling.start(image, fresh, box,
                                                                        overlap(tile)),
-                                   grams, loss_kw,
-                                   sc.steps, optimizer,
-                                   lambda step, loss, k=stage: tracker.report(k, step, loss))
+                                   grams, loss_kw, sc.steps, optimizer,
+                                   _step_report(tracker, stage,
+                                                image if len(scale_boxes) > 1 else None))
             if len(scale_boxes) == 1:
                 image = out
             else:
@@ -305,8 +359,34 @@ def _stages(plan, boxes):
 
 
 def _optimise_region(vgg, target, start, grams, loss_kw, steps, optimizer, report):
-    """`steps` of optimisation of one region (a whole scale or a tile) from `start`."""
+    """`steps` of optimisation of one region (a whole scale or a tile) from `start`;
+    report(step, loss, region): the region as it is now, without pad_min's padding."""
     h, w = target.shape[-2:]
     loss_fn = GatysLoss(vgg, pad_min(target), None, None, style_targets=grams, **loss_kw)
-    out = optimise(pad_min(start), loss_fn, steps, optimizer, report)
+    out = optimise(pad_min(start), loss_fn, steps, optimizer,
+                   lambda step, loss, image: report(step, loss, image[..., :h, :w]),
+                   with_image=True)
     return out[..., :h, :w]          # drop pad_min's padding
+
+
+def _step_report(tracker, stage, canvas):
+    """report(step, loss, region) for stage `stage`: Progress with a picture of the region,
+    or of `canvas` (a tiled scale: its finished tiles pasted, the others as they started)."""
+    def report(step, loss, region):
+        shown = region if canvas is None else canvas
+        tracker.report(stage, step, loss, picture=lambda side: small_picture(shown, side))
+    return report
+
+
+def small_picture(image: torch.Tensor, side: int):
+    """An RGB PIL copy of `image` (1, 3, h, w), longest side at most `side`: shrunk where it
+    is, so a preview of a large canvas on the GPU moves a small picture, not the canvas."""
+    with torch.no_grad():
+        x = image.detach().float().clamp(0, 1)
+        h, w = x.shape[-2:]
+        if max(h, w) > side:
+            k = side / max(h, w)
+            x = F.interpolate(x, size=(max(1, min(side, round(h * k))),
+                                       max(1, min(side, round(w * k)))),
+                              mode='bilinear', align_corners=False, antialias=True)
+        return imageio.to_pil(x)

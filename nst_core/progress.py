@@ -17,6 +17,9 @@ class Progress:
     elapsed: float              # seconds since the job started
     eta: Optional[float]        # seconds left, None until it can be estimated
     loss: Optional[float] = None
+    # picture(side) -> PIL RGB image of the current picture, longest side <= side; a
+    # callable so that passing it every step costs nothing unless a reader asks for it
+    picture: Optional[Callable[[int], object]] = None
 
 
 class Tracker:
@@ -43,8 +46,9 @@ class Tracker:
         if self.cancel is not None and self.cancel.is_set():
             raise Cancelled()
 
-    def report(self, index, step, loss=None, total=None):
-        """Stage `index` has done `step` steps; total overrides the declared step count."""
+    def report(self, index, step, loss=None, total=None, picture=None):
+        """Stage `index` has done `step` steps; total overrides the declared step count;
+        picture: see Progress.picture."""
         self.check_cancel()
         name, declared, cost = self.stages[index]
         total = declared if total is None else total
@@ -56,4 +60,4 @@ class Tracker:
         # said nothing about the time left until 2 % of the work was done)
         eta = elapsed * (1 - fraction) / fraction if fraction > 0 and step > 0 else None
         if self.callback is not None:
-            self.callback(Progress(name, step, total, fraction, elapsed, eta, loss))
+            self.callback(Progress(name, step, total, fraction, elapsed, eta, loss, picture))

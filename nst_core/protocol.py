@@ -18,8 +18,9 @@ EXIT_CANCELLED = 3
 ERROR_KINDS = ('bad_job', 'bad_input', 'weights', 'device', 'out_of_memory',
                'cancelled', 'internal')
 
-# Worker-only keys allowed in "options" besides stylize()'s keyword arguments.
-WORKER_OPTIONS = ('model', 'cache_dir')
+# Worker-only keys allowed in "options" besides stylize()'s keyword arguments (previews:
+# see docs/protocol.md, "Previews").
+WORKER_OPTIONS = ('model', 'cache_dir', 'preview_seconds', 'preview_side')
 
 # The plug-in's time limits in its config (neural_style.json), seconds, 0 = none. It enforces
 # them, because a deadlocked worker cannot police itself: no event for stall_seconds (a
@@ -182,9 +183,21 @@ def parse_event(line):
         frac = data.get('fraction')
         if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 <= frac <= 1:
             raise ProtocolError('progress event with a bad fraction: %r' % line[:200])
+    if data['event'] == 'preview' and not _is_preview(data):
+        raise ProtocolError('preview event without a relative path and a size: %r'
+                            % line[:200])
     if data['event'] == 'error' and not isinstance(data.get('message'), str):
         raise ProtocolError('error event without a message: %r' % line[:200])
     return data
+
+
+def _is_preview(data):
+    # the reader opens the path inside the job's folder, so it must stay there
+    path = data.get('path')
+    return (isinstance(path, str) and path and not os.path.isabs(path)
+            and '..' not in path.replace('\\', '/').split('/')
+            and _is_int(data.get('width')) and _is_int(data.get('height'))
+            and data['width'] > 0 and data['height'] > 0)
 
 
 def format_eta(seconds):

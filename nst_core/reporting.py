@@ -1,4 +1,5 @@
-"""Where progress goes: JSON events (worker protocol) or a one-line progress bar on a terminal."""
+"""Where progress goes: JSON events (worker protocol) or a one-line progress bar on a terminal
+(which shows no pictures: Progress.picture is for the worker's previews)."""
 import sys
 import threading
 import time
@@ -44,6 +45,12 @@ class Reporter:
             self._say('\r[%s%s] %3d%%  %s, step %d/%d  %s   ' % (
                 '#' * filled, '.' * (30 - filled), p.fraction * 100, p.stage, p.step, p.total,
                 format_eta(p.eta)))
+
+    def preview(self, path, width, height, stage):
+        """The picture so far is in `path` (relative to the job's folder); JSON only: a
+        terminal shows no pictures."""
+        if self.json:
+            self._emit('preview', path=path, width=width, height=height, stage=stage)
 
     def log(self, message):
         if self.json:

@@ -1,4 +1,5 @@
-"""`python -m nst_core worker JOB.json`: one job of protocol v1 (docs/protocol.md).
+"""Running one job of protocol v1 (docs/protocol.md): `python -m nst_core worker JOB.json`,
+and the job code the warm worker (server.py) shares with it.
 
 Cancellation must take effect within a second even in the middle of a long optimiser step,
 so a cancel sets an event (checked between steps) and arms a watchdog that ends the process
@@ -10,30 +11,54 @@ import signal
 import stat
 import sys
 import threading
+import time
 import traceback
 
 from . import protocol
 from .progress import Cancelled
 
 CANCEL_GRACE = 0.4     # seconds a running step may take to notice a cancel
+PREVIEW_NAME = 'preview.rgba'
+PREVIEW_SIDE = 512
 
 
 class Cancellation:
-    """A threading.Event-like flag set by SIGTERM/SIGINT or end-of-file on a piped stdin."""
+    """A threading.Event-like flag set by SIGTERM/SIGINT, end-of-file on a piped stdin or a
+    closed connection; `grace` seconds after it is set, on_timeout() runs unless the job has
+    finished by then.
 
-    def __init__(self, on_timeout):
+    No locks: set() may run in a signal handler, which interrupts the main thread anywhere.
+    """
+
+    def __init__(self, on_timeout, grace=CANCEL_GRACE):
         self._event = threading.Event()
         self._on_timeout = on_timeout
+        self._grace = grace
+        self._finished = False
+        self._timer = None
 
     def is_set(self):
         return self._event.is_set()
 
     def set(self, *_):
-        if not self._event.is_set():
-            self._event.set()
-            timer = threading.Timer(CANCEL_GRACE, self._on_timeout)
-            timer.daemon = True
-            timer.start()
+        if self._finished or self._event.is_set():
+            return
+        self._event.set()
+        timer = threading.Timer(self._grace, self._expire)
+        timer.daemon = True
+        timer.start()
+        self._timer = timer
+
+    def finish(self):
+        """The job has returned: a later set() does nothing and a pending timeout is off."""
+        self._finished = True
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self):
+        if not self._finished:
+            self._on_timeout()
 
     def install(self):
         signal.signal(signal.SIGTERM, self.set)
@@ -67,6 +92,7 @@ def _event_stream():
 
 
 def _options(job):
+    """(stylize() keyword arguments, preview settings) from the job's options."""
     from .stylize import options
     known = set(options()) - {'callback', 'cancel', 'log', 'style_weights', 'init_image'}
     unknown = set(job.options) - known - set(protocol.WORKER_OPTIONS)
@@ -76,24 +102,65 @@ def _options(job):
     for name in ('content_layers', 'style_layers', 'style_layer_weights'):
         if isinstance(opts.get(name), list):
             opts[name] = tuple(opts[name])
-    return opts
+    seconds = opts.pop('preview_seconds', 0)
+    side = opts.pop('preview_side', PREVIEW_SIDE)
+    if not protocol.is_seconds(seconds):
+        raise ValueError('preview_seconds must be a number of seconds >= 0 (0 = no previews), '
+                         'not %r' % (seconds,))
+    if not (isinstance(side, int) and not isinstance(side, bool) and side >= 1):
+        raise ValueError('preview_side must be a whole number of pixels >= 1, not %r'
+                         % (side,))
+    return opts, (seconds, side)
 
 
-def _execute(job, reporter, cancel):
+class PreviewWriter:
+    """The progress callback of a job that asked for previews: at most every `seconds`, the
+    picture of a Progress that carries one goes to preview.rgba in the job's folder, then
+    a `preview` event. Failing to write one stops previews, not the job."""
+
+    def __init__(self, reporter, folder, seconds, side, clock=time.monotonic):
+        self.reporter, self.seconds, self.side, self.clock = reporter, seconds, side, clock
+        self.path = os.path.join(folder, PREVIEW_NAME)
+        self.last = None        # when the last one was written: the first comes at once
+        self.broken = False
+
+    def __call__(self, p):
+        self.reporter.progress(p)
+        if p.picture is None or self.broken:
+            return
+        if self.last is not None and self.clock() - self.last < self.seconds:
+            return
+        from .imageio import rgb
+        image = rgb(p.picture(self.side)).convert('RGBA')     # opaque alpha
+        try:
+            protocol.write_buffer_atomic(self.path, image.tobytes())
+        except OSError as e:
+            self.broken = True
+            print('nst_core: previews stopped: cannot write %s: %s' % (self.path, e),
+                  file=sys.stderr)
+            return
+        # measured from the end of the write: a slow write does not crowd out the work
+        self.last = self.clock()
+        self.reporter.preview(PREVIEW_NAME, image.width, image.height, p.stage)
+
+
+def _execute(job, job_path, reporter, cancel):
     from .imageio import from_rgba_bytes, with_alpha
     from .stylize import stylize
-    opts = _options(job)
+    opts, (seconds, side) = _options(job)
+    callback = reporter.progress if seconds <= 0 else PreviewWriter(
+        reporter, os.path.dirname(os.path.abspath(job_path)), seconds, side)
     content = from_rgba_bytes(protocol.read_buffer(job.content), job.content.width,
                               job.content.height)
     styles = [from_rgba_bytes(protocol.read_buffer(s), s.width, s.height) for s in job.styles]
     result = stylize(content, styles, style_weights=[s.weight for s in job.styles] or None,
-                     callback=reporter.progress, cancel=cancel, log=reporter.log, **opts)
+                     callback=callback, cancel=cancel, log=reporter.log, **opts)
     if cancel.is_set():
         raise Cancelled()
     protocol.write_buffer_atomic(job.output, with_alpha(result, content))
 
 
-def _say_cancelled(reporter):
+def say_cancelled(reporter):
     # The reader may be gone (that is often why we were cancelled): a broken pipe here must
     # not stop the exit that follows.
     try:
@@ -102,17 +169,9 @@ def _say_cancelled(reporter):
         pass
 
 
-def run(job_path):
-    from .reporting import Reporter
-    events = _event_stream()
-    reporter = Reporter(json_events=True, events=events)
-
-    def give_up():
-        _say_cancelled(reporter)
-        os._exit(protocol.EXIT_CANCELLED)
-
-    cancel = Cancellation(give_up)
-    cancel.install()
+def execute_job(job_path, reporter, cancel):
+    """Read and run the job at job_path, its events to reporter; the protocol's exit code.
+    The one-shot worker and the warm worker both run jobs through here."""
     try:
         job = protocol.read_job(job_path)
     except protocol.JobError as e:
@@ -120,12 +179,12 @@ def run(job_path):
         return protocol.EXIT_BAD_JOB
     reporter.start()
     try:
-        _execute(job, reporter, cancel)
+        _execute(job, job_path, reporter, cancel)
     except protocol.JobError as e:
         reporter.error('bad_input', str(e))
         return protocol.EXIT_FAILED
     except Cancelled:
-        _say_cancelled(reporter)
+        say_cancelled(reporter)
         return protocol.EXIT_CANCELLED
     except BaseException as e:  # noqa: BLE001 - the plug-in must always get an event
         from .errors import classify, details
@@ -136,3 +195,17 @@ def run(job_path):
         return protocol.EXIT_FAILED
     reporter.done(job.output, job.content.width, job.content.height)
     return protocol.EXIT_OK
+
+
+def run(job_path):
+    from .reporting import Reporter
+    events = _event_stream()
+    reporter = Reporter(json_events=True, events=events)
+
+    def give_up():
+        say_cancelled(reporter)
+        os._exit(protocol.EXIT_CANCELLED)
+
+    cancel = Cancellation(give_up)
+    cancel.install()
+    return execute_job(job_path, reporter, cancel)

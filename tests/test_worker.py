@@ -202,3 +202,103 @@ def test_the_time_left_is_estimated_from_the_first_step(tmp_path):
     steps = [e for e in events if e['event'] == 'progress' and e['step'] >= 1]
     assert code == 0, err
     assert steps[0]['fraction'] < 0.02 and steps[0]['eta'] is not None and steps[0]['eta'] > 0
+
+
+# --- previews (docs/protocol.md, "Previews") ----------------------------------------------------
+
+def test_quality_previews_arrive_as_asked(tmp_path):
+    content = scene(120, 80)
+    job = write_job(tmp_path, content, [stripes()], size=120, preset='draft', iterations=4,
+                    preview_seconds=0.01, preview_side=50)
+    code, events, err = run_job(job)
+    assert code == 0, err
+    previews = [e for e in events if e['event'] == 'preview']
+    assert previews and events[-1]['event'] == 'done'
+    first = [e['event'] for e in events].index('preview')
+    assert [e['event'] for e in events[:first]].count('progress') >= 2   # after a step
+    for e in previews:
+        assert e['path'] == 'preview.rgba' and max(e['width'], e['height']) <= 50
+        assert e['stage'].startswith('Scale')
+    last = previews[-1]
+    assert (last['width'], last['height']) == (50, 33)
+    data = (tmp_path / 'preview.rgba').read_bytes()
+    assert len(data) == last['width'] * last['height'] * 4
+    picture = np.frombuffer(data, np.uint8).reshape(last['height'], last['width'], 4)
+    assert (picture[..., 3] == 255).all()                       # opaque
+    # the picture being painted: near the result, shrunk
+    result = Image.frombytes('RGBA', content.size, (tmp_path / 'result.rgba').read_bytes())
+    small = np.asarray(result.convert('RGB').resize((50, 33), Image.BILINEAR), float)
+    assert np.abs(picture[..., :3] - small).mean() < 20
+    assert not list(tmp_path.glob('*.part'))
+
+
+def test_no_previews_unless_asked(tmp_path):
+    job = write_job(tmp_path, scene(48, 36), [stripes()], size=48, preset='draft',
+                    iterations=3)
+    code, events, err = run_job(job)
+    assert code == 0, err
+    assert not [e for e in events if e['event'] == 'preview']
+    assert not (tmp_path / 'preview.rgba').exists()
+
+
+def test_fast_sends_no_previews(tmp_path):
+    from nst_core.weights import cache
+    if not (cache.default_cache_dir() / 'magenta.pth').exists():
+        pytest.skip('the Fast weights are not cached')
+    job = write_job(tmp_path, scene(48, 36), [stripes()], method='fast', model='auto',
+                    size=48, preview_seconds=0.01)
+    code, events, err = run_job(job)
+    assert code == 0, err
+    assert not [e for e in events if e['event'] == 'preview']
+
+
+@pytest.mark.parametrize('options, words', [
+    ({'preview_seconds': -1}, 'preview_seconds must be'),
+    ({'preview_seconds': True}, 'preview_seconds must be'),
+    ({'preview_side': 0}, 'preview_side must be'),
+    ({'preview_side': 2.5}, 'preview_side must be'),
+])
+def test_bad_preview_options_are_bad_input(tmp_path, options, words):
+    code, events, _ = run_job(write_job(tmp_path, scene(32, 32), [stripes()], **options))
+    assert code == protocol.EXIT_FAILED
+    assert events[-1]['kind'] == 'bad_input' and words in events[-1]['message']
+
+
+def test_the_picture_is_the_region_without_padding_and_the_canvas_in_tiles(monkeypatch):
+    """Quality's Progress.picture: a whole scale shows the image being optimised, pad_min's
+    padding cropped; a tiled scale shows the canvas (finished tiles pasted)."""
+    from nst_core import memory
+    from nst_core.stylize import stylize
+    sizes = []
+
+    def keep(p):
+        if p.picture is not None:
+            sizes.append((p.stage, p.picture(1000).size, p.picture(20).size))
+    stylize(scene(40, 20), [stripes()], model='tiny', size=0, preset='draft', iterations=2,
+            callback=keep)                        # 20 px high: padded to 32 while it works
+    assert sizes and all(s[1:] == ((40, 20), (20, 10)) for s in sizes), sizes
+    sizes.clear()
+    monkeypatch.setattr(memory, 'QUALITY_TILE', 96)
+    stylize(scene(224, 160), [stripes(160, 160)], model='tiny', size=0, preset='draft',
+            iterations=2, callback=keep)
+    tiled = [s for s in sizes if 'tile' in s[0]]
+    assert tiled and all(s[1] == (224, 160) for s in tiled), sizes
+
+
+@pytest.mark.parametrize('fields, ok', [
+    (dict(path='preview.rgba', width=4, height=3), True),
+    (dict(path='sub/preview.rgba', width=4, height=3), True),
+    (dict(path='/etc/passwd', width=4, height=3), False),
+    (dict(path='../preview.rgba', width=4, height=3), False),
+    (dict(path='', width=4, height=3), False),
+    (dict(path='preview.rgba', width=0, height=3), False),
+    (dict(path='preview.rgba', width=4.0, height=3), False),
+    (dict(path='preview.rgba', width=4), False),
+])
+def test_a_preview_event_must_name_a_picture_in_the_job_folder(fields, ok):
+    line = protocol.encode_event('preview', stage='Scale 1/1', **fields)
+    if ok:
+        assert protocol.parse_event(line)['path'] == fields['path']
+    else:
+        with pytest.raises(protocol.ProtocolError):
+            protocol.parse_event(line)
