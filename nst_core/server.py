@@ -98,7 +98,10 @@ def _bind(path):
             raise StartError('%s exists and is not a socket; not touching it' % path)
         if _answers(path):
             raise StartError('another worker serves %s' % path)
-        os.unlink(path)          # a dead worker's socket file
+        try:
+            os.unlink(path)      # a dead worker's socket file
+        except FileNotFoundError:
+            pass
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         listener.bind(path)

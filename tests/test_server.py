@@ -80,13 +80,20 @@ def private_dir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def start_server(folder, keep_alive=60, sock=None):
+def start_server(folder, keep_alive=60, sock=None, patch=None, stdout=subprocess.DEVNULL):
+    """`serve` as the plug-in starts it; patch: Python run first, in the same process (the
+    server then starts through server.main)."""
     sock = sock or os.path.join(folder, 'worker-%s.sock' % KEY)
+    if patch is None:
+        argv = ['-m', 'nst_core', 'serve', '--socket', sock, '--key', KEY, '--keep-alive',
+                str(keep_alive)]
+    else:
+        argv = ['-c', patch + '\nfrom nst_core import server\nserver.main(%r, %r, %r)'
+                % (sock, KEY, keep_alive)]
     log = open(os.path.join(folder, 'worker.log'), 'ab')
-    proc = subprocess.Popen([sys.executable, '-m', 'nst_core', 'serve', '--socket', sock,
-                             '--key', KEY, '--keep-alive', str(keep_alive)],
-                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=log, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=log,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
     log.close()
     proc.sock, proc.log = sock, os.path.join(folder, 'worker.log')
     return proc
@@ -276,20 +283,14 @@ def test_previews_over_the_connection(server, private_dir):
 
 def test_stray_prints_go_to_the_log(private_dir):
     """Libraries that print must not reach a client: stdout goes to the log."""
-    sock = os.path.join(private_dir, 'w.sock')
-    code = ("import sys, nst_core; S = sys.modules['nst_core.stylize']; orig = S.stylize\n"
-            "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
-            "import functools; S.stylize = functools.wraps(orig)(noisy)\n"
-            "from nst_core import server; server.main(%r, 'k', 30)" % sock)
-    log = open(os.path.join(private_dir, 'worker.log'), 'ab')
-    proc = subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=log,
-                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    log.close()
-    proc.sock, proc.log = sock, os.path.join(private_dir, 'worker.log')
+    patch = ("import sys, functools, nst_core; S = sys.modules['nst_core.stylize']\n"
+             "orig = S.stylize\n"
+             "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
+             "S.stylize = functools.wraps(orig)(noisy)")
+    proc = start_server(private_dir, patch=patch, stdout=subprocess.PIPE)
     try:
         wait_listening(proc)
-        events = run_job(sock, quick_job(private_dir, 'j'))
+        events = run_job(proc.sock, quick_job(private_dir, 'j'))
         assert events[-1]['event'] == 'done'            # every line parsed as an event
         assert 'noise from a library' in log_of(proc)
     finally:
@@ -443,6 +444,21 @@ def test_features_are_loaded_once_per_process(monkeypatch):
     gatys.load_features('vgg16-caffe', ['relu1_1'], log=said.append)     # other layers
     gatys.load_features('vgg16-caffe', layers, pooling='avg', log=said.append)
     assert len(loads) == 3 and len(gatys._FEATURES) == gatys.MAX_FEATURES
+
+
+def test_the_second_quality_job_loads_no_network(private_dir):
+    """In a real server: the VGG loaded by the first job serves the second."""
+    patch = ("import sys\nfrom nst_core import gatys\norig = gatys._load_features\n"
+             "def counted(*a):\n    sys.stderr.write('LOADING VGG\\n'); return orig(*a)\n"
+             "gatys._load_features = counted")
+    proc = wait_listening(start_server(private_dir, patch=patch))
+    try:
+        for name in ('a', 'b'):
+            assert run_job(proc.sock, quick_job(private_dir, name))[-1]['event'] == 'done'
+        assert log_of(proc).count('LOADING VGG') == 1, log_of(proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def test_tiny_features_are_kept_too():
