@@ -27,7 +27,8 @@ WORKER_OPTIONS = ('model', 'cache_dir', 'preview_seconds', 'preview_side')
 # Quality step at 4096 px on a slow CPU takes about a minute, loading a model some seconds),
 # or a run longer than time_limit_seconds (none by default: Quality can rightly take an hour).
 # install.py writes these defaults; the plug-in uses them for configs without the keys.
-TIME_LIMITS = {'stall_seconds': 600, 'time_limit_seconds': 0}
+# keep_alive_seconds: how long the warm worker waits for the next run (0 = a worker per run).
+TIME_LIMITS = {'stall_seconds': 600, 'time_limit_seconds': 0, 'keep_alive_seconds': 600}
 
 
 def is_seconds(value) -> bool:

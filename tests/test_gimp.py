@@ -15,8 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / 'plugin' / 'neural_style' / 'neural_style.py'
 RUN = ROOT / 'tests' / 'gimp' / 'run.sh'
-STDLIB_OK = {'json', 'os', 'queue', 'shutil', 'signal', 'subprocess', 'sys', 'tempfile',
-             'threading', 'time', 'importlib', 'gi', 'nst_protocol'}
+STDLIB_OK = {'gc', 'json', 'os', 'signal', 'sys', 'threading', 'time', 'gi', 'nst_client'}
 
 
 def run_harness(label, **env):
@@ -145,3 +144,12 @@ def test_plugin_in_real_gimp():
     """Fast and Quality add one correct layer; failures and Cancel leave the image as it was;
     one Ctrl+Z removes the result; the status bar's Cancel stops the worker."""
     run_harness('tests/gimp/run.sh')
+
+
+@pytest.mark.slow
+@pytest.mark.gimp
+def test_warm_worker_in_real_gimp():
+    """The second run reuses the worker; Cancel and GIMP's kill leave it alive and idle; a
+    killed, stale or foreign worker is replaced; a second image gets its own worker;
+    keep_alive 0; idle exit (tests/gimp/warm_test.py)."""
+    run_harness('warm worker in GIMP', BATCH_SCRIPT=str(RUN.parent / 'warm_test.py'), GUI='0')

@@ -231,7 +231,8 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
         config = json.loads((target / 'neural_style.json').read_text())
         assert config == {'version': 1, 'python': str(bare_venv / 'bin' / 'python'),
                           'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto',
-                          'stall_seconds': 600, 'time_limit_seconds': 0}
+                          'stall_seconds': 600, 'time_limit_seconds': 0,
+                          'keep_alive_seconds': 600}
         assert os.path.isabs(config['python']) and Path(config['python']).exists()
         assert str(target) in r.stdout
     assert 'Filters > Artistic > Neural Style...' in r.stdout and 'Restart GIMP' in r.stdout

@@ -23,33 +23,31 @@ The dialog is GIMP's GimpUi.ProcedureDialog, generated from the procedure's argu
 (_declare); _dialog only orders it, makes sliders, greys out what Fast does not use, and makes
 GIMP's layer chooser show the chosen layer (StyleChooser).
 """
+import gc
 import json
 import os
-import queue
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import gi
 gi.require_version('Gimp', '3.0')
 gi.require_version('Gegl', '0.4')
-from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+import nst_client  # noqa: E402  (beside this file)
+from nst_client import Cancelled, Failure  # noqa: E402
 
 PROC_NAME = 'python-fu-neural-style'
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIXEL_FORMAT = "R'G'B'A u8"          # the protocol's buffers: non-linear sRGB, straight alpha
 CONFIG_NAME = 'neural_style.json'
 CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
-JOB_PREFIX = 'neural-style-'
-POLL_SECONDS = 0.1
-TERMINATE_GRACE = 2.0                # SIGTERM first, SIGKILL after this many seconds
 PROGRESS_INTERVAL = 0.1              # at most this often a progress call into GIMP
-STDERR_TAIL_LINES = 15
-STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Windows)
+PREVIEW_SECONDS = 2.0                # Quality's picture while it forms, at most this often
+PREVIEW_SIDE = 512                   # the preview window's longest side
+FAST_STYLE_SHORT = 512               # Fast needs the paintings' short side at most this
 
 # Test hook (progress is invisible in batch mode, and batch mode has no Cancel button): with
 # NEURAL_STYLE_TEST_DIR=dir set in GIMP's environment, the plug-in mirrors progress, the
@@ -64,8 +62,8 @@ TEST_DIR_ENV = 'NEURAL_STYLE_TEST_DIR'
 # (gimp name, kind, label, help, default, min, max) ; for 'choice', min is a list of
 # (value, label) and max is None; for 'bool' both are None. The labels carry their mnemonic
 # (the underlined letter, Alt+letter in the dialog), as GIMP's own plug-ins' do; none may take
-# the letters of the dialog's buttons (Reset, Cancel, OK, Load/Save Settings: r c o l s) or
-# of Reset's two choices (Initial Values, Factory Defaults: i f).
+# the letters of the dialog's buttons (Reset, Cancel, OK, Load/Save Settings: r c o l s), of
+# Reset's two choices (Initial Values, Factory Defaults: i f) or of the preview's toggle (p).
 OPTIONS = [
     ('method', 'choice', '_Method',
      'Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network, '
@@ -77,7 +75,7 @@ OPTIONS = [
      1.0, 0.0, 1.0),
     ('style-scale', 'double', 'Style sc_ale',
      "Size of the style's strokes relative to the content.", 1.0, 0.1, 8.0),
-    ('preserve-colors', 'choice', '_Preserve color',
+    ('preserve-colors', 'choice', 'Preser_ve color',
      "Keep the content's colors: luminance transfers only brightness; histogram matches the "
      "style's colors to the content's first.",
      'none', [('none', 'No'), ('luminance', 'Luminance only'),
@@ -118,29 +116,7 @@ MODEL_LABEL = 'Trained model (.pt_h)'
 SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
 
 
-def _load_protocol():
-    """nst_core/protocol.py, copied beside this file by install.py; in a checkout, the original."""
-    try:
-        import nst_protocol
-        return nst_protocol
-    except ImportError:
-        import importlib.util
-        path = os.path.join(HERE, os.pardir, os.pardir, 'nst_core', 'protocol.py')
-        spec = importlib.util.spec_from_file_location('nst_protocol', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-protocol = _load_protocol()
-
-
-class Failure(Exception):
-    """The run failed; the message is for the user: what went wrong and what to do."""
-
-
-class Cancelled(Exception):
-    pass
+protocol = nst_client.protocol
 
 
 # ---------------------------------------------------------------- small helpers
@@ -174,6 +150,19 @@ def _test_kill_point():
         except (KeyError, OSError):
             _kill_point.append(None)
     return _kill_point[0]
+
+
+class TestHooks(nst_client.Hooks):
+    """The hooks above, where the worker client calls them."""
+
+    def log(self, message):
+        _test_log(message)
+
+    def kill(self, point):
+        _test_kill(point)
+
+
+HOOKS = TestHooks()
 
 
 def _test_kill(point):
@@ -217,46 +206,20 @@ def _config():
     return config
 
 
-def _read_pixels(drawable):
+def _read_pixels(drawable, width=None, height=None, side=None):
+    """(w, h, RGBA bytes) of the layer, scaled by GEGL to width x height, or to a longest
+    side of at most `side`; at its own size by default."""
     w, h = drawable.get_width(), drawable.get_height()
-    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, PIXEL_FORMAT,
+    scale = 1.0
+    if width:
+        scale = width / w
+    elif side and max(w, h) > side:
+        scale = side / max(w, h)
+    if scale != 1.0:
+        w, h = width or max(1, int(w * scale)), height or max(1, int(h * scale))
+    data = drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), scale, PIXEL_FORMAT,
                                      Gegl.AbyssPolicy.CLAMP)
     return w, h, bytes(data)
-
-
-def _owner_gone(entry):
-    """True for the job folder of a plug-in process that no longer runs."""
-    try:
-        pid = int(entry.name[len(JOB_PREFIX):].split('-', 1)[0])
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    if os.name != 'posix':          # os.kill(pid, 0) would terminate the process on Windows
-        return time.time() - entry.stat().st_mtime > STALE_JOB_AGE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-def _sweep_stale_jobs():
-    """Remove job folders left behind by runs that GIMP killed (its Cancel kills the plug-in)."""
-    try:
-        entries = list(os.scandir(tempfile.gettempdir()))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            mine = os.name != 'posix' or entry.stat().st_uid == os.getuid()
-            if entry.name.startswith(JOB_PREFIX) and entry.is_dir(follow_symlinks=False) \
-                    and mine and _owner_gone(entry):
-                shutil.rmtree(entry.path, ignore_errors=True)
-        except OSError:
-            continue
 
 
 def _own_process_group():
@@ -266,15 +229,6 @@ def _own_process_group():
             os.setpgid(0, 0)
         except OSError:        # already a session leader: GIMP then kills us alone
             pass
-
-
-def _tail(path, lines=STDERR_TAIL_LINES):
-    try:
-        with open(path, encoding='utf-8', errors='replace') as f:
-            text = f.read()[-20000:]
-    except OSError:
-        return ''
-    return '\n'.join(text.strip().splitlines()[-lines:])
 
 
 # ---------------------------------------------------------------- the job
@@ -298,181 +252,44 @@ def _options(config, args):
     return options
 
 
-def _write_job(job_dir, content, styles, options):
-    """Write the buffers and job.json; styles: [(drawable, weight)]."""
-    def save(name, drawable, weight=1.0):
-        w, h, data = _read_pixels(drawable)
-        with open(os.path.join(job_dir, name), 'wb') as f:
-            f.write(data)
-        return protocol.Buffer(name, w, h, weight)
-
-    content_buffer = save('content.rgba', content)
-    _test_kill('reading')
-    job = protocol.Job(content_buffer,
-                       [save('style%d.rgba' % i, d, wt) for i, (d, wt) in enumerate(styles)],
-                       'result.rgba', options)
-    return protocol.write_job(job, job_dir)
-
-
-def _start_worker(config, job_path, err_file):
-    env = dict(os.environ)
-    if config.get('cache_dir'):
-        env['NST_CORE_CACHE'] = config['cache_dir']
-    for name in ('PYTHONHOME', 'PYTHONPATH'):     # GIMP's own Python settings, not the venv's
-        env.pop(name, None)
-    cmd = [config['python'], '-m', 'nst_core', 'worker', job_path]
-    try:
-        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=err_file, env=env, cwd=os.path.dirname(job_path),
-                                creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
-    except OSError as e:
-        raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
-                      'again, or correct "python" in %s.'
-                      % (config['python'], e.strerror or e, config['_path'])) from None
-
-
-# The janitor removes the job folder when the plug-in is gone, however it went: GIMP's Cancel
-# SIGKILLs the plug-in and its process group (the worker with it), so no code of either runs
-# afterwards. It reads its stdin, a pipe only the plug-in holds, until end-of-file, and lives
-# in a session of its own, out of the reach of that kill. Standard library only, run with -I
-# -S (no site, no user paths); the run does not wait for it to start.
-JANITOR = r"""
-import os, shutil, sys, time
-folder = sys.argv[1]
-try:
-    while os.read(0, 4096):
-        pass
-except OSError:
-    pass
-for _ in range(100):                # a worker stopping on its closed stdin may still write
-    shutil.rmtree(folder, ignore_errors=True)
-    if not os.path.exists(folder):
-        break
-    time.sleep(0.05)
-"""
-
-
-def _janitor_pythons(config):
-    """GIMP's own Python first: the config's may be a wrapper that expects the worker's
-    arguments (the tests' are); then the worker's."""
-    own = sys.executable
-    if own and os.path.basename(own).lower().startswith('python'):
-        yield own
-    if config.get('python'):
-        yield config['python']
-
-
-def _start_janitor(config, job_dir):
-    for python in _janitor_pythons(config):
-        try:
-            return subprocess.Popen([python, '-I', '-S', '-c', JANITOR, job_dir],
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, close_fds=True,
-                                    start_new_session=(os.name == 'posix'),
-                                    creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
-        except OSError:
-            continue
-    return None                      # then _sweep_stale_jobs cleans up after a kill
-
-
-def _end_janitor(janitor):
-    if janitor is None:
-        return
-    try:
-        janitor.stdin.close()
-        janitor.wait(2)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-
-
-def _pump(stream, lines):
-    """Reader thread: the main loop must never block on the worker's stdout."""
-    for line in iter(stream.readline, b''):
-        lines.put(line)
-    lines.put(None)
-
-
-def _descendants(pid):
-    """The processes the worker started, from /proc (Linux; elsewhere none are known)."""
-    children = {}
-    try:
-        names = [name for name in os.listdir('/proc') if name.isdigit()]
-    except OSError:
-        return []
-    for name in names:
-        try:
-            with open('/proc/%s/stat' % name, 'rb') as f:
-                ppid = int(f.read().rsplit(b')', 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _stop(proc, grace=TERMINATE_GRACE):
-    """Stop the worker: close its stdin, SIGTERM, SIGKILL if it has not gone in `grace`
-    seconds (at once for 0); then SIGKILL what it started (a stuck worker's children would
-    outlive it otherwise)."""
-    family = _descendants(proc.pid)      # now: once the worker dies they are re-parented
-    try:
-        proc.stdin.close()
-    except OSError:
-        pass
-    if proc.poll() is None:
-        if grace:
-            proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for pid in family:
-        try:
-            os.kill(pid, signal.SIGKILL)   # family is empty where SIGKILL does not exist
-        except OSError:
-            pass
-
-
-class Watchdog:
-    """The config's time limits ("stall_seconds", "time_limit_seconds"; 0 = none)."""
-
-    def __init__(self, config):
-        self.stall, self.limit = config['stall_seconds'], config['time_limit_seconds']
-        self.path = config['_path']
-        self.start = self.last = time.monotonic()
-
-    def heard(self):
-        self.last = time.monotonic()
-
-    def overrun(self):
-        """None while within the limits, else the message for the user."""
-        now = time.monotonic()
-        if self.stall and now - self.last > self.stall:
-            return ('Neural Style: the worker sent no progress for %g s and was stopped; it '
-                    'seemed stuck. Try again, perhaps with a smaller "Output size". If steps '
-                    'really take that long on this machine, raise "stall_seconds" in %s '
-                    '(0 = no limit).' % (self.stall, self.path))
-        if self.limit and now - self.start > self.limit:
-            return ('Neural Style: the worker ran longer than the time limit of %g s and was '
-                    'stopped. Choose a smaller "Output size", the Draft preset or the Fast '
-                    'method, or raise "time_limit_seconds" in %s (0 = no limit).'
-                    % (self.limit, self.path))
+def _style_side(drawable, method):
+    """The longest side to read a style layer at: Fast reads a painting at a short side of
+    256 px (nst_core/fast.py), so twice that is all it needs, and a large painting is read
+    and written in a fraction of the time (on a warm worker that was half of a 1024 px run);
+    Quality reads the painting at up to the output's size: all of it."""
+    w, h = drawable.get_width(), drawable.get_height()
+    if method != 'fast' or min(w, h) <= FAST_STYLE_SHORT:
         return None
+    return max(1, round(max(w, h) * FAST_STYLE_SHORT / min(w, h)))
 
 
-class ProgressBar:
-    """Worker events -> GIMP's progress bar, throttled, with stage text and ETA."""
+def _write_job(folder, content, styles, options, content_size=(None, None)):
+    """Write the buffers and job.json into the JobFolder; styles: [(drawable, weight)];
+    content_size: the content scaled to this (the dialog's preview), else its own size."""
+    content_buffer = folder.buffer('content.rgba', *_read_pixels(content, *content_size))
+    _test_kill('reading')
+    method = options['method']
+    return folder.write_job(content_buffer,
+                            [folder.buffer('style%d.rgba' % i,
+                                           *_read_pixels(d, side=_style_side(d, method)),
+                                           weight=wt)
+                             for i, (d, wt) in enumerate(styles)], options)
+
+
+class ProgressBar(nst_client.Handler):
+    """Worker events -> GIMP's progress bar, throttled, with stage text and ETA; previews to
+    the preview window, if any."""
 
     def __init__(self, cancel_after):
         self.last = 0.0
         self.count = 0
         self.cancel_after = cancel_after
+        self.window = None
         Gimp.progress_init('Neural Style: starting the worker...')
+
+    def preview(self, event):
+        if self.window is not None:
+            self.window.show(event)
 
     def text(self, message):
         Gimp.progress_set_text('Neural Style: %s' % message)
@@ -518,74 +335,6 @@ class Presence:
         if not self.image.is_valid() or not self.content.is_valid():
             _test_log('image or layer gone')
             raise Gone()
-
-
-def _run_worker(config, job_path, bar, presence, method=None):
-    """Run one job to the end; return the worker's log lines on success, raise Failure,
-    Cancelled or Gone."""
-    job_dir = os.path.dirname(job_path)
-    err_path = os.path.join(job_dir, 'worker-stderr.txt')
-    with open(err_path, 'wb') as err_file:
-        proc = _start_worker(config, job_path, err_file)
-    _test_log('worker-pid %d' % proc.pid)
-    _test_kill('worker-started')
-    lines = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    watch = Watchdog(config)
-    done, error, logs = None, None, []
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                GLib.MainContext.default().iteration(False)
-                line = b''                     # nothing yet
-            presence.check()
-            overrun = watch.overrun()          # also while events pour in
-            if overrun:
-                _test_log('time limit: %s' % overrun)
-                tail = _tail(err_path)
-                raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + tail
-                                         if tail else ''))
-            if line is None:
-                break
-            if not line:
-                continue
-            try:
-                event = protocol.parse_event(line.decode('utf-8', 'replace'))
-            except protocol.ProtocolError as e:
-                error = {'kind': 'internal', 'message': str(e)}
-                continue
-            watch.heard()                      # an event, not just any output
-            kind = event['event']
-            _test_kill('progress %d' % (bar.count + 1) if kind == 'progress' else kind)
-            if kind == 'progress' and bar.progress(event):
-                _test_log('cancel requested')
-                raise Cancelled()
-            elif kind == 'start':
-                bar.text('loading the model...')
-            elif kind == 'log' and isinstance(event.get('message'), str):
-                logs.append(event['message'])
-                bar.text(event['message'])
-            elif kind == 'done':
-                done = event
-            elif kind == 'error':
-                error = event
-        code = proc.wait()
-    except BaseException as e:
-        # nobody waits for a run whose image is gone: no grace for its worker
-        _stop(proc, 0 if isinstance(e, Gone) else TERMINATE_GRACE)
-        _test_log('worker stopped, exit %s' % proc.returncode)
-        raise
-    finally:
-        proc.stdout.close()
-    _test_log('worker exit %d' % code)
-    if code == 0 and done is not None:
-        _test_kill('writing-back')
-        return logs
-    if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
-        raise Cancelled()
-    raise Failure(_failure_message(code, error, err_path, config, method))
 
 
 def _gb(n):
@@ -658,25 +407,13 @@ def _failure_message(code, error, err_path, config=None, method=None):
         if kind != 'internal':
             return text
     else:
-        text = ('Neural Style failed: the worker stopped unexpectedly (exit code %s) without '
-                'saying why.' % code)
-    tail = _tail(err_path)
+        text = ('Neural Style failed: the worker stopped unexpectedly (%s) without saying '
+                'why.' % ('exit code %s' % code if code is not None else 'it closed the '
+                          'connection'))
+    tail = nst_client.tail(err_path)
     if tail:
         text += '\n\nLast lines of the worker\'s log:\n' + tail
     return text
-
-
-def _read_result(job_dir, w, h):
-    try:
-        with open(os.path.join(job_dir, 'result.rgba'), 'rb') as f:
-            data = f.read()
-    except OSError as e:
-        raise Failure('Neural Style failed: the worker reported success but its result is '
-                      'missing (%s).' % e.strerror) from None
-    if len(data) != w * h * 4:
-        raise Failure('Neural Style failed: the result holds %d bytes, expected %d (%dx%d).'
-                      % (len(data), w * h * 4, w, h))
-    return data
 
 
 # ---------------------------------------------------------------- the image
@@ -797,7 +534,7 @@ def _check_selection(image, content):
                       'or Select > None to use all of it.' % content.get_name())
 
 
-def _stylize(image, content, config):
+def _stylize(image, content, config, interactive=False):
     """Everything after the dialog; returns the new layer."""
     if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
         # the menu greys it out, but scripts can still call the procedure
@@ -815,23 +552,25 @@ def _stylize(image, content, config):
     w, h = content.get_width(), content.get_height()
     if args['size']:
         args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size
-    _sweep_stale_jobs()
     _own_process_group()
+    # the picture while it forms: Quality only (Fast is done in seconds), never in batch runs
+    watch = interactive and args['method'] == 'quality'
+    options = _options(settings, args)
+    if watch:
+        options['preview_seconds'] = PREVIEW_SECONDS
     bar = ProgressBar(_test_cancel_after())
-    job_dir = tempfile.mkdtemp(prefix='%s%d-' % (JOB_PREFIX, os.getpid()))   # mode 0700
-    janitor = _start_janitor(settings, job_dir)
-    _test_log('job-dir %s plugin-pid %d' % (job_dir, os.getpid()))
-    _test_log('janitor-pid %s' % (janitor.pid if janitor else None))
     clock = Stopwatch()
-    try:
-        job_path = _write_job(job_dir, content, styles, _options(settings, args))
+    with nst_client.JobFolder(settings, HOOKS) as folder:
+        job_path = _write_job(folder, content, styles, options)
         clock.lap('write-job')
-        _run_worker(settings, job_path, bar, presence, args['method'])
+        bar.window = PreviewWindow(folder, name) if watch else None
+        try:
+            _run_worker(settings, job_path, bar, presence, args['method'])
+        finally:
+            if bar.window is not None:
+                bar.window.close()
         clock.lap('worker')
-        data = _read_result(job_dir, w, h)
-    finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
-        _end_janitor(janitor)
+        data = folder.read('result.rgba', w, h)
     clock.lap('read-result')
     presence.check(force=True)
     bar.text('inserting the layer')
@@ -844,6 +583,24 @@ def _stylize(image, content, config):
     return layer
 
 
+def _run_worker(settings, job_path, bar, presence, method):
+    """Run the job on the warm worker or a one-shot one (nst_client); GIMP's events and the
+    image's presence are looked after while it runs."""
+    context = GLib.MainContext.default()
+
+    def poll():
+        for _ in range(50):            # the preview window draws; bounded, events pour in
+            if not context.iteration(False):
+                break
+        presence.check()
+
+    try:
+        return nst_client.run_job(settings, job_path, bar, poll, HOOKS)
+    except nst_client.WorkerFailed as e:
+        raise Failure(_failure_message(e.code, e.error, e.log_path, settings, method)) \
+            from None
+
+
 class Stopwatch:
     """Phase times for the test log (bench/bench_plugin_overhead.py reads them)."""
 
@@ -854,6 +611,162 @@ class Stopwatch:
         now = time.monotonic()
         _test_log('timing %s %.3f' % (phase, now - self.last))
         self.last = now
+
+
+# ---------------------------------------------------------------- previews
+
+def _gtk():
+    gi.require_version('GimpUi', '3.0')
+    gi.require_version('Gtk', '3.0')
+    gi.require_version('GdkPixbuf', '2.0')
+    from gi.repository import GdkPixbuf, GimpUi, Gtk
+    return GdkPixbuf, GimpUi, Gtk
+
+
+def _digest(data):
+    """A cheap fingerprint of a picture for the test log: did the preview change?"""
+    return sum(data[::4093]) & 0xffffff
+
+
+class PreviewWindow:
+    """Quality's picture while it forms (interactive runs), in a window of its own drawn from
+    the worker's preview events. Not a temporary layer: GIMP's Cancel kills the plug-in at any
+    moment, and a layer drawn with undo frozen would stay behind in the image; the window goes
+    with the plug-in, and the image and its undo history only ever see the result."""
+
+    def __init__(self, folder, title):
+        GdkPixbuf, GimpUi, Gtk = _gtk()
+        self.GdkPixbuf, self.folder, self.count = GdkPixbuf, folder, 0
+        self.window = Gtk.Window(title='%s: preview' % title)
+        self.window.set_default_size(PREVIEW_SIDE, PREVIEW_SIDE * 3 // 4)
+        box = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, border_width=6)
+        self.picture, self.stage = Gtk.Image(), Gtk.Label(xalign=0.0)
+        self.stage.get_style_context().add_class('dim-label')
+        box.pack_start(self.picture, True, True, 0)
+        box.pack_start(self.stage, False, False, 0)
+        self.window.add(box)
+        GimpUi.window_set_transient(self.window)
+
+    def show(self, event):
+        try:
+            w, h = int(event['width']), int(event['height'])
+            data = self.folder.read(event.get('path', 'preview.rgba'), w, h)
+        except (Failure, KeyError, TypeError, ValueError):
+            return          # replaced by a newer one of another size meanwhile: skip it
+        pixbuf = self.GdkPixbuf.Pixbuf.new_from_bytes(
+            GLib.Bytes.new(data), self.GdkPixbuf.Colorspace.RGB, True, 8, w, h, w * 4)
+        k = PREVIEW_SIDE / max(w, h)      # the coarse scales' pictures are smaller: same size
+        if k != 1:
+            pixbuf = pixbuf.scale_simple(max(1, round(w * k)), max(1, round(h * k)),
+                                         self.GdkPixbuf.InterpType.BILINEAR)
+        self.picture.set_from_pixbuf(pixbuf)
+        self.stage.set_text(str(event.get('stage') or ''))
+        if not self.count:
+            self.window.show_all()
+        self.count += 1
+        _test_log('preview %d %dx%d %06x' % (self.count, w, h, _digest(data)))
+
+    def close(self):
+        self.window.destroy()
+        _test_log('preview window closed after %d pictures' % self.count)
+
+
+class DialogPreview:
+    """The dialog's Preview (GIMP's GimpAspectPreview: the whole layer, scaled, with its own
+    "Preview" toggle): Fast, or the trained network, at the preview's size on the warm worker,
+    again whenever an option changes. It renders in a thread of its own so that the dialog
+    stays responsive; a change while it renders renders again once it is done."""
+
+    def __init__(self, preview, config, image, content):
+        self.preview, self.config, self.image, self.content = preview, config, image, content
+        self.busy, self.again, self.closed, self.channel = False, False, False, None
+        self.count = 0
+        preview.connect('invalidated', lambda *_: self.request())
+        # GIMP's aspect preview fills itself black when its toggle is off: the layer as it is
+        preview.connect('notify::update', lambda *_: GLib.idle_add(self.original))
+        preview.get_area().connect_after('size-allocate',
+                                         lambda *_: GLib.idle_add(self.original))
+
+    def original(self):
+        if self.closed or self.preview.get_update() or not self.content.is_valid():
+            return False
+        w, h = self.preview.get_size()
+        if w > 0 and h > 0:
+            data = _read_pixels(self.content, w, h)[2]
+            self.preview.get_area().draw(0, 0, w, h, Gimp.ImageType.RGBA_IMAGE, data, w * 4)
+        return False
+
+    def request(self):
+        if self.closed or not self.preview.get_update():
+            return
+        if self.busy:
+            self.again = True
+            return
+        try:
+            job = self._write()
+        except Failure as e:
+            _test_log('dialog preview: %s' % e)
+            return
+        if job is not None:
+            self.busy = True
+            threading.Thread(target=self._work, args=job, daemon=True).start()
+
+    def _write(self):
+        """The job at the preview's size, written here: GIMP's calls belong to this thread."""
+        settings = _config()
+        args, styles = _arguments(self.config)
+        if not styles and not (args['method'] == 'trained' and args['trained_model']):
+            return None
+        args['method'] = 'trained' if args['method'] == 'trained' else 'fast'
+        w, h = self.preview.get_size()
+        folder = nst_client.JobFolder(settings).__enter__()
+        job_path = _write_job(folder, self.content, styles, _options(settings, args), (w, h))
+        return settings, folder, job_path, w, h
+
+    def _work(self, settings, folder, job_path, w, h):
+        def poll():
+            if self.closed:
+                raise Cancelled()
+        result = None
+        try:
+            self.channel = nst_client.open_channel(settings, job_path, poll)
+            nst_client.follow(self.channel, settings, poll=poll)
+            result = folder.read('result.rgba', w, h)
+        except Exception as e:        # noqa: BLE001 - a preview must never end the dialog
+            result = e
+        finally:
+            self.channel = None
+            folder.__exit__(None, None, None)
+        GLib.idle_add(self._done, result, w, h)
+
+    def _done(self, result, w, h):
+        self.busy = False
+        if self.closed:
+            return False
+        if isinstance(result, bytes) and (w, h) == tuple(self.preview.get_size()) \
+                and not self.again:
+            self.preview.get_area().draw(0, 0, w, h, Gimp.ImageType.RGBA_IMAGE, result, w * 4)
+            self.count += 1
+            _test_log('dialog preview %d %dx%d %06x' % (self.count, w, h, _digest(result)))
+        elif not isinstance(result, bytes):
+            _test_log('dialog preview failed: %r' % (result,))
+        if self.again:
+            self.again = False
+            self.request()
+        return False
+
+    def close(self):
+        """The dialog is closing: drop a render in progress (the warm worker is then free for
+        the run) and let go of the widget, so that GIMP's preview is finalized (it stores its
+        toggle through the PDB then) while the plug-in still runs."""
+        self.closed = True
+        channel = self.channel
+        if channel is not None:
+            channel.stop(0)
+        for handler in getattr(self, 'handlers', []):
+            self.config.disconnect(handler)
+        self.handlers, self.preview = [], None
+        gc.collect()
 
 
 # ---------------------------------------------------------------- the dialog
@@ -1001,11 +914,37 @@ class StyleChooser:
         return False
 
 
+# what the dialog's preview shows depends on these (not on Quality's preset, size, seed)
+PREVIEW_OPTIONS = ('style-layer', 'style-layer-2', 'style-weight-2', 'style-layer-3',
+                   'style-weight-3', 'method', MODEL_ARG, 'strength', 'style-scale',
+                   'preserve-colors', 'device')
+
+
+def _preview(dialog, config, image, content):
+    """GIMP's preview of the whole layer above the options, its toggle bound to the "preview"
+    argument (remembered as GIMP's filters remember theirs), drawn by DialogPreview."""
+    _, GimpUi, _ = _gtk()
+    widget = GimpUi.AspectPreview.new_from_drawable(content)
+    box = dialog.get_content_area()
+    box.pack_start(widget, True, True, 0)
+    box.reorder_child(widget, 0)
+    widget.show()
+    config.bind_property('preview', widget, 'update',
+                         GObject.BindingFlags.BIDIRECTIONAL | GObject.BindingFlags.SYNC_CREATE)
+    renderer = DialogPreview(widget, config, image, content)
+    renderer.handlers = [config.connect('notify::' + name, lambda *_: widget.invalidate())
+                         for name in PREVIEW_OPTIONS]
+    return renderer
+
+
 def _dialog(procedure, config, image, content):
     gi.require_version('GimpUi', '3.0')
     gi.require_version('Gtk', '3.0')
     from gi.repository import GimpUi, Gtk, Pango
-    GimpUi.init('neural_style')
+    # GIMP's previews name their stored state after the program: it must be a canonical
+    # identifier (dashes, no underscores), or GIMP refuses it with an error message
+    GLib.set_prgname('neural-style')
+    GimpUi.init('neural-style')
     dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
     for name in SLIDERS:                      # sliders, as GIMP's own filters have
         dialog.get_scale_entry(name, 1.0)
@@ -1030,6 +969,7 @@ def _dialog(procedure, config, image, content):
     trained = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'trained')])
     dialog.set_sensitive_if_in(MODEL_ARG, None, 'method', trained, True)
 
+    preview = _preview(dialog, config, image, content)
     style = StyleChooser(dialog.get_widget('style-layer', GObject.TYPE_NONE), Gtk, Pango,
                          'Choose a layer...')
     for name in ('style-layer-2', 'style-layer-3'):
@@ -1071,6 +1011,7 @@ def _dialog(procedure, config, image, content):
     dialog.connect('map-event', lambda *_: GLib.timeout_add(1000, shown) and False)
     ok = dialog.run()
     dialog.destroy()
+    preview.close()
     layer = config.get_property('style-layer')
     _test_log('dialog ok=%s style-layer=%s method=%s seed=%d' % (
         ok, layer.get_name() if layer else None, config.get_property('method'),
@@ -1087,7 +1028,7 @@ def run(procedure, run_mode, image, drawables, config, data):
         _remember(config, image)
     try:
         _check_input(drawables, config)
-        _stylize(image, drawables[0], config)
+        _stylize(image, drawables[0], config, interactive)
     except Cancelled:
         _test_log('cancelled')
         Gimp.progress_end()
@@ -1119,6 +1060,9 @@ def _declare(procedure):
         procedure.add_double_argument(weight_name, STYLE_LABELS[weight_name],
                                       'Blend weight of style %s (style 1 has weight 1)' % n,
                                       0.0, 10.0, 1.0, rw)
+    procedure.add_boolean_aux_argument('preview', '_Preview',
+                                       'Show the result of Fast on the layer in the dialog',
+                                       False, rw)
     procedure.add_file_argument(MODEL_ARG, MODEL_LABEL,
                                 'For the Trained model method: a network file from "python -m '
                                 'nst_core train" or a pytorch/examples fast_neural_style model '

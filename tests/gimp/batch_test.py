@@ -357,8 +357,9 @@ fast_img.delete()
 
 # ---- 7. labels: GIMP's spelling, and a mnemonic on every option -------------------------
 nicks = {spec.name: spec.get_nick() for spec in proc.get_arguments()}
-fx.check('label: "Preserve color", as GIMP spells it', nicks['preserve-colors'] ==
-         '_Preserve color', nicks['preserve-colors'])
+# Alt+P is the dialog preview's own toggle ("_Preview", made by GIMP's GimpPreview)
+fx.check('label: "Preserve color", as GIMP spells it, its mnemonic not Alt+P',
+         nicks['preserve-colors'] == 'Preser_ve color', nicks['preserve-colors'])
 plain = [n for n, nick in nicks.items() if n not in ('run-mode', 'image', 'drawables') and
          '_' not in nick]
 fx.check('labels: every option has a mnemonic', not plain, plain)

@@ -21,16 +21,7 @@ S = Gimp.PDBStatusType
 EXACT = 'RGBA float'
 
 
-def snapshot(image):
-    """Everything a failed run must not change: layers, their order, geometry and pixels."""
-    out = []
-    for layer in image.get_layers():
-        items = [layer] + (list(layer.get_children()) if layer.is_group() else [])
-        for item in items:
-            out.append((item.get_name(), item.get_width(), item.get_height(),
-                        tuple(item.get_offsets()[1:]), item.get_visible(),
-                        fx.pixels(item, EXACT)))
-    return out
+snapshot = fx.snapshot
 
 
 def new_image(w=64, h=48, base=Gimp.ImageBaseType.RGB):

@@ -162,6 +162,28 @@ def mean_abs_diff(a, b):
     return total / (len(a) // 4 * 3)
 
 
+def snapshot(image, fmt='RGBA float'):
+    """Everything a failed run must not change: layers, their order, geometry and pixels."""
+    out = []
+    for layer in image.get_layers():
+        items = [layer] + (list(layer.get_children()) if layer.is_group() else [])
+        for item in items:
+            out.append((item.get_name(), item.get_width(), item.get_height(),
+                        tuple(item.get_offsets()[1:]), item.get_visible(),
+                        pixels(item, fmt)))
+    return out
+
+
+def set_config(path, **keys):
+    """Set keys of the plug-in's neural_style.json (the plug-in reads it at every run)."""
+    with open(path) as f:
+        cfg = json.load(f)
+    cfg.update(keys)
+    with open(path + '.part', 'w') as f:
+        json.dump(cfg, f)
+    os.replace(path + '.part', path)
+
+
 def run_plugin(image, drawable, run_mode=Gimp.RunMode.NONINTERACTIVE, **props):
     """Call the plug-in through the PDB: (status, error message, seconds)."""
     pdb = Gimp.get_pdb()

@@ -470,7 +470,83 @@ cascade = [line for line in after.splitlines() if re.search(
     r'NULL|Traceback|CRITICAL', line)]
 fx.check('close: no error messages from GIMP or the plug-in', not cascade, cascade[:6])
 
-# ---- 8. the dialog's labels carry mnemonics: GIMP printed no complaint -------------------
+# ---- 8. the warm worker's previews: the dialog's, and Quality's picture while it forms ----
+# The user's default (keep_alive_seconds 600). A photo and a painting from samples/ in an
+# image of its own; its display is presented before the Ctrl+Z (a display a plug-in opens is
+# shown, but GIMP's keys go on acting on the image the user last worked in).
+fx.set_config(CONFIG, keep_alive_seconds=600)
+pv = Gimp.file_load(load, Gio.File.new_for_path(os.path.join(samples, 'coffee.jpg')))
+pv_photo = pv.get_layers()[0]
+pv.insert_layer(Gimp.file_load_layer(load, pv, Gio.File.new_for_path(
+    os.path.join(samples, 'the_scream.jpg'))), None, 0)
+pv.set_selected_layers([pv_photo])
+print('undo enabled on the loaded image: %s' % pv.undo_is_enabled(), flush=True)
+while not pv.undo_is_enabled():     # as File > Open leaves it (the PDB's load may not)
+    pv.undo_enable()
+pv_display = Gimp.Display.new(pv)
+Gimp.displays_flush()
+pv_before = fx.snapshot(pv)
+
+# a) the dialog's Preview: Alt+P renders Fast on the layer; a new Strength renders again
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'sleep': 1}, {'grab': 'dialog-preview-off.png'}, {'key': 'alt+p'},
+        {'wait_log': '^dialog preview 1 ', 'timeout': 180}, {'sleep': 0.5},
+        {'grab': 'dialog-preview.png'}, {'key': 'alt+n'}, {'key': 'ctrl+a'}, {'type': '0.3'},
+        {'key': 'Tab'}, {'wait_log': '^dialog preview 2 ', 'timeout': 120},
+        {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(pv, pv_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+drawn = [line.split() for line in fx.hook_log() if re.match(r'dialog preview \d+ ', line)]
+fx.check('dialog preview: drawn on Alt+P, and another picture once Strength changed',
+         r['ok'] and len(drawn) >= 2 and drawn[0][-1] != drawn[-1][-1],
+         (r, drawn, fx.hook_log()[-6:]))
+black = colour_pixels(os.path.join(fx.OUT, 'dialog-preview-off.png'), (0, 0, 0), 3) \
+    if r['ok'] else None
+fx.check('dialog preview: off, it shows the layer (GIMP\'s own fills it black)',
+         black is not None and black < 2000, '%s pure black pixels' % black)
+fx.check('dialog preview: Cancel leaves the image as it was',
+         st == S.CANCEL and fx.snapshot(pv) == pv_before, st)
+
+# b) Quality: the picture while it forms, in a window of its own; then one Ctrl+Z
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+o'},
+        {'wait_log': '^preview 2 ', 'timeout': 300}, {'find': ': preview$'}, {'sleep': 0.5},
+        {'grab': 'preview.png'})
+st, msg, dt = fx.run_plugin(pv, pv_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+log = fx.hook_log()
+pictures = [line.split() for line in log if re.match(r'preview \d+ ', line)]
+fx.check('preview: the run succeeded', st == S.SUCCESS, msg)
+fx.check('preview: the window appeared and the picture changed while it formed',
+         r['ok'] and len(pictures) >= 2 and len({p[-1] for p in pictures}) >= 2,
+         (r, pictures[:4]))
+fx.check('preview: its window closed at the end',
+         any(line.startswith('preview window closed') for line in log) and
+         done(ask({'gone': ': preview$', 'timeout': 10}))['ok'], log[-4:])
+fx.check('preview: one layer added', len(pv.get_layers()) == 3,
+         [layer.get_name() for layer in pv.get_layers()])
+pv_display.present()
+Gimp.displays_flush()
+r = done(ask({'find': MAIN}, {'key': 'ctrl+z'}))
+deadline = time.time() + 5                   # let GIMP handle the key press
+while len(pv.get_layers()) != 2 and time.time() < deadline:
+    time.sleep(0.1)
+time.sleep(0.5)                              # ...and whatever a second undo step would do
+def _windows():
+    import subprocess
+    ids = subprocess.run(['xdotool', 'search', '--onlyvisible', '--name', '.'],
+                         capture_output=True, text=True).stdout.split()
+    return [subprocess.run(['xdotool', 'getwindowname', i], capture_output=True,
+                           text=True).stdout.strip() for i in ids]
+
+
+fx.check('preview: one Ctrl+Z restores the image exactly', r['ok'] and
+         fx.snapshot(pv) == pv_before, (r, [layer.get_name() for layer in pv.get_layers()],
+                                        _windows(), [(i.get_name(), len(i.get_layers()))
+                                                     for i in Gimp.get_images()]))
+fx.set_config(CONFIG, keep_alive_seconds=0)
+
+# ---- 9. the dialog's labels carry mnemonics: GIMP printed no complaint -------------------
 complaints = [line for line in gui_log().splitlines()
               if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", line)]
 fx.check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,

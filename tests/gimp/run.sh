@@ -3,7 +3,8 @@
 #
 #   tests/gimp/run.sh                  # Debian trixie: GIMP 3.0
 #   SUITE=forky tests/gimp/run.sh      # Debian forky: GIMP 3.2
-#   SHOT=docs/img/dialog.png tests/gimp/run.sh   # also screenshot the dialog
+#   SHOT=docs/img/dialog.png tests/gimp/run.sh   # also screenshot the dialog (and the
+#                                                # previews: preview.png, dialog-preview.png)
 #
 # Builds (once, cached OUTSIDE the clone) a minimal Debian chroot with GIMP 3 and Debian's
 # python3-torch/torchvision, runs this checkout's install.py inside it (venv with
@@ -22,6 +23,7 @@
 #      BATCH_SCRIPT   run this file in gimp-console instead of batch_test.py (benchmarks)
 #      GUI=0 / BATCH=0  skip the GUI / batch tests;  TEST_TIMEOUT  seconds per GIMP run (600)
 #      FAULT_RUNS     mixed runs in faults_test.py (default 50)
+#      NS_KEEP_ALIVE  keep_alive_seconds of the installed config (default 0: a worker per run)
 # Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -116,7 +118,16 @@ RUN=/opt/nst-run-$$
 R=$ROOT$RUN
 XVFB_PID=
 PROC_MOUNTED=
+kill_warm_workers() {  # warm workers (nst_core serve) of this chroot that a test left behind
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ] || continue
+    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- '-m nst_core serve ' && kill -9 "${p#/proc/}" 2>/dev/null
+  done
+  return 0
+}
 cleanup() {
+  kill_warm_workers
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null
   rm -rf "$R"
   if [ -n "$PROC_MOUNTED" ]; then umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc"; fi
@@ -154,6 +165,10 @@ in_root GIMP3_DIRECTORY=$RUN/home/gimp python3 $NST/src/install.py --venv $VENV 
   || { tail -30 "$R/out/install.log"; log "RESULT: FAIL (install.py)"; exit 1; }
 log "install.py done in $(( $(date +%s) - T0 )) s; plug-in: $(ls "$R/home/gimp/plug-ins/neural_style" | tr '\n' ' ')"
 grep -E '^(torch|note):' "$R/out/install.log" >&2 || true
+# The suites test a worker per run (keep_alive_seconds 0) unless NS_KEEP_ALIVE says otherwise;
+# warm_test.py and gui_test.py's preview section set the default warm worker themselves.
+in_root python3 -c 'import json, sys; p = sys.argv[1]; c = json.load(open(p)); c["keep_alive_seconds"] = float(sys.argv[2]); json.dump(c, open(p, "w"), indent=2)' \
+  "$RUN/home/gimp/plug-ins/neural_style/neural_style.json" "${NS_KEEP_ALIVE:-0}"
 # What nst_core says its options are: the batch test compares the procedure's arguments.
 in_root $VENV/bin/python $RUN/test/expected_options.py > "$R/test/expected_options.json" 2>"$R/out/expected.err" \
   || { cat "$R/out/expected.err"; exit 1; }
@@ -212,6 +227,10 @@ if [ "${GUI:-1}" != 0 ]; then
   if [ -n "${SHOT:-}" ]; then
     if [ -f "$R/out/dialog.png" ]; then cp "$R/out/dialog.png" "$SHOT" && log "dialog screenshot: $SHOT"
     else log "no dialog screenshot was taken"; fi
+    # and the previews' (gui_test.py section 8), beside it
+    for f in preview.png dialog-preview.png; do
+      [ -f "$R/out/$f" ] && cp "$R/out/$f" "$(dirname "$SHOT")/$f" && log "screenshot: $(dirname "$SHOT")/$f"
+    done
   fi
   log "GUI test: rc=$RC2 in $(( $(date +%s) - T0 )) s"
 fi

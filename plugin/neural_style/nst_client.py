@@ -1,0 +1,645 @@
+"""The worker client: runs one job on an nst_core worker (docs/protocol.md) for the plug-in.
+
+Standard library only, and no GIMP: the plug-in hands it pixels, a poll() to call while it
+waits and a handler for the events; the tests drive it without GIMP. Two channels reach a
+worker: the warm worker's socket (`serve`, kept up between runs: torch and the networks stay
+loaded) and a one-shot worker's pipe (keep_alive_seconds 0, a busy warm worker, or no Unix
+sockets). A remote worker would be a third channel here.
+
+A job lives in a private folder (JobFolder). GIMP's Cancel SIGKILLs the plug-in and its
+process group: the one-shot worker dies with it, the warm worker (a session of its own) sees
+its connection close and drops the job; the folder's janitor, a process in a session of its
+own, removes the folder once the plug-in is gone.
+"""
+import hashlib
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_protocol():
+    """nst_core/protocol.py, copied beside this file by install.py; in a checkout, the original."""
+    try:
+        import nst_protocol
+        return nst_protocol
+    except ImportError:
+        import importlib.util
+        path = os.path.join(HERE, os.pardir, os.pardir, 'nst_core', 'protocol.py')
+        spec = importlib.util.spec_from_file_location('nst_protocol', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules.setdefault('nst_protocol', module)
+        return module
+
+
+protocol = _load_protocol()
+
+JOB_PREFIX = 'neural-style-'
+POLL_SECONDS = 0.1
+TERMINATE_GRACE = 2.0                # SIGTERM first, SIGKILL after this many seconds
+STDERR_TAIL_LINES = 15
+STALE_JOB_AGE = 24 * 3600            # where a dead owner cannot be detected (Windows)
+HELLO_SECONDS = 5.0                  # a live worker answers a connection at once
+BUSY_WAIT_SECONDS = 3.0              # a cancelled job ends within a second: wait that long
+START_SECONDS = 120.0                # a new warm worker listens after Python and torch load
+
+
+class Failure(Exception):
+    """The run failed; the message is for the user: what went wrong and what to do."""
+
+
+class Cancelled(Exception):
+    pass
+
+
+class WorkerFailed(Exception):
+    """The worker ended the job without a result: exit code (None: unknown), its error event
+    (None: it sent none) and the path of its log, for the caller to word."""
+
+    def __init__(self, code, error, log_path):
+        super().__init__(code, error, log_path)
+        self.code, self.error, self.log_path = code, error, log_path
+
+
+class Hooks:
+    """Where the plug-in's test hooks plug in (neural_style.TestHooks); these do nothing."""
+
+    def log(self, message):
+        pass
+
+    def kill(self, point):
+        pass
+
+
+def tail(path, lines=STDERR_TAIL_LINES):
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            text = f.read()[-20000:]
+    except (OSError, TypeError):
+        return ''
+    return '\n'.join(text.strip().splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- the job folder
+
+class JobFolder:
+    """A private folder (mode 0700) for one job's buffers, removed afterwards however the
+    plug-in ends (the janitor)."""
+
+    def __init__(self, config, hooks=Hooks()):
+        self.config, self.hooks = config, hooks
+        self.path, self.janitor = None, None
+
+    def __enter__(self):
+        sweep_stale_jobs()
+        self.path = tempfile.mkdtemp(prefix='%s%d-' % (JOB_PREFIX, os.getpid()))
+        self.janitor = _start_janitor(self.config, self.path)
+        self.hooks.log('job-dir %s plugin-pid %d' % (self.path, os.getpid()))
+        self.hooks.log('janitor-pid %s' % (self.janitor.pid if self.janitor else None))
+        return self
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        _end_janitor(self.janitor)
+
+    def buffer(self, name, width, height, data, weight=1.0):
+        with open(os.path.join(self.path, name), 'wb') as f:
+            f.write(data)
+        return protocol.Buffer(name, width, height, weight)
+
+    def write_job(self, content, styles, options):
+        job = protocol.Job(content, styles, 'result.rgba', options)
+        return protocol.write_job(job, self.path)
+
+    def read(self, name, width, height):
+        """A buffer the worker wrote (the result, a preview), checked against its size."""
+        try:
+            with open(os.path.join(self.path, name), 'rb') as f:
+                data = f.read()
+        except OSError as e:
+            raise Failure('Neural Style failed: the worker reported %s but it is missing (%s).'
+                          % (name, e.strerror)) from None
+        if len(data) != width * height * 4:
+            raise Failure('Neural Style failed: %s holds %d bytes, expected %d (%dx%d).'
+                          % (name, len(data), width * height * 4, width, height))
+        return data
+
+
+def _owner_gone(entry):
+    """True for the job folder of a plug-in process that no longer runs."""
+    try:
+        pid = int(entry.name[len(JOB_PREFIX):].split('-', 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    if os.name != 'posix':          # os.kill(pid, 0) would terminate the process on Windows
+        return time.time() - entry.stat().st_mtime > STALE_JOB_AGE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def sweep_stale_jobs():
+    """Remove job folders left behind by runs that GIMP killed (its Cancel kills the plug-in)."""
+    try:
+        entries = list(os.scandir(tempfile.gettempdir()))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            mine = os.name != 'posix' or entry.stat().st_uid == os.getuid()
+            if entry.name.startswith(JOB_PREFIX) and entry.is_dir(follow_symlinks=False) \
+                    and mine and _owner_gone(entry):
+                shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            continue
+
+
+# The janitor removes the job folder when the plug-in is gone, however it went: GIMP's Cancel
+# SIGKILLs the plug-in and its process group, so no code of the plug-in runs afterwards. It
+# reads its stdin, a pipe only the plug-in holds, until end-of-file, and lives in a session of
+# its own, out of the reach of that kill. Standard library only, run with -I -S (no site, no
+# user paths); the run does not wait for it to start.
+JANITOR = r"""
+import os, shutil, sys, time
+folder = sys.argv[1]
+try:
+    while os.read(0, 4096):
+        pass
+except OSError:
+    pass
+for _ in range(100):                # a worker stopping on its closed stdin may still write
+    shutil.rmtree(folder, ignore_errors=True)
+    if not os.path.exists(folder):
+        break
+    time.sleep(0.05)
+"""
+
+
+def _janitor_pythons(config):
+    """GIMP's own Python first: the config's may be a wrapper that expects the worker's
+    arguments (the tests' are); then the worker's."""
+    own = sys.executable
+    if own and os.path.basename(own).lower().startswith('python'):
+        yield own
+    if config.get('python'):
+        yield config['python']
+
+
+def _start_janitor(config, job_dir):
+    for python in _janitor_pythons(config):
+        try:
+            return subprocess.Popen([python, '-I', '-S', '-c', JANITOR, job_dir],
+                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, close_fds=True,
+                                    start_new_session=(os.name == 'posix'),
+                                    creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
+        except OSError:
+            continue
+    return None                      # then sweep_stale_jobs cleans up after a kill
+
+
+def _end_janitor(janitor):
+    if janitor is None:
+        return
+    try:
+        janitor.stdin.close()
+        janitor.wait(2)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+# ---------------------------------------------------------------- starting workers
+
+def worker_env(config):
+    env = dict(os.environ)
+    if config.get('cache_dir'):
+        env['NST_CORE_CACHE'] = config['cache_dir']
+    for name in ('PYTHONHOME', 'PYTHONPATH'):     # GIMP's own Python settings, not the venv's
+        env.pop(name, None)
+    return env
+
+
+def _popen(config, args, **kw):
+    try:
+        return subprocess.Popen([config['python'], '-m', 'nst_core', *args],
+                                env=worker_env(config),
+                                creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0), **kw)
+    except OSError as e:
+        raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
+                      'again, or correct "python" in %s.'
+                      % (config['python'], e.strerror or e, config['_path'])) from None
+
+
+def _pump(stream, lines):
+    """Reader thread: the main loop must never block on the worker."""
+    try:
+        for line in iter(stream.readline, b''):
+            lines.put(line)
+    except (OSError, ValueError):        # the channel was closed under us
+        pass
+    lines.put(None)
+
+
+def _descendants(pid):
+    """The processes the worker started, from /proc (Linux; elsewhere none are known)."""
+    children = {}
+    try:
+        names = [name for name in os.listdir('/proc') if name.isdigit()]
+    except OSError:
+        return []
+    for name in names:
+        try:
+            with open('/proc/%s/stat' % name, 'rb') as f:
+                ppid = int(f.read().rsplit(b')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)   # pids is empty where SIGKILL does not exist
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- channels
+
+class Pipe:
+    """A one-shot worker: `worker job.json`, events on its stdout, cancelled by closing its
+    stdin or SIGTERM."""
+
+    kind = 'one-shot'
+
+    def __init__(self, config, job_path):
+        self.log_path = os.path.join(os.path.dirname(job_path), 'worker-stderr.txt')
+        with open(self.log_path, 'wb') as err:
+            self.proc = _popen(config, ['worker', job_path], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=err,
+                               cwd=os.path.dirname(job_path))
+        self.pid = self.proc.pid
+        self.lines = queue.Queue()
+        threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True).start()
+
+    def stop(self, grace=TERMINATE_GRACE, stuck=False):
+        """Close its stdin, SIGTERM, SIGKILL if it has not gone in `grace` seconds (at once
+        for 0); then SIGKILL what it started (a stuck worker's children would outlive it)."""
+        family = _descendants(self.proc.pid)  # now: once the worker dies they are re-parented
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        if self.proc.poll() is None:
+            if grace:
+                self.proc.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        _kill(family)
+        self.close()
+
+    def finish(self, done, error):
+        code = self.proc.wait()
+        self.close()
+        return code
+
+    def close(self):
+        try:
+            self.proc.stdout.close()
+        except OSError:
+            pass
+
+
+class Connection:
+    """A job on the warm worker: its events on a socket; closing the socket cancels it."""
+
+    kind = 'warm'
+
+    def __init__(self, sock, hello, log_path):
+        self.sock, self.pid, self.log_path = sock, hello['pid'], log_path
+        self.lines = queue.Queue()
+        self.reader = sock.makefile('rb')
+
+    def send_job(self, job_path):
+        self.sock.sendall((json.dumps({'job': os.path.abspath(job_path)}) + '\n').encode())
+        threading.Thread(target=_pump, args=(self.reader, self.lines), daemon=True).start()
+
+    def stop(self, grace=TERMINATE_GRACE, stuck=False):
+        """The worker drops the job when the connection closes; a stuck one (it stopped
+        sending events) is killed, and the next run starts another."""
+        self.close()
+        if stuck:
+            _kill([self.pid])
+
+    def finish(self, done, error):
+        self.close()
+        if done is not None:
+            return protocol.EXIT_OK
+        if error is not None:
+            return protocol.EXIT_CANCELLED if error.get('kind') == 'cancelled' \
+                else protocol.EXIT_FAILED
+        return None                      # the worker died in the middle of the job
+
+    def close(self):
+        for thing in (self.reader, self.sock):
+            try:
+                thing.close()
+            except OSError:
+                pass
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+# ---------------------------------------------------------------- the warm worker
+
+def state_dir():
+    """The private folder of the user's warm workers (docs/protocol.md): created 0700; one
+    that another user owns or others can enter is refused."""
+    runtime = os.environ.get('XDG_RUNTIME_DIR')
+    if runtime and os.path.isdir(runtime):
+        path = os.path.join(runtime, 'neural-style')
+    else:
+        # not named like a job folder (JOB_PREFIX): the sweep of stale jobs must not see it
+        path = os.path.join(tempfile.gettempdir(), 'nst-warm-%d' % os.getuid())
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
+            or info.st_mode & 0o077:
+        raise Failure('Neural Style cannot use %s for its worker: it must be a folder of yours '
+                      'that only you can enter (mode 0700). Remove it, or set '
+                      '"keep_alive_seconds" to 0 in %s.' % (path, '"neural_style.json"'))
+    return path
+
+
+def install_key(config):
+    """Names the install a warm worker belongs to: the config file as install.py last wrote
+    it (path, size, time) and the worker interpreter it names, and the keep-alive time."""
+    try:
+        info = os.stat(config['_path'])
+        stamp = '%d:%d' % (info.st_size, info.st_mtime_ns)
+    except (OSError, KeyError):
+        stamp = ''
+    text = '\0'.join([str(config.get('_path')), stamp, config['python'],
+                      repr(config['keep_alive_seconds']), str(protocol.PROTOCOL_VERSION)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def warm_possible(config):
+    return bool(config.get('keep_alive_seconds')) and hasattr(socket, 'AF_UNIX') \
+        and os.name == 'posix'
+
+
+class WarmWorker:
+    """Finds, checks, starts and replaces the user's warm worker for this install."""
+
+    def __init__(self, config, hooks=Hooks()):
+        self.config, self.hooks = config, hooks
+        self.key = install_key(config)
+        folder = state_dir()
+        self.socket_path = os.path.join(folder, 'worker-%s.sock' % self.key)
+        self.log_path = os.path.join(folder, 'worker-%s.log' % self.key)
+
+    def connect(self, poll=lambda: None):
+        """A Connection to an idle warm worker (started if need be), or None when it is busy
+        with another job (then the caller starts a one-shot worker)."""
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while True:
+            try:
+                sock, hello = self._dial()
+            except (OSError, ValueError) as e:      # none there, dead, or not a worker
+                self.hooks.log('warm worker: none usable at %s (%s)' % (self.socket_path,
+                                                                        type(e).__name__))
+                return self._start(poll)
+            if not self._ours(hello):
+                sock.close()
+                self.hooks.log('warm worker: replacing pid %s (%r)' % (hello.get('pid'), hello))
+                self._retire()
+                return self._start(poll)
+            if not hello.get('busy'):
+                self.hooks.log('warm worker: reusing pid %d' % hello['pid'])
+                return Connection(sock, hello, self.log_path)
+            sock.close()
+            if time.monotonic() > deadline:
+                self.hooks.log('warm worker: busy, pid %d' % hello['pid'])
+                return None
+            poll()
+            time.sleep(0.1)
+
+    def _dial(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(HELLO_SECONDS)
+            sock.connect(self.socket_path)
+            line = b''
+            while not line.endswith(b'\n'):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    raise ConnectionRefusedError('closed before its hello')
+                line += chunk
+            hello = json.loads(line.decode('utf-8'))
+            if not isinstance(hello, dict) or hello.get('event') != 'hello':
+                raise ValueError('no hello: %r' % line[:200])
+            sock.settimeout(None)
+            return sock, hello
+        except BaseException:
+            sock.close()
+            raise
+
+    def _ours(self, hello):
+        return hello.get('protocol') == protocol.PROTOCOL_VERSION \
+            and hello.get('key') == self.key and isinstance(hello.get('pid'), int)
+
+    def _retire(self):
+        """Remove the socket file at our path (only a socket): the worker behind it, if any,
+        notices and exits; a new one binds the path."""
+        try:
+            if stat.S_ISSOCK(os.lstat(self.socket_path).st_mode):
+                os.unlink(self.socket_path)
+        except OSError:
+            pass
+
+    def _start(self, poll):
+        self._retire()
+        with open(self.log_path, 'wb') as log:
+            proc = _popen(self.config, ['serve', '--socket', self.socket_path, '--key',
+                                        self.key, '--keep-alive',
+                                        '%g' % self.config['keep_alive_seconds']],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                          cwd=os.path.dirname(self.socket_path), start_new_session=True)
+        self.hooks.log('warm worker: started pid %d' % proc.pid)
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                # it could not serve (its log says why): the one-shot worker reports the
+                # problem, if it is one, in the user's terms
+                self.hooks.log('warm worker: exited %s before listening: %s'
+                               % (proc.returncode, tail(self.log_path, 3)))
+                return None
+            if os.path.exists(self.socket_path):
+                try:
+                    sock, hello = self._dial()
+                except (OSError, ValueError):
+                    sock = None
+                if sock is not None:
+                    if self._ours(hello) and not hello.get('busy'):
+                        return Connection(sock, hello, self.log_path)
+                    sock.close()
+                    return None
+            poll()
+            time.sleep(0.05)
+        proc.kill()
+        return None
+
+
+def open_channel(config, job_path, poll=lambda: None, hooks=Hooks()):
+    """The warm worker's connection with the job sent, or a one-shot worker."""
+    if warm_possible(config):
+        connection = WarmWorker(config, hooks).connect(poll)
+        if connection is not None:
+            connection.send_job(job_path)
+            return connection
+    return Pipe(config, job_path)
+
+
+# ---------------------------------------------------------------- following a job
+
+class Watchdog:
+    """The config's time limits ("stall_seconds", "time_limit_seconds"; 0 = none)."""
+
+    def __init__(self, config):
+        self.stall, self.limit = config['stall_seconds'], config['time_limit_seconds']
+        self.path = config['_path']
+        self.start = self.last = time.monotonic()
+
+    def heard(self):
+        self.last = time.monotonic()
+
+    def overrun(self):
+        """None while within the limits, else the message for the user."""
+        now = time.monotonic()
+        if self.stall and now - self.last > self.stall:
+            return ('Neural Style: the worker sent no progress for %g s and was stopped; it '
+                    'seemed stuck. Try again, perhaps with a smaller "Output size". If steps '
+                    'really take that long on this machine, raise "stall_seconds" in %s '
+                    '(0 = no limit).' % (self.stall, self.path))
+        if self.limit and now - self.start > self.limit:
+            return ('Neural Style: the worker ran longer than the time limit of %g s and was '
+                    'stopped. Choose a smaller "Output size", the Draft preset or the Fast '
+                    'method, or raise "time_limit_seconds" in %s (0 = no limit).'
+                    % (self.limit, self.path))
+        return None
+
+
+class Handler:
+    """What a caller does with the events; these do nothing. progress() returns True to
+    cancel the job."""
+
+    def text(self, message):
+        pass
+
+    def progress(self, event):
+        return False
+
+    def preview(self, event):
+        pass
+
+
+def follow(channel, config, handler=Handler(), poll=lambda: None, hooks=Hooks()):
+    """Follow a job to its end: the worker's log lines on success; raise WorkerFailed,
+    Cancelled, Failure (a time limit), or what poll() raises (the job is then stopped at
+    once)."""
+    watch = Watchdog(config)
+    done, error, logs, count = None, None, [], 0
+    try:
+        while True:
+            try:
+                line = channel.lines.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                line = b''                     # nothing yet
+            poll()
+            overrun = watch.overrun()          # also while events pour in
+            if overrun:
+                hooks.log('time limit: %s' % overrun)
+                channel.stop(stuck=True)
+                text = tail(channel.log_path)
+                raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + text
+                                         if text else ''))
+            if line is None:
+                break
+            if not line:
+                continue
+            try:
+                event = protocol.parse_event(line.decode('utf-8', 'replace'))
+            except protocol.ProtocolError as e:
+                error = {'kind': 'internal', 'message': str(e)}
+                continue
+            watch.heard()                      # an event, not just any output
+            kind = event['event']
+            count += kind == 'progress'
+            hooks.kill('progress %d' % count if kind == 'progress' else kind)
+            if kind == 'progress' and handler.progress(event):
+                hooks.log('cancel requested')
+                raise Cancelled()
+            elif kind == 'start':
+                handler.text('loading the model...')
+            elif kind == 'log' and isinstance(event.get('message'), str):
+                logs.append(event['message'])
+                handler.text(event['message'])
+            elif kind == 'preview':
+                handler.preview(event)
+            elif kind == 'done':
+                done = event
+            elif kind == 'error':
+                error = event
+        code = channel.finish(done, error)
+    except BaseException as e:
+        # nobody waits for a run whose image is gone: no grace for its worker
+        channel.stop(TERMINATE_GRACE if isinstance(e, (Cancelled, Failure)) else 0)
+        hooks.log('worker stopped')
+        raise
+    hooks.log('worker exit %s' % code)
+    if code == 0 and done is not None:
+        hooks.kill('writing-back')
+        return logs
+    if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
+        raise Cancelled()
+    raise WorkerFailed(code, error, channel.log_path)
+
+
+def run_job(config, job_path, handler=Handler(), poll=lambda: None, hooks=Hooks()):
+    """Run one job to its end on the warm worker, or a one-shot one (see follow())."""
+    channel = open_channel(config, job_path, poll, hooks)
+    hooks.log('worker-pid %d %s' % (channel.pid, channel.kind))
+    hooks.kill('worker-started')
+    return follow(channel, config, handler, poll, hooks)
