@@ -232,3 +232,28 @@ def test_a_new_config_means_a_new_worker(place):
     time.sleep(0.01)
     config = make_config(place)        # install.py wrote it again: another install
     assert run(config, Log(), place)[0] != pid
+
+
+class Previews(nst_client.Handler):
+    def __init__(self, folder):
+        self.folder, self.pictures = folder, []
+
+    def preview(self, event):
+        self.pictures.append(self.folder.read(event['path'], event['width'], event['height']))
+
+
+def test_previews_reach_the_handler_as_pictures_in_the_job_folder(place):
+    config = make_config(place)
+    content, style = scene(60, 40).convert('RGBA'), stripes(40, 40).convert('RGBA')
+    with nst_client.JobFolder(config) as folder:
+        job = folder.write_job(folder.buffer('content.rgba', 60, 40, content.tobytes()),
+                               [folder.buffer('style0.rgba', 40, 40, style.tobytes())],
+                               {'model': 'tiny', 'size': 48, 'preset': 'draft',
+                                'preview_seconds': 0.01, 'preview_side': 32})
+        handler, log = Previews(folder), Log()
+        try:
+            nst_client.run_job(config, job, handler, hooks=log)
+        finally:
+            place[2].extend(log.started())
+    assert len(handler.pictures) >= 2
+    assert len(set(handler.pictures)) >= 2, 'the picture should change as it forms'
