@@ -31,13 +31,7 @@ def in_gimp():
     from gi.repository import Gimp, Gio
 
     samples = os.path.join(os.environ.get('NS_SRC', '/opt/nst/src'), 'samples')
-    about = subprocess.run([os.environ['NS_VENV_PY'], '-c',
-                            'import torch; print(torch.__version__, torch.get_num_threads())'],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           universal_newlines=True).stdout.split()
-    print('TIME worker torch %s, %s threads (OMP_NUM_THREADS=%s)' % (
-        about[0] if about else '?', about[1] if len(about) > 1 else '?',
-        os.environ.get('OMP_NUM_THREADS', 'unset')), flush=True)
+    fx.print_worker_torch()
     mode = Gimp.RunMode.NONINTERACTIVE
     img = Gimp.file_load(mode, Gio.File.new_for_path(os.path.join(samples, 'coffee.jpg')))
     photo = img.get_layers()[0]

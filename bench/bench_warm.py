@@ -62,13 +62,7 @@ def in_gimp():
     import fixtures as fx
     from gi.repository import Gimp, Gio
 
-    about = subprocess.run([os.environ['NS_VENV_PY'], '-c',
-                            'import torch; print(torch.__version__, torch.get_num_threads())'],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                           universal_newlines=True).stdout.split()
-    print('TIME worker torch %s, %s threads (OMP_NUM_THREADS=%s)' % (
-        about[0] if about else '?', about[1] if len(about) > 1 else '?',
-        os.environ.get('OMP_NUM_THREADS', 'unset')), flush=True)
+    fx.print_worker_torch()
 
     config_path = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
     with open(config_path) as f:

@@ -258,3 +258,15 @@ def job_dirs():
 def expected_options():
     with open(os.path.join(TEST, 'expected_options.json')) as f:
         return json.load(f)
+
+
+def print_worker_torch():
+    """A TIME line for benchmarks: the worker's torch and its thread count."""
+    import subprocess
+    about = subprocess.run([os.environ['NS_VENV_PY'], '-c',
+                            'import torch; print(torch.__version__, torch.get_num_threads())'],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           universal_newlines=True).stdout.split()
+    print('TIME worker torch %s, %s threads (OMP_NUM_THREADS=%s)' % (
+        about[0] if about else '?', about[1] if len(about) > 1 else '?',
+        os.environ.get('OMP_NUM_THREADS', 'unset')), flush=True)
