@@ -330,11 +330,10 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         grams = style_grams(vgg, _style_tensors(styles, sc.size, style_scale, dev), blend,
                             style_layers, bf16, tile)
         fresh = image.clone() if len(scale_boxes) > 1 else image
-        scale_kw = loss_kw if sc.content else dict(loss_kw, content_weight=0.0)
         for box in scale_boxes:
             out = _optimise_region(vgg, box.crop(target), tiling.start(image, fresh, box,
                                                                        overlap(tile)),
-                                   grams, scale_kw, sc.steps, optimizer,
+                                   grams, loss_kw, sc.steps, optimizer,
                                    _step_report(tracker, stage,
                                                 image if len(scale_boxes) > 1 else None))
             if len(scale_boxes) == 1:

@@ -23,22 +23,10 @@ PRESETS = {        # steps at the coarsest, each middle and the final scale
 }
 
 
-# The content loss takes part up to this side; finer scales refine with the style and TV
-# losses alone, from the enlarged picture below, which already holds the content. At a 2048 px
-# output the content loss at 2048 px pulled the picture back towards the photo: judged at
-# 512 px its grey style ratio was 0.324 against the 1024 px result's 0.266 (edge F 0.541,
-# 0.518); without it there, 0.259 and 0.526 (two_wings + starry_night, docs/quality.md). A
-# content target with only 1024 px of the photo's detail (0.329) or half the steps above
-# 1024 px (0.319) did not help: the pull is the content loss itself, at a layer (relu4_2)
-# that sees an ever smaller part of the picture as it grows.
-CONTENT_SIDE = 1024
-
-
 @dataclass(frozen=True)
 class Scale:
     size: int      # longest side in pixels
     steps: int
-    content: bool = True    # the content loss takes part (sizes up to CONTENT_SIDE)
 
 
 def sizes(final: int, min_size: int = MIN_SIZE):
@@ -64,4 +52,4 @@ def plan(final: int, preset: str = 'normal', iterations=None):
     steps = [coarse] + [middle] * (len(scales) - 2) + [fine] if len(scales) > 1 else [coarse]
     if iterations is not None:
         steps[-1] = iterations
-    return [Scale(size, n, size <= CONTENT_SIDE) for size, n in zip(scales, steps)]
+    return [Scale(size, n) for size, n in zip(scales, steps)]

@@ -33,10 +33,3 @@ def test_iterations_override_the_final_scale_only():
     plan = schedule.plan(512, 'normal', iterations=7)
     assert plan[-1].steps == 7
     assert plan[0].steps == schedule.PRESETS['normal'][0]
-
-
-def test_the_content_loss_stops_above_the_content_side():
-    assert all(s.content for s in schedule.plan(schedule.CONTENT_SIDE, 'normal'))
-    plan = schedule.plan(4 * schedule.CONTENT_SIDE, 'best')
-    assert [s.content for s in plan] == [s.size <= schedule.CONTENT_SIDE for s in plan]
-    assert plan[-1].content is False and plan[0].content is True
