@@ -16,6 +16,15 @@ from .progress import Tracker
 
 ADAM_LR = 0.02     # per step, on a 0..1 image (crowsonkb's default)
 LBFGS_HISTORY = 100
+# The most one L-BFGS step may move the picture: the mean |change| of its values (0..1).
+# torch's L-BFGS without a line search takes a first step of 1/|gradient|_1, about a hundredth
+# of a grey level, and scales the second by the curvature measured over it: where that is
+# noise (no content term to steady it, bf16 gradients) the second step overshoots by orders
+# of magnitude. On tiles of a 6000 px picture without the content term it moved the picture
+# by 0.17-0.94 on average (the loss x40 to x20000) and left tiles of one flat colour; the
+# steps of whole runs stay under 0.07 (docs/quality.md). Longer steps are shortened along
+# their direction.
+MAX_STEP = 0.1
 # VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
 # (a crash), and near 16 px the deepest layers see one or two pixels. Smaller images (1x1
 # layers, 8000x16 strips, coarse scales of thin images) are padded up to this, then cropped.
@@ -216,11 +225,25 @@ def optimise(image: torch.Tensor, loss_fn, steps: int, optimizer: str, report, *
     else:
         opt = torch.optim.Adam([image], lr=ADAM_LR)
     while count[0] < steps:
+        before = image.detach().clone() if optimizer == 'lbfgs' and MAX_STEP else None
         opt.step(closure)
+        if before is not None:
+            _bound_step(opt, image, before)
         if optimizer == 'adam' and bounds is not None:
             with torch.no_grad():
                 image.clamp_(*bounds)
     return image.detach() if bounds is None else image.detach().clamp(*bounds)
+
+
+def _bound_step(opt, image, before):
+    """Shorten L-BFGS's last step to MAX_STEP, and its record of the step with it (its next
+    curvature pair is the gradient's change over the step actually taken)."""
+    with torch.no_grad():
+        moved = (image - before).abs().mean().item()
+        if moved > MAX_STEP:
+            k = MAX_STEP / moved
+            image.sub_(before).mul_(k).add_(before)
+            opt.state[image]['t'] *= k
 
 
 def style_share(strength):
@@ -316,7 +339,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                    style_layer_weights=style_layer_weights, content_weight=content_weight,
                    style_weight=style_weight * style_share(strength),
                    tv_weight=tv_weight * style_share(strength), bf16=bf16)
-    image, stage = None, 0
+    image, below, stage = None, None, 0
     for sc, scale_boxes, tile in zip(plan, boxes, tiles):
         wh = imageio.working_size(final_wh, sc.size)
         target = F.interpolate(content_full, size=wh[::-1], mode='bicubic', align_corners=False,
@@ -330,10 +353,11 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         grams = style_grams(vgg, _style_tensors(styles, sc.size, style_scale, dev), blend,
                             style_layers, bf16, tile)
         fresh = image.clone() if len(scale_boxes) > 1 else image
+        detail = None if sc.photo or below is None else photo_detail(target, below)
         for box in scale_boxes:
-            out = _optimise_region(vgg, box.crop(target), tiling.start(image, fresh, box,
-                                                                       overlap(tile)),
-                                   grams, loss_kw, sc.steps, optimizer,
+            start = tiling.start(image, fresh, box, overlap(tile))
+            goal = box.crop(target) if detail is None else (start + box.crop(detail)).clamp(0, 1)
+            out = _optimise_region(vgg, goal, start, grams, loss_kw, sc.steps, optimizer,
                                    _step_report(tracker, stage,
                                                 image if len(scale_boxes) > 1 else None))
             if len(scale_boxes) == 1:
@@ -341,9 +365,20 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
             else:
                 tiling.paste(image, out, box, overlap(tile))
             stage += 1
+        below = target
+    detail = fresh = None        # whole canvases no longer needed (memory.CANVAS_PER_PIXEL)
     if preserve_colors == 'luminance':
         image = luminance_transfer(image, content_full)
     return imageio.to_pil(image)
+
+
+def photo_detail(target, below):
+    """What the photo gains from the scale below to this one: `target` less `below` enlarged
+    the way the picture is. A scale whose content target is its starting picture plus this
+    (schedule.Scale.photo False) keeps the layout the scales below painted and adds only the
+    photo's finer detail; at strength 0 the target is the photo again."""
+    up = F.interpolate(below, size=target.shape[-2:], mode='bicubic', align_corners=False)
+    return up.clamp_(0, 1).neg_().add_(target)
 
 
 def _stages(plan, boxes):

@@ -23,10 +23,21 @@ PRESETS = {        # steps at the coarsest, each middle and the final scale
 }
 
 
+# The scales up to this side hold the picture to the photo; finer ones hold it to the picture
+# they start from (the scale below's, enlarged) plus the photo's detail of their own size
+# (gatys.photo_detail). Held to the photo itself, relu4_2 at 2048 px - seeing a quarter of
+# the picture it sees at 1024 px - pulled a 2048 px result back towards the photo: judged at
+# 512 px, grey style ratio 0.324 against the 1024 px result's 0.266 (two_wings +
+# starry_night); held this way, 0.246, edge F 0.517 against 0.518 (docs/quality.md). The
+# recipe was tuned at 512-1024 px.
+CONTENT_SIDE = 1024
+
+
 @dataclass(frozen=True)
 class Scale:
     size: int      # longest side in pixels
     steps: int
+    photo: bool = True   # the content target is the photo (sizes up to CONTENT_SIDE)
 
 
 def sizes(final: int, min_size: int = MIN_SIZE):
@@ -52,4 +63,4 @@ def plan(final: int, preset: str = 'normal', iterations=None):
     steps = [coarse] + [middle] * (len(scales) - 2) + [fine] if len(scales) > 1 else [coarse]
     if iterations is not None:
         steps[-1] = iterations
-    return [Scale(size, n) for size, n in zip(scales, steps)]
+    return [Scale(size, n, size <= CONTENT_SIDE) for size, n in zip(scales, steps)]

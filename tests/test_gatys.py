@@ -3,10 +3,12 @@ import threading
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch.nn import functional as F
 
 from conftest import scene, shared_image, stripes
-from nst_core import Cancelled, colour, imageio, schedule
-from nst_core.gatys import GatysLoss, load_features, optimise
+from nst_core import Cancelled, colour, gatys, imageio, schedule
+from nst_core.gatys import GatysLoss, load_features, optimise, photo_detail
 from nst_core.stylize import stylize
 
 TINY = dict(model='tiny', size=48, preset='draft')
@@ -166,3 +168,49 @@ def test_real_vgg_transfers_style_and_keeps_content():
     _, after = loss_fn(imageio.to_tensor(out))
     assert after['style'] < before['style'] / 10, (before, after)
     assert after['content'] < 0.5 * unrelated['content'], (after, unrelated)
+
+
+def test_photo_detail_is_what_the_photo_gains_over_the_scale_below():
+    target = imageio.to_tensor(scene(96, 72))
+    below = F.interpolate(target, size=(36, 48), mode='bicubic', antialias=True,
+                          align_corners=False).clamp(0, 1)
+    enlarged = F.interpolate(below, size=(72, 96), mode='bicubic',
+                             align_corners=False).clamp(0, 1)
+    detail = photo_detail(target, below)
+    assert torch.allclose(enlarged + detail, target, atol=1e-6)
+    assert detail.abs().mean() > 0.01             # the noise and edges the small one lost
+
+
+def test_scales_above_the_content_side_keep_their_layout_and_the_photos_detail(monkeypatch):
+    """Above schedule.CONTENT_SIDE a scale is held to the picture it starts from plus the
+    photo's detail of its size: at strength 0 it brings back the grain that the scale below
+    lost (held to its start alone it could not), and a styled run keeps the layout. The
+    content layer is relu1_1: the tiny random network's relu4_2 cannot see grain."""
+    monkeypatch.setattr(schedule, 'CONTENT_SIDE', 200)
+    plan = schedule.plan(384, 'draft')
+    assert [(s.size, s.photo) for s in plan] == [(192, True), (384, False)]
+    content = scene(384, 288)
+    small = content.resize((192, 144), Image.BICUBIC).resize((384, 288), Image.BICUBIC)
+    lost = np.abs(arr(small) - arr(content)).mean()
+    kw = dict(model='tiny', size=384, preset='draft', content_layers=('relu1_1',))
+    kept = stylize(content, [stripes()], strength=0.0, **kw)
+    assert np.abs(arr(kept) - arr(content)).mean() < 0.7 * lost, lost
+    styled = arr(stylize(content, [stripes()], **kw))
+    assert np.isfinite(styled).all()
+    assert np.abs(styled - arr(content)).mean() > 5.0
+    grey, photo = styled.mean(-1), arr(content).mean(-1)
+    assert np.corrcoef(grey.ravel(), photo.ravel())[0, 1] > 0.5
+
+
+def test_lbfgs_steps_are_bounded_and_still_converge():
+    """L-BFGS's second step on this quadratic is the exact one, 0.8 long on average: it is
+    cut to gatys.MAX_STEP, and as its record is cut with it the next steps stay exact."""
+    goal = torch.full((1, 3, 16, 16), 0.8)
+    pictures = []
+    out = optimise(torch.zeros_like(goal), lambda x: (((x - goal) ** 2).mean(), {}), 14,
+                   'lbfgs', lambda step, loss, x: pictures.append(x.detach().clone()),
+                   with_image=True)
+    moves = [(b - a).abs().mean().item() for a, b in zip(pictures, pictures[1:])]
+    assert max(moves) <= gatys.MAX_STEP + 1e-6
+    assert sum(m > 0.9 * gatys.MAX_STEP for m in moves) >= 5       # it was cut, many times
+    assert (out - goal).abs().max() < 1e-3

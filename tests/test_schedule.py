@@ -33,3 +33,10 @@ def test_iterations_override_the_final_scale_only():
     plan = schedule.plan(512, 'normal', iterations=7)
     assert plan[-1].steps == 7
     assert plan[0].steps == schedule.PRESETS['normal'][0]
+
+
+def test_scales_above_the_content_side_are_not_held_to_the_photo_itself():
+    assert all(s.photo for s in schedule.plan(schedule.CONTENT_SIDE, 'normal'))
+    plan = schedule.plan(4 * schedule.CONTENT_SIDE, 'best')
+    assert [s.photo for s in plan] == [s.size <= schedule.CONTENT_SIDE for s in plan]
+    assert plan[0].photo and not plan[-1].photo
