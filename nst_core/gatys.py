@@ -21,9 +21,10 @@ LBFGS_HISTORY = 100
 # of a grey level, and scales the second by the curvature measured over it: where that is
 # noise (no content term to steady it, bf16 gradients) the second step overshoots by orders
 # of magnitude. On tiles of a 6000 px picture without the content term it moved the picture
-# by 0.17-0.94 on average (the loss x40 to x20000) and left tiles of one flat colour; whole
-# runs' steps mostly stay under 0.07 (one of five measured: 0.11, loss x108; docs/quality.md).
-# Longer steps are shortened along their direction.
+# by 0.17-0.94 on average (the loss x40 to x20000) and left tiles of one flat colour. Whole
+# runs take such steps too, milder (0.11, the loss x108, on astronaut + shipwreck at 512 px),
+# and recover; shortened, they judge the same (docs/quality.md). Longer steps are shortened
+# along their direction.
 MAX_STEP = 0.1
 # VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
 # (a crash), and near 16 px the deepest layers see one or two pixels. Smaller images (1x1
