@@ -405,6 +405,63 @@ def pip_advice(venv):
             '--system-site-packages; if the venv is broken, delete %s and run again.' % venv)
 
 
+def run_pip(act, cmd, what, venv):
+    """act.run for pip, whose failure for a full disk must not be blamed on the network."""
+    try:
+        act.run(cmd, what, pip_advice(venv))
+    except InstallError as e:
+        if 'No space left on device' not in str(e):
+            raise
+        head = str(e).rsplit('\nWhat to do:', 1)[0]
+        raise InstallError('%s\nWhat to do: the disk is full. Free space on the disk of %s and '
+                           'of the temporary folder (%s), or choose a --venv on another disk; '
+                           "pip's download cache can be emptied with: pip cache purge. Then run "
+                           'again.' % (head, venv, tempfile.gettempdir()))
+
+
+GB = 1e9
+# Disk a torch install takes: (bytes left in the venv, bytes pip downloads and unpacks in the
+# temporary folder while it works). PyPI's CUDA build, measured with install.py on Linux
+# x86-64: 8.9 GB above the start at the peak, 5.5 GB after. The others from wheel sizes.
+ROOM = {'pypi-cuda': (5.5 * GB, 3.4 * GB), 'cpu': (1.0 * GB, 0.4 * GB),
+        'pypi': (1.5 * GB, 0.5 * GB)}
+
+
+def existing_parent(path):
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_room(source_name, venv, act, free=lambda path: shutil.disk_usage(path).free,
+               device=lambda path: os.stat(path).st_dev):
+    """Refuse, before pip downloads gigabytes, when the venv's disk (and the temporary
+    folder's) cannot hold the torch `source_name` costs: a full disk half-way through leaves
+    a broken venv and pip's message blames nothing in particular."""
+    if source_name not in ROOM:
+        return                           # the user's own index: its size is unknown
+    stays, passes = ROOM[source_name]
+    places = {}
+    for path, size in ((existing_parent(venv), stays), (Path(tempfile.gettempdir()), passes)):
+        key = device(path)
+        where, need = places.get(key, (path, 0))
+        places[key] = (where, need + size)
+    for where, need in places.values():
+        have = free(where)
+        if have >= need:
+            continue
+        text = ('Not enough disk space for torch: %s has %.1f GB free, and this torch needs '
+                'about %.1f GB there while pip installs it (%.1f GB stay in the venv %s). '
+                'Free space, choose a --venv on a disk with room (and TMPDIR for pip\'s '
+                'downloads), or use the system\'s torch with --system-site-packages.'
+                % (where, have / GB, need / GB, stays / GB, venv))
+        if act.dry_run:
+            act.out('warning: ' + text)
+            return
+        raise InstallError(text)
+
+
 TorchSource = collections.namedtuple('TorchSource', 'name index why')
 # What each way of getting torch costs, said before pip starts (docs/install.md, "Which torch").
 COSTS = {
@@ -546,11 +603,10 @@ def install_packages(python, venv, base, system_site, want_convert, act, where=N
             act.out(line)
         offline = local_build_flags(sees)
         with staged_checkout(act) as source:
-            act.run(pip + ['--no-deps'] + offline + [source], 'pip install nst_core',
-                    pip_advice(venv))
+            run_pip(act, pip + ['--no-deps'] + offline + [source], 'pip install nst_core', venv)
         extra = missing_modules(sees, CONVERT_MODULES) if want_convert else []
         if extra:
-            act.run(pip + extra, 'pip install %s' % ' '.join(extra), pip_advice(venv))
+            run_pip(act, pip + extra, 'pip install %s' % ' '.join(extra), venv)
         return notes[0] if notes else "torch: the system's"
     if system_site:
         act.out('Not importable from the system Python: %s; pip installs nst_core with its '
@@ -562,17 +618,21 @@ def install_packages(python, venv, base, system_site, want_convert, act, where=N
             'cpu': "PyTorch's CPU-only index %s" % chosen.index,
             'pypi-cuda': 'PyPI (the CUDA build, about 5.5 GB)', 'pypi': 'PyPI',
             'user': 'your pip configuration'}[chosen.name]
+        check_room(chosen.name, venv, act)
         if chosen.index:
             try:
-                act.run(pip + list(TORCH_PACKAGES) + ['--index-url', chosen.index],
-                        'pip install torch (CPU-only)', pip_advice(venv))
+                run_pip(act, pip + list(TORCH_PACKAGES) + ['--index-url', chosen.index],
+                        'pip install torch (CPU-only)', venv)
             except InstallError as e:
+                if 'the disk is full' in str(e):
+                    raise
                 act.out('warning: installing torch from %s failed; falling back to PyPI (%s).'
                         '\n%s' % (chosen.index, COSTS['pypi-cuda'], str(e).splitlines()[0]))
                 used = 'torch: from PyPI (the CPU-only index failed)'
+                check_room('pypi-cuda', venv, act)
     with staged_checkout(act) as source:
         target = '%s[convert]' % source if want_convert else str(source)
-        act.run(pip + [target], 'pip install nst_core', pip_advice(venv))
+        run_pip(act, pip + [target], 'pip install nst_core', venv)
     return used
 
 

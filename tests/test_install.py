@@ -7,6 +7,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -746,8 +747,16 @@ def test_real_default_install_takes_torch_from_the_fallback(checkout, home, tmp_
     env = user_env(home)
     r = run_install(checkout, '--venv', venv, '--skip-weights', '--weights-dir',
                     tmp_path / 'weights', env=env, timeout=1800)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert "torch: from PyPI, because PyTorch's CPU-only index" in r.stdout
+    if 'Not enough disk space for torch' in r.stderr:
+        # A machine with under 9 GB free (CI's, once): install.py must refuse before pip
+        # downloads anything, and be right that the room is missing.
+        stays, passes = inst.ROOM['pypi-cuda']
+        assert r.returncode == 1 and shutil.disk_usage(tmp_path).free < stays + passes
+        assert 'pip install' not in r.stdout, r.stdout
+        assert not list(venv.glob('lib/python*/site-packages/torch'))
+        return
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert 'torch:          from PyPI (the CUDA build, about 5.5 GB)' in r.stdout
     got = subprocess.run([str(venv / 'bin' / 'python'), '-c',
                           'import torch, nst_core; print(torch.__version__)'],
@@ -769,3 +778,97 @@ def test_demo_without_gimp_skips_the_plugin_and_runs_the_sample(tmp_path, capsys
     assert 'samples/chelsea.jpg' in out and 'would write' in out
     assert set(tmp_path.rglob('*')) == {home}
     assert inst.main(['--dry-run', '--venv', str(tmp_path / 'v')], where=where) == 1
+
+
+# ---------------------------------------------------------------- disk space
+
+GB = inst.GB
+
+
+def test_no_room_for_torch_is_refused_before_pip_starts(tmp_path):
+    """The CUDA build needs 8.9 GB at its peak: with the venv and the temporary folder on one
+    disk of 6 GB free, install.py says so, in numbers, and what to do."""
+    venv = tmp_path / 'not-yet' / 'venv'
+    with pytest.raises(inst.InstallError) as e:
+        inst.check_room('pypi-cuda', venv, inst.Actions(False), free=lambda p: 6 * GB,
+                        device=lambda p: 1)
+    text = str(e.value)
+    assert 'has 6.0 GB free' in text and 'about 8.9 GB there' in text
+    assert '5.5 GB stay in the venv %s' % venv in text and '--system-site-packages' in text
+    assert str(tmp_path) in text                 # the nearest folder that exists, not the venv
+    inst.check_room('pypi-cuda', venv, inst.Actions(False), free=lambda p: 9 * GB,
+                    device=lambda p: 1)          # enough: nothing said
+    inst.check_room('cpu', venv, inst.Actions(False), free=lambda p: 6 * GB,
+                    device=lambda p: 1)          # the CPU build fits in 6 GB
+
+
+def test_the_temporary_folder_on_its_own_disk_is_checked_for_the_download(tmp_path):
+    """/tmp as a small tmpfs: the venv's disk holds the 5.5 GB, the download does not fit."""
+    temp = Path(tempfile.gettempdir())
+    disks = {temp: ('tmpfs', 2 * GB)}
+    free = lambda p: disks.get(p, ('disk', 6 * GB))[1]
+    device = lambda p: disks.get(p, ('disk',))[0]
+    with pytest.raises(inst.InstallError) as e:
+        inst.check_room('pypi-cuda', tmp_path / 'venv', inst.Actions(False), free=free,
+                        device=device)
+    assert '%s has 2.0 GB free' % temp in str(e.value) and 'about 3.4 GB' in str(e.value)
+
+
+def test_dry_run_and_the_users_own_index_do_not_refuse(tmp_path):
+    said = Said()
+    inst.check_room('pypi-cuda', tmp_path / 'v', said.act, free=lambda p: 1 * GB,
+                    device=lambda p: 1)
+    assert said.text.startswith('warning: Not enough disk space for torch')
+    inst.check_room('user', tmp_path / 'v', inst.Actions(False), free=lambda p: 0,
+                    device=lambda p: 1)          # its size is unknown: pip decides
+
+
+def test_a_full_disk_during_pip_is_called_a_full_disk(tmp_path):
+    """A real ENOSPC (writing to /dev/full), through the same wrapper as every pip step: the
+    advice speaks of disk space, not of the network."""
+    if not os.path.exists('/dev/full'):
+        pytest.skip('no /dev/full here')
+    cmd = [sys.executable, '-c', "f = open('/dev/full', 'wb', buffering=0); f.write(b'x')"]
+    with pytest.raises(inst.InstallError) as e:
+        inst.run_pip(inst.Actions(False, out=lambda t: None), cmd, 'pip install nst_core',
+                     tmp_path / 'venv')
+    text = str(e.value)
+    assert 'No space left on device' in text and 'the disk is full' in text
+    assert 'pip cache purge' in text and 'network' not in text
+    cmd = [sys.executable, '-c', 'raise SystemExit("ERROR: No matching distribution")']
+    with pytest.raises(inst.InstallError) as e:
+        inst.run_pip(inst.Actions(False, out=lambda t: None), cmd, 'pip install x', tmp_path)
+    assert 'pip needs to reach the package index' in str(e.value)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MB tmpfs (root only: mount)."""
+    where = tmp_path / 'small'
+    where.mkdir()
+    if os.geteuid() != 0 or not shutil.which('mount'):
+        pytest.skip('mounting a small disk needs root')
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64M', 'tmpfs', str(where)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip('cannot mount a tmpfs here: %s' % r.stderr.strip())
+    yield where
+    subprocess.run(['umount', '-l', str(where)], check=True)
+
+
+def test_real_install_onto_a_small_disk_stops_before_pip_and_loses_nothing(
+        checkout, home, tmp_path, small_disk):
+    """install.py for real with its venv on a 64 MB disk and PyPI's torch (5.5 GB): one clear
+    error before any download, and an earlier install's plug-in and config are untouched."""
+    plugins = make_profiles(home, '3.0')[0] / 'plug-ins'
+    earlier = plugins / inst.PLUGIN
+    earlier.mkdir(parents=True)
+    (earlier / inst.CONFIG_NAME).write_text('{"python": "/earlier/venv/bin/python"}\n')
+    before = tree_state(plugins)
+    venv = small_disk / 'venv'
+    r = run_install(checkout, '--venv', venv, '--torch-index', 'pypi', '--skip-weights',
+                    env=user_env(home), timeout=300)
+    assert r.returncode == 1, r.stdout[-2000:]
+    assert 'error: Not enough disk space for torch: %s has' % venv in r.stderr, r.stderr
+    assert 'pip install --disable' not in r.stdout       # nothing downloaded
+    assert tree_state(plugins) == before
