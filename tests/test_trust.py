@@ -8,9 +8,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT, scene, stripes
-from nst_core import protocol
-from nst_core.weights import cache
+from conftest import ROOT, cached_weights, scene, stripes
+from nst_core import protocol, weights
 from test_worker import events_of, write_job
 
 # Runs first in the worker (sitecustomize): any socket use is recorded and refused.
@@ -66,17 +65,10 @@ def test_the_guard_catches_a_connection(tmp_path):
     assert (tmp_path / 'net.log').read_text()
 
 
-def _cached(*names):
-    folder = cache.default_cache_dir()
-    missing = [n for n in names if not (folder / n).exists()]
-    if missing:
-        pytest.skip('weights not cached in %s: %s' % (folder, ', '.join(missing)))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize('method', ['fast', 'quality'])
 def test_worker_with_cached_weights_never_touches_the_network(tmp_path, method):
-    _cached('magenta.pth', 'vgg16-hed.pth')
+    cached_weights('magenta', weights.VGG_AUTO_ORDER[0])     # what model=auto loads first
     env = offline_env(tmp_path)
     job_dir = tmp_path / 'job'
     job_dir.mkdir()
