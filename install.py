@@ -63,6 +63,10 @@ class InstallError(Exception):
     """A step failed; the message says what happened and what to do."""
 
 
+class DiskFull(InstallError):
+    """pip ran out of disk space: retrying from another index would not help."""
+
+
 # ---------------------------------------------------------------- where things live
 
 def this_machine():
@@ -413,7 +417,7 @@ def run_pip(act, cmd, what, venv):
         if 'No space left on device' not in str(e):
             raise
         head = str(e).rsplit('\nWhat to do:', 1)[0]
-        raise InstallError('%s\nWhat to do: the disk is full. Free space on the disk of %s and '
+        raise DiskFull('%s\nWhat to do: the disk is full. Free space on the disk of %s and '
                            'of the temporary folder (%s), or choose a --venv on another disk; '
                            "pip's download cache can be emptied with: pip cache purge. Then run "
                            'again.' % (head, venv, tempfile.gettempdir()))
@@ -623,9 +627,9 @@ def install_packages(python, venv, base, system_site, want_convert, act, where=N
             try:
                 run_pip(act, pip + list(TORCH_PACKAGES) + ['--index-url', chosen.index],
                         'pip install torch (CPU-only)', venv)
+            except DiskFull:
+                raise                    # PyPI's larger torch would not fit either
             except InstallError as e:
-                if 'the disk is full' in str(e):
-                    raise
                 act.out('warning: installing torch from %s failed; falling back to PyPI (%s).'
                         '\n%s' % (chosen.index, COSTS['pypi-cuda'], str(e).splitlines()[0]))
                 used = 'torch: from PyPI (the CPU-only index failed)'

@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 SIDE = (6000, 4000)
@@ -54,13 +53,6 @@ def in_gimp():
         f.write(fx.pixels(new))
     print('TIME result %dx%d in %.0f s' % (new.get_width(), new.get_height(), dt), flush=True)
     img.delete()
-
-
-def chroot_root():
-    cache = os.environ.get('NS_GIMP_CACHE') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
-        'neural-style-gimp-chroot')
-    return Path(cache) / ('%s-root' % os.environ.get('SUITE', 'trixie'))
 
 
 def make_inputs(where, images):
@@ -102,6 +94,7 @@ def on_host():
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
     import bench_quality_sizes as sizes
+    from gimp_chroot import chroot_root
     root = chroot_root()
     if not root.is_dir():
         sys.exit('no cached chroot at %s: run tests/gimp/run.sh once first' % root)
@@ -136,11 +129,9 @@ def on_host():
         print('seams at %d px (tile side %d): largest %.2f; the photo at the same lines %.2f; '
               'against the lines next to each border: largest %.2f (the photo %.2f)'
               % (max(SIDE), tiles[0], seam, control, local, near))
-        sizes.OUT = out                       # crops() writes there
-        sizes.crops(out / 'result.png', tiles[0], max(SIDE))
-    sizes.OUT = out
+        sizes.crops(out / 'result.png', tiles[0], max(SIDE), out)
     scores = sizes.judge([(out / 'photo.png', sizes.IMAGES / 'starry_night.jpg',
-                           out / 'result.png', 'gimp %dx%d' % SIDE)])
+                           out / 'result.png', 'gimp %dx%d' % SIDE)], out)
     if scores:
         for label, row in scores.items():
             print('judged at 512 px (%s): %s' % (label, ' / '.join(

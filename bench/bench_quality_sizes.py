@@ -126,7 +126,7 @@ def local_seams(path, tile, like=None):
     return max(ratios) if ratios else None, ratios
 
 
-def crops(path, tile, side):
+def crops(path, tile, side, out=OUT):
     """Full-size crops around the first vertical and horizontal tile borders."""
     from PIL import Image
     from nst_core import tiling
@@ -137,16 +137,16 @@ def crops(path, tile, side):
     ys = sorted({b.y0 for b in boxes if b.y0 > 0})
     if xs:
         x = xs[0]
-        img.crop((x - 192, 0, x + 192, 384)).save(OUT / ('border_x_%d.png' % side))
+        img.crop((x - 192, 0, x + 192, 384)).save(out / ('border_x_%d.png' % side))
     if ys:
         y = ys[0]
-        img.crop((0, y - 192, 384, y + 192)).save(OUT / ('border_y_%d.png' % side))
+        img.crop((0, y - 192, 384, y + 192)).save(out / ('border_y_%d.png' % side))
 
 
-def judge(rows):
+def judge(rows, out=OUT):
     if not JUDGE.exists():
         return None
-    tsv = OUT / 'judge_rows.tsv'
+    tsv = out / 'judge_rows.tsv'
     tsv.write_text(''.join('\t'.join(map(str, r)) + '\n' for r in rows))
     proc = subprocess.run([str(JUDGE), '--batch', str(tsv), '--json'], capture_output=True,
                           text=True)

@@ -346,14 +346,12 @@ def report(result, peer, rc, chroot):
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.abspath(os.path.join(here, os.pardir))
-    cache = os.environ.get('NS_GIMP_CACHE') or os.path.join(
-        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'),
-        'neural-style-gimp-chroot')
-    chroot = os.path.join(cache, '%s-root' % os.environ.get('SUITE', 'trixie'))
+    sys.path.insert(0, here)
+    from gimp_chroot import chroot_root
+    chroot = str(chroot_root())
     if not os.path.isdir(chroot):
         sys.exit('no GIMP chroot at %s: run tests/gimp/run.sh once first' % chroot)
     work = os.path.join(root, 'out', 'bench_warm')
-    sys.path.insert(0, here)
     import bench_fast                         # peer_python(), measure(): one copy of each
     if not bench_fast.IMAGES.exists():
         sys.exit('shared images not found at %s' % bench_fast.IMAGES)
