@@ -123,6 +123,66 @@ def test_tiled_progress_counts_every_tile(random_net):
     assert fast.count_steps(150, 230, 232) == 1
 
 
+def test_tiled_equals_untiled_with_statistics_from_the_inner_region(random_net):
+    content = torch.rand(1, 3, 200, 344)
+    inner = (24, 180, 40, 300)
+    with torch.no_grad():
+        whole = fast.stylize_tensor(random_net, content, vector(1), inner=inner)
+        tiled = fast.stylize_tensor(random_net, content, vector(1), tile_size=192, inner=inner)
+        plain = fast.stylize_tensor(random_net, content, vector(1))
+    assert (tiled - whole).abs().max() < 1e-5
+    assert (plain - whole).abs().max() > 0.01           # the region's statistics are used
+
+
+def test_the_region_names_the_same_pixels_at_every_resolution():
+    from nst_core.models.magenta import within
+    x = torch.arange(64.).view(1, 1, 8, 8)
+    assert within(x, None) is x
+    assert within(x, (0.25, 0.75, 0.5, 1.0)).shape[-2:] == (4, 4)
+    quarter = torch.zeros(1, 1, 2, 2)
+    assert within(quarter, (0.3, 0.4, 0.3, 0.4)).shape[-2:] == (1, 1)   # never empty
+
+
+@pytest.mark.parametrize('h, w', [(5, 7), (1, 9), (40, 40)])
+def test_mirror_pad_mirrors_as_far_as_asked(h, w):
+    x = torch.rand(1, 3, h, w)
+    out = fast.mirror_pad(x, 34, 35, 33, 36)
+    assert out.shape[-2:] == (h + 69, w + 69)
+    assert torch.equal(out[..., 34:34 + h, 33:33 + w], x)
+    if min(h, w) > 1:
+        assert torch.equal(out[..., 33, 33:33 + w], x[..., 1, :])     # reflected, not repeated
+
+
+def test_the_canvas_is_painted_the_size_it_was_inside_its_margin(random_net):
+    canvas = torch.rand(1, 3, 37, 51)
+    with torch.no_grad():
+        for phase in fast.PHASES:
+            assert fast.render(random_net, canvas, vector(), phase).shape == canvas.shape
+
+
+def test_the_phase_map_uses_every_phase_in_irregular_patches():
+    labels = fast.phase_map(120, 160, 16, seed=3)
+    assert set(labels.unique().tolist()) == set(range(16))
+    assert torch.equal(labels, fast.phase_map(120, 160, 16, seed=3))
+    assert not torch.equal(labels, fast.phase_map(120, 160, 16, seed=4))
+    # patches, not single pixels: most neighbours share a label
+    assert (labels[:, 1:] == labels[:, :-1]).float().mean() > 0.6
+    # and not squares on a grid: patch borders do not line up along whole rows
+    changes = (labels[1:] != labels[:-1]).float().mean(1)
+    assert changes.max() < 0.6
+
+
+def test_a_canvas_shrunk_to_the_output_is_painted_once(random_net):
+    assert fast.phases_for((288, 384), (200, 267)) == fast.PHASES[:1]
+    assert fast.phases_for((288, 384), (600, 800)) == fast.PHASES
+    seen = []
+    with torch.no_grad():
+        fast.paint_canvas(random_net, torch.rand(1, 3, 48, 64), vector(), (96, 128),
+                          report=lambda step, total: seen.append((step, total)))
+    total = fast.paint_steps((48, 64), (96, 128), 2048)
+    assert total == 16 and seen == [(i, total) for i in range(1, total + 1)]
+
+
 # --- style vectors, strength, colours ---------------------------------------------------------
 
 @pytest.mark.parametrize('h, w, tiles, side', [(100, 300, 3, 256), (300, 100, 3, 256),
@@ -356,6 +416,72 @@ def test_strength_moves_from_the_content_to_the_style(real_net, style_image):
     assert diffs[0] < diffs[1] < diffs[2] < diffs[3]
 
 
+def lattice_peaks(canvas):
+    """Power at the network's stride-grid frequencies (1/4 and 1/2 cycle per pixel, both
+    axes) over the median power of the frequencies around each: a lattice stands out."""
+    g = detail.luminance(canvas)[0, 0].double()
+    n = min(g.shape) // 8 * 8
+    g = g[:n, :n]
+    window = torch.hann_window(n, periodic=False, dtype=torch.float64)
+    power = torch.fft.fft2((g - g.mean()) * window[:, None] * window[None]).abs().square()
+    ratios = []
+    for fy, fx in ((0, 1), (1, 0), (1, 1), (1, 3), (0, 2), (2, 0)):    # in quarters
+        y, x = fy * n // 4, fx * n // 4
+        near = power.roll((-y + 6, -x + 6), (0, 1))[:13, :13]
+        ratios.append(float(power[y, x] / near.median()))
+    return max(ratios)
+
+
+@pytest.mark.slow
+def test_an_enlarged_canvas_has_no_lattice(real_net):
+    """Painted at one position on its stride grid the network's texture is a lattice (sharp
+    spectral peaks at 1/4 and 1/2 cycle per pixel); mixed over all 16 it is not."""
+    from conftest import shared_image
+    photo = _photo(1024).crop((0, 0, 768, 768))
+    canvas = fast.resize(imageio.to_tensor(photo), (384, 384)).clamp(0, 1)
+    with torch.no_grad():
+        vec = fast.style_vector(real_net, imageio.to_tensor(shared_image('starry_night.jpg')))
+        one = fast.paint_canvas(real_net, canvas, vec, (384, 384))          # not enlarged
+        mixed = fast.paint_canvas(real_net, canvas, vec, (1536, 1536))
+    assert lattice_peaks(one) > 10
+    assert lattice_peaks(mixed) < 0.3 * lattice_peaks(one)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('grey', [128, 200])
+def test_a_flat_grey_photo_gives_a_flat_picture_without_a_frame(real_net, grey):
+    """No border bands: on a flat photo every edge is as the middle (the network's own
+    border, and instance norms that amplified rounding noise into a plaid, are gone)."""
+    from conftest import shared_image
+    photo = Image.new('RGB', (640, 480), (grey,) * 3)
+    out = fast.run(real_net, photo, [shared_image('the_scream.jpg')], size=0)
+    assert out.shape[-2:] == (480, 640)
+    assert (out - out[..., 240:241, 320:321]).abs().max() * 255 < 0.5
+
+
+@pytest.mark.slow
+def test_no_light_or_dark_band_along_the_edges_of_a_photo(real_net):
+    """The outer 6 px against the next 24 (the photo's own difference subtracted), on the
+    mean over paintings: painted plainly the top edge was 19 grey levels light and the bottom
+    8 dark; now every edge is within 4."""
+    from conftest import shared_image
+    photo = _photo(800)
+    p = detail.luminance(imageio.to_tensor(photo))[0, 0] * 255
+    bands = []
+    for name in ('starry_night.jpg', 'the_scream.jpg', 'shipwreck.jpg'):
+        out = detail.luminance(fast.run(real_net, photo, [shared_image(name)], size=0))[0, 0]
+        bands.append(edge_bands(out * 255) - edge_bands(p))
+    mean = torch.stack(bands).mean(0)
+    assert mean.abs().max() < 4, mean
+
+
+def edge_bands(y):
+    """top, bottom, left, right: the outer 6 px's mean less the next 24's."""
+    return torch.stack([y[:6].mean() - y[6:30].mean(), y[-6:].mean() - y[-30:-6].mean(),
+                        y[:, :6].mean() - y[:, 6:30].mean(),
+                        y[:, -6:].mean() - y[:, -30:-6].mean()])
+
+
 @pytest.mark.slow
 def test_real_1024_px_tiled_has_no_seams(real_net):
     from conftest import shared_image
@@ -434,7 +560,9 @@ def test_strokes_keep_their_size_relative_to_the_picture(real_net):
                     real_net, content, vec, style_scale=math.sqrt(fast.STROKE_AREA) / n))
     assert max(freq.values()) / min(freq.values()) < 1.05, freq
     assert native[2048] / native[512] > 1.15, native          # the measure sees stroke size
-    assert all(coarse[n] < 0.85 * freq[n] for n in freq), (coarse, freq)
+    # 0.85 before the lattice went (fast.PHASES): its peak at 1/4 cycle per canvas pixel, 83
+    # cycles per picture on the fine canvas, weighed in the fine canvas's mean; now 0.85-0.86
+    assert all(coarse[n] < 0.9 * freq[n] for n in freq), (coarse, freq)
 
 
 @pytest.mark.slow

@@ -96,6 +96,18 @@ def instance_stats(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return mean, (x - mean).square().mean((2, 3), keepdim=True)
 
 
+def within(x: torch.Tensor, region) -> torch.Tensor:
+    """x's part inside `region`: (top, bottom, left, right) as fractions of its height and
+    width, widened to whole pixels (None: all of x). Fractions hold at every resolution of
+    the network, so one region names the same part of the picture in all its layers."""
+    if region is None:
+        return x
+    h, w = x.shape[-2:]
+    top, bottom, left, right = region
+    y0, x0 = int(top * h), int(left * w)
+    return x[..., y0:max(y0 + 1, math.ceil(bottom * h)), x0:max(x0 + 1, math.ceil(right * w))]
+
+
 def conditional_instance_norm(x, gamma, beta, mean, var):
     """Normalise x with (mean, var), then scale and shift by the style's gamma and beta."""
     scale = gamma[..., None, None] * torch.rsqrt(var + EPS)
@@ -110,9 +122,11 @@ class StyleNorm(nn.Module):
         self.gamma = nn.Linear(STYLE_DIM, channels)
         self.beta = nn.Linear(STYLE_DIM, channels)
 
-    def forward(self, x, style, stats: Optional[Tuple[torch.Tensor, torch.Tensor]] = None):
-        """stats: (mean, var) to normalise with instead of x's own (e.g. a whole image's)."""
-        mean, var = instance_stats(x) if stats is None else stats
+    def forward(self, x, style, stats: Optional[Tuple[torch.Tensor, torch.Tensor]] = None,
+                region=None):
+        """stats: (mean, var) to normalise with instead of x's own (e.g. a whole image's);
+        region: take x's own from that part of it only (see within)."""
+        mean, var = instance_stats(within(x, region)) if stats is None else stats
         return conditional_instance_norm(x, self.gamma(style), self.beta(style), mean, var)
 
 
@@ -132,8 +146,8 @@ class NormConv(nn.Module):
         self.conv = ReflectConv(c_in, c_out, kernel)
         self.norm = StyleNorm(c_out)
 
-    def forward(self, x, style):
-        return self.norm(self.conv(x), style)
+    def forward(self, x, style, region=None):
+        return self.norm(self.conv(x), style, region=region)
 
 
 class Residual(nn.Module):
@@ -142,14 +156,16 @@ class Residual(nn.Module):
         self.conv1 = NormConv(channels, channels, 3)
         self.conv2 = NormConv(channels, channels, 3)
 
-    def forward(self, x, style):
-        return x + self.conv2(F.relu(self.conv1(x, style), inplace=True), style)
+    def forward(self, x, style, region=None):
+        return x + self.conv2(F.relu(self.conv1(x, style, region), inplace=True), style, region)
 
 
 class Transformer(nn.Module):
     """Content (B, 3, H, W) in 0..1 and style vector (B, 100) -> stylised image in 0..1.
 
-    H and W must be multiples of 4 (two stride-2 convs, two 2x upsamplings).
+    H and W must be multiples of 4 (two stride-2 convs, two 2x upsamplings). `region`
+    (see within) makes every instance norm take its statistics from that part of the picture:
+    the picture proper, when it is surrounded by a margin painted only to be cut off.
     The encoder's batch norms are folded into its conv biases. The stages are exposed
     (encode, residuals, decoder_conv, decoder_out) so a large image can be run in tiles.
     """
@@ -172,9 +188,9 @@ class Transformer(nn.Module):
             x = F.relu(conv(x), inplace=True)
         return x
 
-    def residuals(self, x, style):
+    def residuals(self, x, style, region=None):
         for block in self.residual:
-            x = block(x, style)
+            x = block(x, style, region)
         return x
 
     def decoder_conv(self, i, x):
@@ -183,15 +199,15 @@ class Transformer(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode='nearest')
         return self.expand[i].conv(x)
 
-    def decoder_out(self, i, y, style, stats=None):
+    def decoder_out(self, i, y, style, stats=None, region=None):
         """Decoder layer i's style norm and activation on its conv output y."""
-        y = self.expand[i].norm(y, style, stats)
+        y = self.expand[i].norm(y, style, stats, region)
         return F.relu(y, inplace=True) if i < 2 else torch.sigmoid(y)
 
-    def forward(self, content, style):
-        x = self.residuals(self.encode(content), style)
+    def forward(self, content, style, region=None):
+        x = self.residuals(self.encode(content), style, region)
         for i in range(3):
-            x = self.decoder_out(i, self.decoder_conv(i, x), style)
+            x = self.decoder_out(i, self.decoder_conv(i, x), style, region=region)
         return x
 
 
