@@ -8,11 +8,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import imageio, losses, memory, schedule, tiling
+from . import detail, imageio, losses, memory, schedule, tiling
 from .colour import luminance_transfer, match_colours, match_histogram
 from .device import pick
 from .models.vgg import VGGFeatures, tiny_random
 from .progress import Tracker
+from .resample import resize
 
 ADAM_LR = 0.02     # per step, on a 0..1 image (crowsonkb's default)
 LBFGS_HISTORY = 100
@@ -294,10 +295,14 @@ def repeat_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
     return x.repeat(1, 1, -(-side // h), -(-side // w)) if min(h, w) < side else x
 
 
-def _style_tensors(styles, scale_size, style_scale, device):
+def _style_tensors(styles, scale_size, style_scale, device, native=False):
+    """The paintings at the scale's size times style_scale; native: never enlarged past
+    their own size (an enlarged painting's texture is a blur, which its Grams would ask
+    the picture for)."""
     size = max(16, round(scale_size * style_scale))
-    return [repeat_min(imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, size)),
-                                         device)) for s in styles]
+    return [repeat_min(imageio.to_tensor(imageio.resize(
+        s, imageio.working_size(s.size, min(size, max(s.size)) if native else size)), device))
+        for s in styles]
 
 
 def overlap(tile):
@@ -320,8 +325,8 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     if preserve_colors == 'histogram':
         styles = [imageio.to_pil(match_histogram(imageio.to_tensor(s), content_full.cpu()))
                   for s in styles]
-    vgg = load_features(model, [*content_layers, *style_layers], pooling=pooling,
-                        cache_dir=cache_dir, log=log).to(dev)
+    load = dict(pooling=pooling, cache_dir=cache_dir, log=log)
+    vgg = load_features(model, [*content_layers, *style_layers], **load).to(dev)
     bf16 = use_bf16(precision, dev)
     blend = style_weights or [1.0] * len(styles)
     plan = schedule.plan(max(final_wh), preset, iterations)
@@ -334,63 +339,125 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         if len(scale_boxes) > 1:
             log('tiles: %d px in %d tiles of %dx%d (tile side %d)' % (
                 sc.size, len(scale_boxes), scale_boxes[0].width, scale_boxes[0].height, tile))
-    tracker = Tracker(_stages(plan, boxes), callback, cancel)
+    last_wh = imageio.working_size(final_wh, plan[-1].size)
+    enlarged = last_wh != final_wh
+    tracker = Tracker(_stages(plan, boxes, final_wh if enlarged else None), callback, cancel)
     tracker.report(0, 0)
     loss_kw = dict(content_layers=content_layers, style_layers=style_layers,
                    style_layer_weights=style_layer_weights, content_weight=content_weight,
                    style_weight=style_weight * style_share(strength),
                    tv_weight=tv_weight * style_share(strength), bf16=bf16)
+    # the layout's photo is made as a run at the layout's size makes its own, so that a
+    # larger picture is that run's picture refined (same strokes, same look at 512 px)
+    layout_wh = imageio.working_size(final_wh, max(sc.size for sc in plan if not sc.refine))
+    layout_photo = (content_full if layout_wh == final_wh else
+                    imageio.to_tensor(imageio.resize(content, layout_wh), dev))
     image, below, stage = None, None, 0
     for sc, scale_boxes, tile in zip(plan, boxes, tiles):
         wh = imageio.working_size(final_wh, sc.size)
-        target = F.interpolate(content_full, size=wh[::-1], mode='bicubic', align_corners=False,
-                               antialias=True).clamp(0, 1) if wh != final_wh else content_full
-        if image is None:
-            kw = dict(styles=styles, style_weights=blend, strength=strength, device=device,
-                      cache_dir=cache_dir, seed=seed)
-            image = _initial(init, target, init_image, generator, kw)
-        image = F.interpolate(image, size=wh[::-1], mode='bicubic',
-                              align_corners=False).clamp(0, 1)
-        grams = style_grams(vgg, _style_tensors(styles, sc.size, style_scale, dev), blend,
-                            style_layers, bf16, tile)
-        fresh = image.clone() if len(scale_boxes) > 1 else image
-        detail = None if sc.photo or below is None else photo_detail(target, below)
-        for box in scale_boxes:
-            start = tiling.start(image, fresh, box, overlap(tile))
-            goal = box.crop(target) if detail is None else (start + box.crop(detail)).clamp(0, 1)
-            out = _optimise_region(vgg, goal, start, grams, loss_kw, sc.steps, optimizer,
-                                   _step_report(tracker, stage,
-                                                image if len(scale_boxes) > 1 else None))
-            if len(scale_boxes) == 1:
-                image = out
-            else:
-                tiling.paste(image, out, box, overlap(tile))
-            stage += 1
+        target = _photo_at(content_full if sc.refine else layout_photo, wh)
+        if sc.refine:
+            # the picture below enlarged with the photo's detail of this size is the goal:
+            # the octave adds the painting's texture of its size, not another layout
+            start = detail.enlarge(target, below, image)
+            scale_vgg, scale_kw = _refine_features(sc, model, load, loss_kw, dev)
+            painting = _style_tensors(styles, sc.size, style_scale, dev, native=True)
+        else:
+            if image is None:
+                kw = dict(styles=styles, style_weights=blend, strength=strength,
+                          device=device, cache_dir=cache_dir, seed=seed)
+                image = _initial(init, target, init_image, generator, kw)
+            start = F.interpolate(image, size=wh[::-1], mode='bicubic',
+                                  align_corners=False).clamp(0, 1)
+            scale_vgg, scale_kw = vgg, loss_kw
+            painting = _style_tensors(styles, sc.size, style_scale, dev)
+        grams = style_grams(scale_vgg, painting, blend, scale_kw['style_layers'], bf16, tile)
+        image, stage = _optimise_scale(scale_vgg, start if sc.refine else target, start,
+                                       grams, scale_kw, sc.steps, optimizer, scale_boxes,
+                                       tile, tracker, stage)
+        if sc.refine:
+            image = keep_octave(start, image, below.shape[-2:])
         below = target
-    detail = fresh = None        # whole canvases no longer needed (memory.CANVAS_PER_PIXEL)
+    start = None                 # whole canvases no longer needed (memory.CANVAS_PER_PIXEL)
+    if enlarged:
+        image = detail.enlarge(content_full, below, image,
+                               report=lambda i, n: tracker.report(stage, i, total=n))
     if preserve_colors == 'luminance':
         image = luminance_transfer(image, content_full)
     return imageio.to_pil(image)
 
 
-def photo_detail(target, below):
-    """What the photo gains from the scale below to this one: `target` less `below` enlarged
-    the way the picture is. A scale whose content target is its starting picture plus this
-    (schedule.Scale.photo False) keeps the layout the scales below painted and adds only the
-    photo's finer detail; at strength 0 the target is the photo again."""
-    up = F.interpolate(below, size=target.shape[-2:], mode='bicubic', align_corners=False)
-    return up.clamp_(0, 1).neg_().add_(target)
+def _photo_at(photo, wh):
+    if tuple(photo.shape[-2:]) == tuple(wh[::-1]):
+        return photo
+    return F.interpolate(photo, size=wh[::-1], mode='bicubic', align_corners=False,
+                         antialias=True).clamp(0, 1)
 
 
-def _stages(plan, boxes):
-    """Progress stages: one per scale, or per tile where a scale runs in tiles."""
+# A refined octave above schedule.FULL_TRUNK_SIDE sees VGG up to the brushwork's layers,
+# with the content held at the deepest of them.
+SHALLOW_STYLE = ('relu1_1', 'relu2_1', 'relu3_1')
+SHALLOW_CONTENT = ('relu3_1',)
+
+
+def _refine_features(sc, model, load, loss_kw, dev):
+    """The VGG and loss options of a refined octave: the layout's, or above
+    FULL_TRUNK_SIDE the shallow trunk."""
+    if sc.size <= schedule.FULL_TRUNK_SIDE:
+        layers = [*loss_kw['content_layers'], *loss_kw['style_layers']]
+        return load_features(model, layers, **load).to(dev), loss_kw
+    kw = dict(loss_kw, content_layers=SHALLOW_CONTENT, style_layers=SHALLOW_STYLE,
+              style_layer_weights=None)
+    return load_features(model, [*SHALLOW_CONTENT, *SHALLOW_STYLE], **load).to(dev), kw
+
+
+def keep_octave(start, refined, below_hw):
+    """`start` plus the part of what refining changed that is finer than the scale below.
+
+    The layout was painted, tuned and judged at the scales below. Left whole, an octave's
+    optimisation also moves what they hold (its style term, at a size the recipe was not
+    tuned at, evens the strokes out into a finer texture): judged at 512 px, two_wings +
+    starry_night came out less stylised than the layout (grey style ratio 0.243 against
+    0.209). Keeping only the octave's own band, the coarse bands stay the layout's and the
+    finest are the painting's texture and the photo's edges of this size.
+    """
+    change = refined - start
+    low = resize(resize(change, tuple(below_hw)), tuple(change.shape[-2:]))
+    return change.sub_(low).add_(start).clamp_(0, 1)
+
+
+def _optimise_scale(vgg, goal, start, grams, loss_kw, steps, optimizer, boxes, tile, tracker,
+                    stage):
+    """One scale, whole or tile by tile: (its picture, the next progress stage)."""
+    if len(boxes) == 1:
+        out = _optimise_region(vgg, goal, start, grams, loss_kw, steps, optimizer,
+                               _step_report(tracker, stage, None))
+        return out, stage + 1
+    image, fresh = start.clone(), start
+    for box in boxes:
+        region_start = tiling.start(image, fresh, box, overlap(tile))
+        out = _optimise_region(vgg, box.crop(goal), region_start, grams, loss_kw, steps,
+                               optimizer, _step_report(tracker, stage, image))
+        tiling.paste(image, out, box, overlap(tile))
+        stage += 1
+    return image, stage
+
+
+def _stages(plan, boxes, enlarge_to=None):
+    """Progress stages: one per scale, or per tile where a scale runs in tiles (a step on
+    the shallow trunk costs about half a whole one); and the enlargement to `enlarge_to`
+    (w, h), if any, about a twentieth of a step at that size."""
     stages = []
     for i, (sc, scale_boxes) in enumerate(zip(plan, boxes)):
+        shallow = 0.5 if sc.refine and sc.size > schedule.FULL_TRUNK_SIDE else 1.0
         for j, box in enumerate(scale_boxes):
             name = 'Scale %d/%d' % (i + 1, len(plan))
             if len(scale_boxes) > 1:
                 name += ', tile %d/%d' % (j + 1, len(scale_boxes))
-            stages.append((name, sc.steps, box.pixels))
+            stages.append((name, sc.steps, box.pixels * shallow))
+    if enlarge_to is not None:
+        bands = detail.count_bands(enlarge_to[1], enlarge_to[0])
+        stages.append(('Adding detail', bands, enlarge_to[0] * enlarge_to[1] / bands / 20))
     return stages
 
 

@@ -22,8 +22,8 @@ LBFGS_HISTORY = 100                                # pairs kept (gatys.LBFGS_HIS
 ADAM_PER_PIXEL = 3 * 3 * 4                         # two moments and the gradient
 # Quality optimises at most QUALITY_TILE x QUALITY_TILE pixels at once (less where memory
 # is short, down to MIN_TILE); larger scales run in tiles (gatys.py, tiling.py). What stays
-# whole are a few float32 RGB pictures: the content, the canvas, its upsampled start and,
-# above schedule.CONTENT_SIDE, the photo's detail of the scale (gatys.photo_detail).
+# whole are a few float32 RGB pictures: the content, the canvas and its start at the largest
+# refined octave, and the output the last picture is enlarged into (detail.enlarge).
 QUALITY_TILE = 1024
 MIN_TILE = 256
 CANVAS_PER_PIXEL = 4 * 3 * 4

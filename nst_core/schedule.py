@@ -23,21 +23,27 @@ PRESETS = {        # steps at the coarsest, each middle and the final scale
 }
 
 
-# The scales up to this side hold the picture to the photo; finer ones hold it to the picture
-# they start from (the scale below's, enlarged) plus the photo's detail of their own size
-# (gatys.photo_detail). Held to the photo itself, relu4_2 at 2048 px - seeing a quarter of
-# the picture it sees at 1024 px - pulled a 2048 px result back towards the photo: judged at
-# 512 px, grey style ratio 0.324 against the 1024 px result's 0.266 (two_wings +
-# starry_night); held this way, 0.246, edge F 0.517 against 0.518 (docs/quality.md). The
-# recipe was tuned at 512-1024 px.
-CONTENT_SIDE = 1024
+# The picture's layout - strokes, colours, what becomes of the photo's shapes - is painted
+# coarse to fine up to this size, as the recipe was tuned and judged (docs/quality.md). A
+# larger output refines it an octave at a time (REFINE): held to it, for the painting's
+# texture and sharper strokes of that size, and it gets the photo's own finer edges
+# (detail.py). Coarse to fine all the way up (the old way) painted a 2560 px picture in 20x
+# the 512 px picture's time, and less stylised: judged at 512 px, grey style ratio 0.324
+# against 0.266 at 2048 px.
+LAYOUT_SIDE = 512
+# The octaves above the layout that are optimised: halving from the output's size while at
+# least 1.5x the layout (the output's own octave is only enlarged with the photo's detail,
+# at most 2x: it would cost the most); up to FULL_TRUNK_SIDE on the whole VGG, above it on VGG up to relu3_1 (the
+# brushwork's layers; two fifths of the trunk's work per pixel), for steps each.
+REFINE = {'draft': 5, 'normal': 10, 'best': 20}
+FULL_TRUNK_SIDE = 1600
 
 
 @dataclass(frozen=True)
 class Scale:
     size: int      # longest side in pixels
     steps: int
-    photo: bool = True   # the content target is the photo (sizes up to CONTENT_SIDE)
+    refine: bool = False    # an octave above the layout (see LAYOUT_SIDE)
 
 
 def sizes(final: int, min_size: int = MIN_SIZE):
@@ -53,14 +59,23 @@ def sizes(final: int, min_size: int = MIN_SIZE):
 
 
 def plan(final: int, preset: str = 'normal', iterations=None):
-    """The scales for an output whose longest side is `final`.
+    """The scales for an output whose longest side is `final`: the layout's (up to
+    LAYOUT_SIDE), then the octaves refined above it. The output itself is the last scale
+    when it is no larger than LAYOUT_SIDE; otherwise the last scale's picture is enlarged
+    to it (detail.enlarge).
 
-    iterations, if given, replaces the step count of the final scale (of the only scale,
-    for outputs too small to have coarser ones).
+    iterations, if given, replaces the step count of the layout's finest scale (of the only
+    scale, for outputs too small to have coarser ones).
     """
     coarse, middle, fine = PRESETS[preset]
-    scales = sizes(final)
-    steps = [coarse] + [middle] * (len(scales) - 2) + [fine] if len(scales) > 1 else [coarse]
+    layout = sizes(min(final, LAYOUT_SIDE))
+    steps = [coarse] + [middle] * (len(layout) - 2) + [fine] if len(layout) > 1 else [coarse]
     if iterations is not None:
         steps[-1] = iterations
-    return [Scale(size, n, size <= CONTENT_SIDE) for size, n in zip(scales, steps)]
+    octaves = []
+    size = final // 2
+    while size >= LAYOUT_SIDE * 3 // 2:       # a step from the layout worth refining
+        octaves.append(size)
+        size //= 2
+    return [Scale(size, n) for size, n in zip(layout, steps)] + \
+        [Scale(size, REFINE[preset], True) for size in octaves[::-1]]

@@ -32,7 +32,7 @@ def stylize(
     style_scale: float = 1.0,
     preserve_colors: ColourMode = 'none',
     detail: float = 1.0,
-    size: int = 512,
+    size: int = 0,
     fit: bool = False,
     preset: Preset = 'normal',
     iterations: Optional[int] = None,
@@ -74,7 +74,9 @@ def stylize(
     detail: 'fast' and 'trained' paint on a canvas of fixed size (strokes keep their size
         relative to the picture) and put back the photo's detail finer than that: 0 = none
         (softer), 1 = all.
-    size: longest side of the working image in pixels (0 = the content's own size).
+    size: longest side of the working image in pixels (0 = the content's own size). Quality
+        paints the picture's layout at 512 px and refines larger pictures octave by octave
+        (schedule.py), so a smaller size is faster, not different in look.
     fit: when that size needs more memory than is free, work at the largest size that fits
         instead of refusing (the refusal names that size).
     preset: coarse-to-fine schedule for 'quality' (draft / normal / best).

@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from conftest import scene, shared_image, stripes
 from nst_core import Cancelled, colour, gatys, imageio, schedule
-from nst_core.gatys import GatysLoss, load_features, optimise, photo_detail
+from nst_core.gatys import GatysLoss, keep_octave, load_features, optimise
 from nst_core.stylize import stylize
 
 TINY = dict(model='tiny', size=48, preset='draft')
@@ -170,36 +170,48 @@ def test_real_vgg_transfers_style_and_keeps_content():
     assert after['content'] < 0.5 * unrelated['content'], (after, unrelated)
 
 
-def test_photo_detail_is_what_the_photo_gains_over_the_scale_below():
-    target = imageio.to_tensor(scene(96, 72))
-    below = F.interpolate(target, size=(36, 48), mode='bicubic', antialias=True,
-                          align_corners=False).clamp(0, 1)
-    enlarged = F.interpolate(below, size=(72, 96), mode='bicubic',
-                             align_corners=False).clamp(0, 1)
-    detail = photo_detail(target, below)
-    assert torch.allclose(enlarged + detail, target, atol=1e-6)
-    assert detail.abs().mean() > 0.01             # the noise and edges the small one lost
+def test_keep_octave_keeps_the_coarse_bands_of_the_start():
+    start = imageio.to_tensor(scene(96, 72))
+    refined = (start + 0.2 * torch.rand(start.shape, generator=torch.Generator().manual_seed(1))
+               + 0.1).clamp(0, 1)        # noise, and a shift of everything
+    kept = keep_octave(start, refined.clone(), (36, 48))
+    low = F.interpolate(kept - start, size=(36, 48), mode='area')
+    assert abs(low.mean()) < 0.002                 # the shift of 0.1 is gone (a coarse band)
+    assert (kept - start).abs().mean() > 0.03      # the fine noise stays
 
 
-def test_scales_above_the_content_side_keep_their_layout_and_the_photos_detail(monkeypatch):
-    """Above schedule.CONTENT_SIDE a scale is held to the picture it starts from plus the
-    photo's detail of its size: at strength 0 it brings back the grain that the scale below
-    lost (held to its start alone it could not), and a styled run keeps the layout. The
-    content layer is relu1_1: the tiny random network's relu4_2 cannot see grain."""
-    monkeypatch.setattr(schedule, 'CONTENT_SIDE', 200)
-    plan = schedule.plan(384, 'draft')
-    assert [(s.size, s.photo) for s in plan] == [(192, True), (384, False)]
-    content = scene(384, 288)
-    small = content.resize((192, 144), Image.BICUBIC).resize((384, 288), Image.BICUBIC)
-    lost = np.abs(arr(small) - arr(content)).mean()
-    kw = dict(model='tiny', size=384, preset='draft', content_layers=('relu1_1',))
-    kept = stylize(content, [stripes()], strength=0.0, **kw)
-    assert np.abs(arr(kept) - arr(content)).mean() < 0.7 * lost, lost
-    styled = arr(stylize(content, [stripes()], **kw))
-    assert np.isfinite(styled).all()
-    assert np.abs(styled - arr(content)).mean() > 5.0
-    grey, photo = styled.mean(-1), arr(content).mean(-1)
-    assert np.corrcoef(grey.ravel(), photo.ravel())[0, 1] > 0.5
+def test_a_large_output_refines_octaves_above_the_layout(monkeypatch):
+    """Outputs larger than the layout get it painted at LAYOUT_SIDE, then refined octaves,
+    then enlarged with the photo's detail to their own size, whatever it is. (The content
+    layer is relu1_1: the tiny random network's relu4_2 keeps little of a 64 px picture.)"""
+    monkeypatch.setattr(schedule, 'LAYOUT_SIDE', 64)
+    seen = []
+    out = stylize(scene(300, 200), [stripes()], model='tiny', size=0, preset='draft',
+                  content_layers=('relu1_1',), callback=seen.append)
+    assert out.size == (300, 200)
+    assert [s.stage for s in seen][-1] == 'Adding detail' and seen[-1].fraction == 1
+    assert {s.stage for s in seen} >= {'Scale 1/2', 'Scale 2/2'}      # 64 px, then 150 px
+    styled, photo = arr(out).mean(-1), arr(scene(300, 200)).mean(-1)
+    assert np.abs(styled - photo).mean() > 5.0
+    assert np.corrcoef(styled.ravel(), photo.ravel())[0, 1] > 0.5
+
+
+@pytest.mark.slow
+def test_a_large_result_keeps_the_look_of_the_same_run_at_512_px():
+    """Real VGG, Draft: at 1600 px (octave 800 refined, then enlarged) the picture seen at
+    512 px is the 512 px picture's, with the photo's finer detail on top: far closer to it
+    than the photo is, and not a blur at full size."""
+    content = shared_image('tubingen.jpg').resize((1600, 1200), Image.LANCZOS)
+    style = shared_image('starry_night.jpg')
+    small = arr(stylize(content, [style], size=512, preset='draft'))
+    large = stylize(content, [style], size=0, preset='draft')
+    assert large.size == (1600, 1200)
+    seen = arr(large.resize((512, 384), Image.LANCZOS))
+    photo = arr(content.resize((512, 384), Image.LANCZOS))
+    assert np.abs(seen - small).mean() < 0.35 * np.abs(photo - small).mean()
+    enlarged = arr(Image.fromarray(small.astype(np.uint8)).resize((1600, 1200), Image.BICUBIC))
+    fine = (lambda a: np.abs(np.diff(a.mean(-1), axis=1)).mean())
+    assert fine(arr(large)) > 1.5 * fine(enlarged)
 
 
 def test_lbfgs_steps_are_bounded_and_still_converge():

@@ -24,8 +24,8 @@ def test_presets_order_by_work():
 
 
 def test_coarse_scales_get_more_steps_than_the_final_one():
-    plan = schedule.plan(1024, 'normal')
-    assert [s.size for s in plan] == [256, 512, 1024]
+    plan = schedule.plan(400, 'normal')
+    assert [s.size for s in plan] == [200, 400]
     assert plan[0].steps > plan[-1].steps
 
 
@@ -35,8 +35,18 @@ def test_iterations_override_the_final_scale_only():
     assert plan[0].steps == schedule.PRESETS['normal'][0]
 
 
-def test_scales_above_the_content_side_are_not_held_to_the_photo_itself():
-    assert all(s.photo for s in schedule.plan(schedule.CONTENT_SIDE, 'normal'))
-    plan = schedule.plan(4 * schedule.CONTENT_SIDE, 'best')
-    assert [s.photo for s in plan] == [s.size <= schedule.CONTENT_SIDE for s in plan]
-    assert plan[0].photo and not plan[-1].photo
+@pytest.mark.parametrize('final, octaves', [(512, []), (1024, []), (1100, []), (1600, [800]),
+                                            (2560, [1280]), (6000, [1500, 3000])])
+def test_large_outputs_refine_every_octave_above_the_layout_below_their_own(final, octaves):
+    plan = schedule.plan(final, 'normal')
+    layout = [s for s in plan if not s.refine]
+    assert [s.size for s in layout] == [256, schedule.LAYOUT_SIDE]
+    assert [s.size for s in plan if s.refine] == octaves
+    assert all(s.steps == schedule.REFINE['normal'] for s in plan if s.refine)
+    assert plan[:len(layout)] == layout            # the layout first
+
+
+def test_iterations_set_the_layouts_finest_scale_also_under_octaves():
+    plan = schedule.plan(4096, 'draft', iterations=3)
+    assert [s.steps for s in plan if not s.refine][-1] == 3
+    assert [s.steps for s in plan if s.refine] == [schedule.REFINE['draft']] * 2

@@ -81,9 +81,9 @@ OPTIONS = [
      'none', [('none', 'No'), ('luminance', 'Luminance only'),
               ('histogram', 'Match histogram')], None),
     ('size', 'int', 'Output si_ze (px)',
-     'Quality: the working size of the longest side in pixels (0 = the layer\'s own size; '
-     'larger than the layer is not used); the result is scaled to the layer. Fast always '
-     'works at the layer\'s own size.', 512, 0, 16384),
+     'Quality: the size of the longest side to paint at, in pixels (0 = the layer\'s own '
+     'size, the sharpest; larger than the layer is not used); a smaller size is faster and '
+     'is scaled to the layer. Fast always works at the layer\'s own size.', 0, 0, 16384),
     ('fit', 'bool', 'Fi_t to memory',
      'When the output size needs more memory than is free, work at the largest size that '
      'fits instead of refusing.', False, None, None),
