@@ -54,6 +54,14 @@ def run_cli():
     return run
 
 
+def edge_bands(y):
+    """top, bottom, left, right of a luminance array or tensor: the outer 6 px's mean less
+    the next 24's (bench/full_size.py's frame figure)."""
+    return np.array([float(y[:6].mean() - y[6:30].mean()), float(y[-6:].mean() - y[-30:-6].mean()),
+                     float(y[:, :6].mean() - y[:, 6:30].mean()),
+                     float(y[:, -6:].mean() - y[:, -30:-6].mean())])
+
+
 def shared_image(name):
     path = SHARED_IMAGES / name
     if not path.exists():
