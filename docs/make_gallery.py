@@ -1,8 +1,10 @@
-"""Render the README's gallery from samples/ (public-domain and CC0 pictures only).
+"""Render the README's gallery from samples/ (public-domain, CC0 and CC BY pictures only).
 
     python docs/make_gallery.py [--force]   # writes docs/img/gallery/*.jpg, prints Markdown
 
-Pictures already there are kept unless --force.
+Pictures already there are kept unless --force. The camera-sized photos are shown whole
+(reduced) and in crops at 100 %: the picture made at 512 px and enlarged to the photo's size
+(what GIMP got before issue 20) beside the picture made at the photo's own size.
 """
 import sys
 import time
@@ -29,6 +31,44 @@ ENTRIES = [
     ('coffee_scream_fast', 'coffee.jpg', ['the_scream.jpg'], {'method': 'fast', 'size': 0}),
 ]
 
+# (name, photo, style, options, crops at 100 %: (left, top) of CROP-sized boxes)
+FULL_SIZE = [
+    ('picos_starry', 'picos.jpg', 'starry_night.jpg', {}, [(1300, 450), (700, 1500)]),
+    ('picos_starry_fast', 'picos.jpg', 'starry_night.jpg', {'method': 'fast'},
+     [(1300, 450), (700, 1500)]),
+    ('aitzgorri_scream', 'aitzgorri.jpg', 'the_scream.jpg', {}, [(1500, 200), (2100, 850)]),
+]
+CROP = (480, 320)
+WHOLE = 1024
+
+
+def full_size(force):
+    """The camera-sized entries: whole pictures and their crops at 100 %."""
+    rows = []
+    for name, photo, style, options, boxes in FULL_SIZE:
+        whole, crops = OUT / (name + '.jpg'), OUT / (name + '_100.jpg')
+        if force or not (whole.exists() and crops.exists()):
+            content, painting = Image.open(SAMPLES / photo), [Image.open(SAMPLES / style)]
+            t0 = time.perf_counter()
+            large = nst_core.stylize(content, painting, **options)
+            seconds = time.perf_counter() - t0
+            small = nst_core.stylize(content, painting, **dict(options, size=512))
+            small = small.resize(large.size, Image.BICUBIC)
+            print(name, '%.1f s at %dx%d' % ((seconds,) + large.size), flush=True)
+            reduced = large.copy()
+            reduced.thumbnail((WHOLE, WHOLE), Image.LANCZOS)
+            reduced.save(whole, quality=88)
+            w, h = CROP
+            sheet = Image.new('RGB', (2 * w + 8, len(boxes) * (h + 8) - 8), 'white')
+            for row, (x, y) in enumerate(boxes):
+                for col, picture in enumerate((small, large)):
+                    sheet.paste(picture.crop((x, y, x + w, y + h)), (col * (w + 8), row * (h + 8)))
+            sheet.save(crops, quality=92)
+        label = ', '.join('%s=%s' % kv for kv in options.items()) or 'defaults'
+        rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) ![%s at 100 %%](docs/img/gallery/%s_100.jpg) | %s |'
+                    % (photo, style, name, name, name, name, label))
+    return rows
+
 
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
@@ -44,6 +84,7 @@ def main():
         label = ', '.join('%s=%s' % kv for kv in options.items()) or 'defaults'
         rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) | %s |'
                     % (photo, ' + '.join(styles), name, name, label))
+    rows += full_size('--force' in sys.argv)
     print('\n| photo | style | result | options |\n| --- | --- | --- | --- |')
     print('\n'.join(rows))
 

@@ -91,7 +91,8 @@ def stylize(
         relative errors per layer; TV is the mean squared step between neighbouring pixels).
     content_layers, style_layers: VGG layer names (relu1_1 ... relu5_4).
     style_layer_weights: per style layer weight (default: each layer a quarter of the one
-        before, 256:64:16:4:1 for five, so brushwork counts more than the painting's objects).
+        before, 256:64:16:4:1 for five, so brushwork counts more than the painting's objects;
+        the octaves refined above the 512 px layout weigh them equally).
     pooling: VGG pooling, 'max' as trained or 'avg' (smoother).
     precision: 'auto' uses bfloat16 for VGG on CPUs that compute it natively (2x faster),
         float32 elsewhere; losses are always float32.
