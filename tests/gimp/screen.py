@@ -16,6 +16,8 @@
 #         {"sleep": S}              {"grab": "name.png"} the current window, into OUTDIR
 #         {"grab_screen": "name.png"}
 #         {"click_cancel": ["before.png", "during.png"]}   the status bar's Cancel button
+#         {"geometry": "label"}     the current window's "label x y width height" into the log
+#         {"windows": "label"}      every visible window's title and geometry into the log
 #       "timeout" (seconds, default 60) may accompany wait_log / find / gone; a wait_log with
 #       "optional": true that times out lets the request go on (a plug-in that does not log
 #       what is waited for still gets its keys).
@@ -163,6 +165,16 @@ def serve(out, gimp_pid):
                     grab(os.path.join(out, step['grab']), geometry(win))
                 elif 'grab_screen' in step:
                     grab(os.path.join(out, step['grab_screen']))
+                elif 'geometry' in step:
+                    report['log'].append('%s %d %d %d %d' % ((step['geometry'],) +
+                                                             geometry(win)))
+                elif 'windows' in step:
+                    for w in xdo('search', '--onlyvisible', '--name', '.'):
+                        title = subprocess.run(['xdotool', 'getwindowname', w],
+                                               stdout=subprocess.PIPE,
+                                               universal_newlines=True).stdout.strip()
+                        report['log'].append('%s %r %d %d %d %d' % (
+                            (step['windows'], title) + geometry(w)))
                 elif 'click_cancel' in step:
                     before, during = (os.path.join(out, p) for p in step['click_cancel'])
                     x, y = cancel_button(before, during)
