@@ -339,6 +339,30 @@ def second_style(im):
 placed('place: a blended second style above the photo', second_style,
        ['Neural Style (strokes)', 'second painting', 'photo'])
 
+
+# a second run: its result goes above the first (it went directly above the painting, under
+# the first result, and was out of sight); a layer the user put on top stays on top
+def second_run(label, with_sky):
+    im = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+    photo = layer(im, 'photo')
+    paint = layer(im, 'painting')
+    im.set_selected_layers([photo])
+    statuses = []
+    for n in range(2):
+        st, msg, dt = fx.run_plugin(im, photo, method='fast', style_layer=paint)
+        statuses.append(st)
+        if n == 0 and with_sky:
+            layer(im, 'sky')
+    fx.check('%s: both runs SUCCESS' % label, statuses == [S.SUCCESS] * 2, statuses)
+    got = [item.get_name() for item in im.get_layers()]
+    want = (['sky'] if with_sky else []) + [R + ' #1', R, 'painting', 'photo']
+    fx.check('%s: the second result above the first' % label, got == want, got)
+    im.delete()
+
+
+second_run('place: a second run', False)
+second_run('place: a second run, a layer on top of both', True)
+
 # ---- 6. Fast works at the layer's own size by default -----------------------------------
 fast_img = Gimp.Image.new(640, 480, Gimp.ImageBaseType.RGB)
 fast_photo = fx.new_layer(fast_img, 'photo', 640, 480, fx.content_pixels(640, 480))

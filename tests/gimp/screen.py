@@ -23,7 +23,8 @@
 #         {"windows": "label"}      every visible window's title and geometry into the log
 #       "timeout" (seconds, default 60) may accompany wait_log / find / gone; a wait_log with
 #       "optional": true that times out lets the request go on (a plug-in that does not log
-#       what is waited for still gets its keys).
+#       what is waited for still gets its keys); so does an optional find, whose keys are
+#       then dropped.
 import json
 import os
 import re
@@ -181,12 +182,19 @@ def serve(out, gimp_pid):
                         raise RuntimeError('no hook log line matched %r' % step['wait_log'])
                 elif 'find' in step:
                     ids = until(lambda: windows(step['find']), timeout, alive)
+                    if not ids and step.get('optional'):
+                        # the keys that follow, meant for that window, go nowhere
+                        report['log'].append('no window %r: going on' % step['find'])
+                        win = None
+                        continue
                     if not ids:
                         raise RuntimeError('no window %r' % step['find'])
                     win = ids[0]
                 elif 'gone' in step:
                     if not until(lambda: not windows(step['gone']), timeout, alive):
                         raise RuntimeError('window %r still there' % step['gone'])
+                elif 'key' in step and win is None:
+                    report['log'].append('no window for %r' % step['key'])
                 elif 'key' in step:
                     xdo('windowfocus', '--sync', win, 'key', '--clearmodifiers', step['key'])
                 elif 'plain_key' in step:
