@@ -717,15 +717,20 @@ def fetch_weights(python, cache_dir, act):
 # ---------------------------------------------------------------- the GIMP side
 
 def plugin_source(checkout=CHECKOUT):
-    """Files to copy: plugin/neural_style/* (no caches) and the protocol, as name -> path."""
+    """Files to copy: plugin/neural_style/ (its help pages in help/ too; no caches) and the
+    protocol, as relative path ('help/en/index.html') -> source path."""
     folder, protocol = checkout / 'plugin' / PLUGIN, checkout / 'nst_core' / 'protocol.py'
     main = folder / (PLUGIN + '.py')
     for needed in (main, protocol):
         if not needed.is_file():
             raise InstallError('%s is missing: this checkout is incomplete. Get a complete copy '
                                'of the project and run its install.py.' % needed)
-    files = {p.name: p for p in sorted(folder.iterdir())
-             if p.is_file() and p.suffix not in ('.pyc', '.part') and p.name != CONFIG_NAME}
+    files = {}
+    for p in sorted(folder.rglob('*')):
+        rel = p.relative_to(folder)
+        if p.is_file() and '__pycache__' not in rel.parts \
+                and p.suffix not in ('.pyc', '.part') and rel.as_posix() != CONFIG_NAME:
+            files[rel.as_posix()] = p
     files[PROTOCOL_COPY] = protocol
     return files
 
@@ -768,9 +773,14 @@ def install_plugin(files, plugins_dir, config, act):
                            % target)
     act.mkdir(target)
     for name, source in files.items():
+        act.mkdir((target / name).parent)
         act.write(target / name, source.read_bytes(), executable=(name == PLUGIN + '.py'))
-    stale = [p for p in target.iterdir() if p.name not in files and p.name != CONFIG_NAME] \
-        if target.is_dir() else []
+    tops = {name.split('/')[0] for name in files} | {CONFIG_NAME}
+    stale = [p for p in target.iterdir() if p.name not in tops] if target.is_dir() else []
+    for top in sorted({name.split('/')[0] for name in files if '/' in name}):
+        if (target / top).is_dir():
+            stale += [p for p in sorted((target / top).rglob('*'))
+                      if p.is_file() and p.relative_to(target).as_posix() not in files]
     for old in stale:           # left by an older version of the plug-in
         act.say('remove %s' % old)
         if not act.dry_run:

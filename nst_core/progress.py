@@ -41,6 +41,29 @@ class Tracker:
         self._done_before = [0.0]
         for _, n, c in self.stages:
             self._done_before.append(self._done_before[-1] + n * c)
+        self._first = {}            # stage -> (time, cost done) at its first step
+        self._rate = None           # seconds per unit of cost, as the steps go now
+        self._last = (self.start, 0.0)     # (time, cost done) at the report before
+
+    def _eta(self, index, step, total, done, now):
+        """Seconds left at the pace of the current stage's steps after its first (at the
+        last stage's pace until it has two): a stage's first step also sets it up (the
+        painting's statistics at that scale, the optimiser's first evaluation), 6x a step
+        at Quality's first scale, and the whole run's average from the start made the first
+        estimate that much too long ("step 1/100, 5 min left" for a 28 s run). None until
+        a pace is known: from the second step on, or once a stage of a single step (Fast's)
+        is done, at its pace."""
+        last, self._last = self._last, (now, done)
+        if step <= 0:
+            return None
+        first = self._first.setdefault(index, (now, done))
+        if done > first[1]:
+            self._rate = (now - first[0]) / (done - first[1])
+        elif total == 1 and self._rate is None and done > last[1]:
+            self._rate = (now - last[0]) / (done - last[1])
+        if self._rate is None:
+            return None
+        return self._rate * max(0.0, self._total_cost - done)
 
     def check_cancel(self):
         if self.cancel is not None and self.cancel.is_set():
@@ -55,9 +78,8 @@ class Tracker:
         step = min(step, total)
         done = self._done_before[index] + step * cost * (declared / total if total else 0)
         fraction = min(1.0, done / self._total_cost)
-        elapsed = self.clock() - self.start
-        # from the first step on: a rough figure that settles beats none (GIMP's status bar
-        # said nothing about the time left until 2 % of the work was done)
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 and step > 0 else None
+        now = self.clock()
+        elapsed = now - self.start
+        eta = self._eta(index, step, total, done, now)
         if self.callback is not None:
             self.callback(Progress(name, step, total, fraction, elapsed, eta, loss, picture))

@@ -208,3 +208,49 @@ def format_eta(seconds):
     if seconds < 90:
         return '%d s left' % round(seconds)
     return '%d min left' % round(seconds / 60)
+
+
+# ---------------------------------------------------------------- who uses a warm worker
+
+def process_owner(pid):
+    """{"pid": pid, "start": ...} naming a running process for a warm worker's job request
+    (docs/protocol.md, "Who it serves"): the start time tells that process from a later
+    one that got its pid. None for no process, or for init (pid 1), which adopts the
+    processes whose parent died and so says nothing about who started them."""
+    if not isinstance(pid, int) or pid <= 1:
+        return None
+    return {'pid': pid, 'start': process_start(pid)}
+
+
+def process_start(pid):
+    """When a process started, in clock ticks since boot (Linux's /proc/PID/stat, field 22);
+    None where that cannot be read (other systems: the pid alone is compared)."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            return int(f.read().rsplit(b')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def owner_alive(owner):
+    """Whether the process an owner names (process_owner) still runs: the same pid, not a
+    zombie, and, where both are known, the same start time."""
+    if not isinstance(owner, dict) or not isinstance(owner.get('pid'), int) \
+            or isinstance(owner['pid'], bool) or owner['pid'] <= 1:
+        return False
+    pid = owner['pid']
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:              # someone else's process has it: ours is gone
+        return False
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as f:
+            fields = f.read().rsplit(b')', 1)[1].split()
+        if fields[0] == b'Z':
+            return False
+        start = int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return True              # no /proc (macOS): the pid answers
+    return owner.get('start') is None or owner['start'] == start

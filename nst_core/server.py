@@ -11,6 +11,12 @@ at a time, with the very code of the one-shot worker (worker.execute_job). Threa
 - while a job runs, a watcher reads its connection: end-of-file (the client closed it or
   died), an error or any further bytes cancel the job.
 
+It serves the GIMPs whose plug-ins sent it jobs (each request names its GIMP, "owner"): once
+every one of them has ended it ends too, rather than holding torch's memory for the rest of
+its keep-alive time. Its temporary files (torch writes some when it is imported) live in a
+folder of its own beside the socket, removed when it ends; one left by a killed worker is
+removed by the next worker that starts.
+
 A step cannot be interrupted, so a cancelled job that has not returned within a second ends
 the process (os._exit), as the one-shot worker does: the plug-in's next run starts another.
 """
@@ -19,10 +25,12 @@ import gc
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import stat
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -42,17 +50,20 @@ class StartError(Exception):
 
 def main(path, key, keep_alive):
     _quiet_stdout()
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        _check_folder(os.path.dirname(os.path.abspath(path)))
+        _check_folder(folder)
         listener, ident = _bind(path)
     except StartError as e:
         print('nst_core serve: %s' % e, file=sys.stderr, flush=True)
         return 2
     server = Server(listener, path, ident, key, keep_alive)
+    server.tmp = _private_tmp(folder)
     try:
         code = server.serve()
     finally:
         server.remove_socket()
+        server.remove_tmp()
     # torch's teardown takes a second or more and nothing needs it: the socket is gone,
     # the log flushed
     sys.stderr.flush()
@@ -83,6 +94,34 @@ def _check_folder(folder):
     if st.st_mode & 0o077:
         raise StartError('socket folder %s has mode %04o; it must be private (0700)'
                          % (folder, stat.S_IMODE(st.st_mode)))
+
+
+TMP_PREFIX = 'tmp-'
+
+
+def _private_tmp(folder):
+    """A temporary folder for this process (tempfile's and its children's, TMPDIR) in the
+    socket's private folder, before torch is imported: torch 2.6 writes a module into a
+    folder of its own there at import and removes it only at a normal interpreter exit,
+    which this server never has (os._exit), let alone when it is killed. Those of workers
+    that are gone are removed here."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        names = []
+    for name in names:
+        pid = name[len(TMP_PREFIX):].split('-', 1)[0]
+        if name.startswith(TMP_PREFIX) and pid.isdigit() \
+                and not protocol.owner_alive({'pid': int(pid)}):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    try:
+        path = tempfile.mkdtemp(prefix='%s%d-' % (TMP_PREFIX, os.getpid()), dir=folder)
+    except OSError as e:
+        log('no private temporary folder in %s (%s): using %s' % (folder, e,
+                                                                 tempfile.gettempdir()))
+        return None
+    os.environ['TMPDIR'] = tempfile.tempdir = path
+    return path
 
 
 def _bind(path):
@@ -148,6 +187,8 @@ class Server:
         self.connections = queue.Queue()
         self.stop = None                 # why a signal asked us to end
         self.cancel = None               # the running job's Cancellation
+        self.owners = []                 # the GIMPs it serves (main thread only)
+        self.tmp = None                  # its private temporary folder (_private_tmp)
 
     # --- the main thread ------------------------------------------------------------------
 
@@ -197,6 +238,12 @@ class Server:
                 reason = 'socket file %s removed or replaced' % self.path
             if not reason and time.monotonic() - self.last_active > self.keep_alive:
                 reason = 'idle for %g s' % self.keep_alive
+            if not reason and self.owners:
+                gone = [o for o in self.owners if not protocol.owner_alive(o)]
+                self.owners = [o for o in self.owners if o not in gone]
+                if not self.owners:
+                    reason = 'the GIMP it served has ended (pid %s)' % ', '.join(
+                        str(o['pid']) for o in gone)
             self.closing = bool(reason)
             return reason
 
@@ -221,6 +268,8 @@ class Server:
             request = json.loads(line)
         except ValueError:
             request = None
+        if isinstance(request, dict):
+            self._note_owner(request.get('owner'))
         if isinstance(request, dict) and request.get('bye') is True:
             return
         job = request.get('job') if isinstance(request, dict) else None
@@ -231,6 +280,18 @@ class Server:
             log('refused a request that is not a job: %r' % line[:200])
             return
         self._run_job(conn, job, extra)
+
+    def _note_owner(self, owner):
+        """The GIMP a request comes from ({"pid": N, "start": T}, protocol.process_owner);
+        one that has already ended, or none, adds nothing."""
+        if not isinstance(owner, dict) or not isinstance(owner.get('pid'), int) \
+                or isinstance(owner.get('pid'), bool):
+            return
+        owner = {'pid': owner['pid'], 'start': owner.get('start')
+                 if isinstance(owner.get('start'), int) else None}
+        if owner not in self.owners and protocol.owner_alive(owner):
+            self.owners.append(owner)
+            log('serving the GIMP with pid %d' % owner['pid'])
 
     def _run_job(self, conn, job_path, extra):
         from .reporting import Reporter
@@ -255,6 +316,7 @@ class Server:
         """A cancelled job did not return in time: end here (its step cannot be stopped)."""
         log('a cancelled job did not stop within %g s: exiting' % CANCEL_GRACE)
         self.remove_socket()
+        self.remove_tmp()
         os._exit(protocol.EXIT_CANCELLED)
 
     # --- the socket file ------------------------------------------------------------------
@@ -265,6 +327,10 @@ class Server:
         except OSError:
             return False
         return (st.st_dev, st.st_ino) == self.ident
+
+    def remove_tmp(self):
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def remove_socket(self):
         with self.lock:

@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / 'plugin' / 'neural_style' / 'neural_style.py'
 RUN = ROOT / 'tests' / 'gimp' / 'run.sh'
-STDLIB_OK = {'gc', 'json', 'os', 'signal', 'sys', 'threading', 'time', 'gi', 'nst_client'}
+# what the plug-in's files may import: the standard library, GIMP's gi, and each other
+PLUGIN_MODULES = {'nst_client', 'nst_protocol', 'style_choice'}
 
 
 def run_harness(label, **env):
@@ -111,13 +112,60 @@ def test_a_bad_trained_model_file_asks_for_another_file_not_a_weights_command():
 
 
 def test_plugin_imports_only_the_standard_library_and_gi():
-    imported = set()
-    for node in ast.walk(plugin_tree()):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.split('.')[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module.split('.')[0])
-    assert imported <= STDLIB_OK, imported - STDLIB_OK
+    allowed = set(sys.stdlib_module_names) | {'gi'} | PLUGIN_MODULES
+    files = sorted(PLUGIN.parent.glob('*.py'))
+    assert {f.stem for f in files} == {'neural_style'} | PLUGIN_MODULES - {'nst_protocol'}
+    for path in files:
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split('.')[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module.split('.')[0])
+        assert imported <= allowed, (path.name, imported - allowed)
+
+
+def style_choice():
+    """plugin/neural_style/style_choice.py, whose GIMP calls import gi only when made."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('style_choice',
+                                                  PLUGIN.parent / 'style_choice.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_remembered_style_layers_read_back_and_nothing_else_does():
+    sc = style_choice()
+    painting = sc.record(12, 3, 'starry_night.jpg', 800, 600,
+                         sc.describe_image(2, '/photos/tubingen.xcf', 'tubingen.xcf'), True,
+                         False, '00ff' * 8)
+    text = sc.encode({'style-layer': painting, 'style-layer-2': None, 'style-layer-3': None})
+    assert sc.decode(text) == {'style-layer': painting, 'style-layer-2': None,
+                               'style-layer-3': None}
+    for bad in ('', 'not json', '[]', '{"version": 2, "styles": {}}',
+                '{"version": 1, "styles": {"style-layer": {"name": 3}}}',
+                '{"version": 1, "styles": {"elsewhere": null}}'):
+        assert sc.decode(bad) == {}, bad
+    assert sc.describe_record(painting) == '"starry_night.jpg" (image "tubingen.xcf")'
+
+
+def test_the_same_painting_is_told_by_size_and_pixels_not_by_name():
+    sc = style_choice()
+    rec = sc.record(12, 3, 'starry_night.jpg', 800, 600, sc.describe_image(2, None, 'x'),
+                    False, False, 'a1b2' * 8)
+    assert sc.same_painting(rec, 800, 600, 'a1b2' * 8)           # renamed: still the same
+    assert not sc.same_painting(rec, 400, 300, 'a1b2' * 8)       # scaled: another
+    assert not sc.same_painting(rec, 800, 600, 'a1b3' * 8)       # another picture
+
+
+def test_results_of_earlier_versions_are_known_by_their_name():
+    sc = style_choice()
+    for name in ('Neural Style (starry_night.jpg)', 'Neural Style (starry_night.jpg) #2',
+                 'Neural Style (Neural Style (a.png))'):
+        assert sc.LEGACY_RESULT.match(name), name
+    for name in ('starry_night.jpg', 'Neural Style', 'My Neural Style (copy)'):
+        assert not sc.LEGACY_RESULT.match(name), name
 
 
 def test_plugin_is_executable_and_named_for_its_folder():

@@ -44,6 +44,9 @@ def checkout(tmp_path):
     (plugin / 'neural_style.py').write_text('#!/usr/bin/env python3\n# stand-in plug-in\n')
     (plugin / 'dialog_help.py').write_text('HELP = "stand-in helper module"\n')
     (plugin / '__pycache__' / 'dialog_help.cpython-311.pyc').write_bytes(b'\0stale')
+    (plugin / 'help' / 'en').mkdir(parents=True)              # the help pages GIMP shows
+    (plugin / 'help' / 'en' / 'gimp-help.xml').write_text('<gimp-help/>\n')
+    (plugin / 'help' / 'en' / 'index.html').write_text('<p>stand-in help</p>\n')
     return co
 
 
@@ -222,7 +225,11 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
     for profile in profiles:
         target = profile / 'plug-ins' / 'neural_style'
         assert sorted(p.name for p in target.iterdir()) == [
-            'dialog_help.py', 'neural_style.json', 'neural_style.py', 'nst_protocol.py']
+            'dialog_help.py', 'help', 'neural_style.json', 'neural_style.py', 'nst_protocol.py']
+        assert sorted(p.relative_to(target).as_posix() for p in (target / 'help').rglob('*')
+                      if p.is_file()) == ['help/en/gimp-help.xml', 'help/en/index.html']
+        assert (target / 'help/en/index.html').read_bytes() == \
+            (checkout / 'plugin/neural_style/help/en/index.html').read_bytes()
         main = target / 'neural_style.py'
         assert main.read_bytes() == (checkout / 'plugin/neural_style/neural_style.py').read_bytes()
         assert main.stat().st_mode & stat.S_IXUSR
@@ -274,12 +281,15 @@ def test_second_run_updates_in_place_and_touches_nothing_else(checkout, home, ba
     assert plugin_only(checkout, bare_venv, tmp_path / 'w', env=env).returncode == 0
     target = profile / 'plug-ins' / 'neural_style'
     (target / 'removed_in_new_version.py').write_text('old')       # left by an older release
+    (target / 'help' / 'en' / 'old-page.html').write_text('old')     # a help page since dropped
     (checkout / 'plugin/neural_style/neural_style.py').write_text('# version 2\n')
     r = plugin_only(checkout, bare_venv, tmp_path / 'w', '--device', 'cuda', env=env)
     assert r.returncode == 0, r.stderr
     assert (target / 'neural_style.py').read_text() == '# version 2\n'
     assert (target / 'neural_style.py').stat().st_mode & stat.S_IXUSR
     assert not (target / 'removed_in_new_version.py').exists()
+    assert not (target / 'help' / 'en' / 'old-page.html').exists()
+    assert (target / 'help' / 'en' / 'index.html').exists()
     assert json.loads((target / 'neural_style.json').read_text())['device'] == 'cuda'
     assert neighbour.read_text() == 'print("someone else")\n'
     assert not list(target.glob('*.part'))

@@ -337,6 +337,96 @@ def test_socket_file_removed_or_replaced_ends_the_server(server, how):
         other.close()
 
 
+def say_owner(proc, owner):
+    """A request naming the GIMP it comes from, as the plug-in's (here a bye: no job)."""
+    client = Client(proc.sock)
+    client.send({'bye': True, 'owner': owner})
+    client.events()
+    client.close()
+
+
+def sleeper():
+    return subprocess.Popen(['sleep', '300'])
+
+
+def test_the_server_ends_once_every_gimp_it_served_has_ended(server):
+    gimp_a, gimp_b = sleeper(), sleeper()            # two GIMPs, as far as it can tell
+    try:
+        say_owner(server, protocol.process_owner(gimp_a.pid))
+        say_owner(server, protocol.process_owner(gimp_b.pid))
+        gimp_a.kill()
+        gimp_a.wait()
+        time.sleep(2)                                # four of its checks
+        assert server.poll() is None, 'it ended while another GIMP still used it'
+        gimp_b.kill()
+        gimp_b.wait()
+        t0 = time.monotonic()
+        wait_gone(server, 5)
+        assert time.monotonic() - t0 < 2
+        assert server.returncode == 0 and not os.path.exists(server.sock)
+        assert 'the GIMP it served has ended (pid %d)' % gimp_b.pid in log_of(server)
+    finally:
+        for p in (gimp_a, gimp_b):
+            p.kill()
+            p.wait()
+
+
+def test_an_owner_that_is_not_that_process_any_more_is_not_waited_for(server):
+    """A pid with another start time is a later process that got the pid: the GIMP that sent
+    the request has ended. Requests without an owner (the CLI, older plug-ins) leave the
+    server to its keep-alive time."""
+    me = protocol.process_owner(os.getpid())
+    if me['start'] is None:
+        pytest.skip('no /proc here: processes are told apart by pid alone')
+    say_owner(server, None)
+    say_owner(server, {'pid': os.getpid(), 'start': me['start'] + 1})
+    time.sleep(1.5)
+    assert server.poll() is None
+    say_owner(server, me)
+    time.sleep(1.5)
+    assert server.poll() is None, 'it ended while the GIMP it serves still runs'
+
+
+def tmp_folders(folder):
+    return sorted(n for n in os.listdir(folder) if n.startswith('tmp-'))
+
+
+def test_its_temporary_files_are_its_own_and_go_with_it(private_dir):
+    """torch 2.6 writes a module into a temporary folder at import and removes it only at a
+    normal interpreter exit, which the server never has: its TMPDIR is a folder of its own
+    beside the socket, removed when it ends; a killed server's is removed by the next one."""
+    stale = os.path.join(private_dir, 'tmp-999999999-x')     # no such pid
+    os.mkdir(stale)
+    proc = wait_listening(start_server(private_dir, patch=(
+        'import os, sys, tempfile\n'
+        'def touch():\n'
+        '    with open(os.path.join(tempfile.gettempdir(), "torch-was-here.py"), "w") as f:\n'
+        '        f.write(os.environ["TMPDIR"])\n'
+        'import threading; threading.Timer(1.0, touch).start()')))
+    time.sleep(1.5)
+    mine = tmp_folders(private_dir)
+    assert mine and all(n.startswith('tmp-%d-' % proc.pid) for n in mine), mine
+    assert os.path.exists(os.path.join(private_dir, mine[0], 'torch-was-here.py'))
+    proc.send_signal(signal.SIGTERM)
+    wait_gone(proc, 5)
+    assert tmp_folders(private_dir) == []
+    # each server below logs anew: wait_listening reads ": serving" from the log
+    os.remove(proc.log)
+    killed = wait_listening(start_server(private_dir))
+    left = tmp_folders(private_dir)
+    killed.kill()
+    killed.wait()
+    assert len(left) == 1 and os.path.isdir(os.path.join(private_dir, left[0]))
+    os.remove(killed.log)
+    after = wait_listening(start_server(private_dir))
+    try:
+        assert [n for n in tmp_folders(private_dir) if n.startswith('tmp-%d-' % killed.pid)] \
+            == []
+    finally:
+        after.terminate()
+        after.wait(10)
+
+
 def test_sigterm_ends_the_server_and_removes_the_socket(server):
     server.send_signal(signal.SIGTERM)
     wait_gone(server, 5)

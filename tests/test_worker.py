@@ -193,15 +193,21 @@ def test_a_memory_refusal_sends_its_figures(tmp_path):
     assert not (tmp_path / 'result.rgba').exists()
 
 
-def test_the_time_left_is_estimated_from_the_first_step(tmp_path):
-    """GIMP's status bar shows the worker's eta: from the first step on, not after 2 % of
-    the work (minutes into a large Quality run)."""
+def test_the_time_left_is_estimated_from_the_second_step_at_the_pace_of_the_steps(tmp_path):
+    """GIMP's status bar shows the worker's eta: from the second step on (the first also sets
+    the scale up, and an estimate from it was several times too long), close to the time the
+    job really takes from there."""
     job = write_job(tmp_path, scene(48, 36), [stripes(32, 32)], method='quality',
                     preset='draft', size=48)          # one scale of 60 steps
     code, events, err = run_job(job)
-    steps = [e for e in events if e['event'] == 'progress' and e['step'] >= 1]
     assert code == 0, err
-    assert steps[0]['fraction'] < 0.02 and steps[0]['eta'] is not None and steps[0]['eta'] > 0
+    steps = [e for e in events if e['event'] == 'progress' and e['step'] >= 1]
+    end = steps[-1]['elapsed']                        # the tracker's clock: its last step
+    assert steps[0]['eta'] is None
+    assert steps[1]['fraction'] < 0.05 and steps[1]['eta'] is not None
+    for e in steps[1:]:
+        left = end - e['elapsed']
+        assert left / 2 - 0.5 <= e['eta'] <= 2 * left + 0.5, (e['step'], e['eta'], left)
 
 
 # --- previews (docs/protocol.md, "Previews") ----------------------------------------------------

@@ -34,12 +34,14 @@ import time
 import gi
 gi.require_version('Gimp', '3.0')
 gi.require_version('Gegl', '0.4')
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 import nst_client  # noqa: E402  (beside this file)
+import style_choice  # noqa: E402  (beside this file)
 from nst_client import Cancelled, Failure  # noqa: E402
 
 PROC_NAME = 'python-fu-neural-style'
+HELP_DOMAIN = 'neural-style-help'    # help/en/gimp-help.xml maps PROC_NAME to its page
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIXEL_FORMAT = "R'G'B'A u8"          # the protocol's buffers: non-linear sRGB, straight alpha
 CONFIG_NAME = 'neural_style.json'
@@ -47,6 +49,9 @@ CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
 PROGRESS_INTERVAL = 0.1              # at most this often a progress call into GIMP
 PREVIEW_SECONDS = 2.0                # Quality's picture while it forms, at most this often
 PREVIEW_SIDE = 512                   # the preview window's longest side
+PREVIEW_QUALITY_STEPS = 30           # the dialog's preview of Quality: its first steps...
+PREVIEW_QUALITY_SECONDS = 0.5        # ...drawn as they form, at most this often
+METHOD_NAMES = {'quality': 'Quality', 'fast': 'Fast', 'trained': 'the trained model'}
 FAST_STYLE_SHORT = 512               # Fast needs the paintings' short side at most this
 
 # Test hook (progress is invisible in batch mode, and batch mode has no Cancel button): with
@@ -105,10 +110,12 @@ STYLE_LABELS = {'style-layer': 'St_yle layer', 'style-layer-2': 'Style layer _2'
                 'style-weight-3': 'Wei_ght of style 3'}
 # The dialog's order: what to paint with first, the method and what only Quality uses next to
 # it, then the look, then where and how to compute.
-DIALOG_ORDER = ['style-layer', 'method', 'trained-model', 'preset', 'size', 'size-note',
-                'strength', 'style-scale', 'preserve-colors', 'fit', 'device', 'seed',
-                'more-styles-frame']
+DIALOG_ORDER = ['style-layer', 'method', 'trained-model', 'model-note', 'preset', 'size',
+                'size-note', 'strength', 'style-scale', 'preserve-colors', 'fit', 'device',
+                'seed', 'more-styles-expander']
 QUALITY_ONLY = ('preset', 'size')
+STYLE_ONLY = ('style-layer', 'more-styles-expander')      # greyed out for Trained model
+MODEL_NOTE = 'Choose the trained model\'s file (.pth) to paint with it.'
 # A network trained for one style (python -m nst_core train, or pytorch/examples' candy.pth
 # ...): the file is the style, so the style layers are not used with it.
 MODEL_ARG = 'trained-model'
@@ -163,6 +170,52 @@ class TestHooks(nst_client.Hooks):
 
 
 HOOKS = TestHooks()
+
+
+class DialogProbe:
+    """What the dialog shows, into the test log (a 'dialog-shown' line a second after it
+    appears, a 'dialog-state' line after every change): the GUI tests read it back. Does
+    nothing unless the test environment is set."""
+
+    def __init__(self, dialog, config, style, ok_button, notes, preview):
+        self.on = bool(os.environ.get(TEST_DIR_ENV))
+        self.dialog, self.config, self.style, self.ok = dialog, config, style, ok_button
+        self.notes, self.preview = notes, preview
+
+    def report(self, kind):
+        if not self.on or self.preview.closed:
+            return False
+        from gi.repository import GObject as G
+        dialog, config = self.dialog, self.config
+        widget = {n: dialog.get_widget(n, G.TYPE_NONE) for n in
+                  ('preset', 'size', 'strength', 'style-scale', 'style-layer',
+                   'more-styles-expander')}
+        scale = widget['style-scale'].get_range().get_adjustment()
+        layer = config.get_property('style-layer')
+        display = dialog.get_display()
+        monitor = display.get_monitor_at_window(dialog.get_window()) \
+            if dialog.get_window() is not None else display.get_monitor(0)
+        _test_log(
+            '%s style-layer=%s chooser-label=%s thumbnail=%s method=%s seed=%d size=%d fit=%s '
+            'preset-sensitive=%s size-sensitive=%s strength-widget=%s style-scale-widget=%s '
+            'style-scale-position=%.2f style-layer-sensitive=%s more-styles-sensitive=%s '
+            'more-styles-expanded=%s ok-sensitive=%s model-note=%s preview=%s height=%d '
+            'min-height=%d screen-height=%d preview-label=%s note=%s' % (
+                kind, layer.get_name() if layer else None, self.style.label(),
+                '%dx%d' % self.style.thumbnail if self.style.thumbnail else None,
+                config.get_property('method'), config.get_property('seed'),
+                config.get_property('size'), config.get_property('fit'),
+                widget['preset'].is_sensitive(), widget['size'].is_sensitive(),
+                type(widget['strength']).__name__, type(widget['style-scale']).__name__,
+                (scale.get_value() - scale.get_lower()) / (scale.get_upper() - scale.get_lower()),
+                widget['style-layer'].is_sensitive(),
+                widget['more-styles-expander'].is_sensitive(),
+                widget['more-styles-expander'].get_expanded(), self.ok.is_sensitive(),
+                self.notes['model-note'].get_visible(), config.get_property('preview'),
+                dialog.get_allocated_height(), dialog.get_preferred_height()[0],
+                monitor.get_workarea().height if monitor is not None else 0,
+                self.preview.label.get_text(), self.notes['size-note'].get_text()))
+        return False
 
 
 def _test_kill(point):
@@ -438,9 +491,10 @@ def _top_level_in(parent, item):
 
 def _result_place(image, content, styles):
     """(parent, position) for the result: in the photo's group (its mode, mask and offsets
-    apply to the result as to the photo), directly above the topmost of the photo and of the
+    apply to the result as to the photo), directly above the topmost of the photo, of the
     style layers that share that group (a painting added with File > Open as Layers lands on
-    top of the photo and would cover a result put right above the photo). Style layers of
+    top of the photo and would cover a result put right above the photo), and of the earlier
+    results in that group (a new result put under them was invisible). Style layers of
     other images, or outside the photo's group, do not move it."""
     parent = content.get_parent()
     position = image.get_item_position(content)
@@ -450,10 +504,14 @@ def _result_place(image, content, styles):
         sibling = _top_level_in(parent, layer)
         if sibling is not None:
             position = min(position, image.get_item_position(sibling))
+    siblings = parent.get_children() if parent is not None else image.get_layers()
+    for layer in siblings[:position]:
+        if style_choice.is_result(layer):
+            position = min(position, image.get_item_position(layer))
     return parent, position
 
 
-def _insert_result(image, content, name, data, place):
+def _insert_result(image, content, name, data, place, style_names=()):
     """The one change to the image, as one undo step: a new layer at `place` (see
     _result_place), the content layer's size and offsets, masked by the selection if there is
     one.
@@ -472,6 +530,7 @@ def _insert_result(image, content, name, data, place):
     buf.flush()
     if not Gimp.Selection.is_empty(image):
         layer.add_mask(layer.create_mask(Gimp.AddMaskType.SELECTION))
+    style_choice.mark_result(layer, style_names)
     _test_kill('before-insert')
     # the group opens only now: a kill before this leaves no open (or empty) undo step
     image.undo_group_start()
@@ -499,6 +558,26 @@ def _arguments(config):
     return args, styles
 
 
+def _restore_styles(config, image, content):
+    """Filters > Repeat (and Ctrl+F) runs with the last values: GIMP restores all but the
+    style layers, which it cannot keep; style_choice finds them, or says which is gone."""
+    if config.get_property('method') == 'trained':
+        return                                  # the model file is the style
+    try:
+        style_choice.restore(config, image, content)
+    except style_choice.NotFound as e:
+        if e.args[0] is None:
+            raise Failure('Filters > Repeat "Neural Style" has no style layer to repeat with: '
+                          'choose one in Filters > Artistic > Neural Style... first.') from None
+        raise Failure('Filters > Repeat "Neural Style" cannot run: the style layer of the last '
+                      'run, %s, is not open any more. Open that painting again (File > Open '
+                      'as Layers, or as an image), or choose another style in Filters > '
+                      'Artistic > Neural Style...' % e.args[0]) from None
+    _test_log('repeat with style layers %s' % [
+        (layer.get_name() if layer is not None else None)
+        for layer in (config.get_property(slot) for slot in style_choice.SLOTS)])
+
+
 def _check_input(drawables, config):
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) \
             or isinstance(drawables[0], Gimp.LayerMask):
@@ -516,9 +595,8 @@ def _check_model(model):
     path = model.get_path() if model is not None else None
     if not path:
         raise Failure('Choose a trained model: the Trained model method paints with a network '
-                      'trained for one style; pick its file as "Trained model" (a .pth from '
-                      '"python -m nst_core train", or a pytorch/examples fast_neural_style '
-                      'model such as candy.pth).')
+                      'trained for one style. In the Neural Style dialog, pick its file '
+                      '(.pth) as "Trained model", or choose the Quality or Fast method.')
     if not os.path.isfile(path):
         raise Failure('The trained model %s %s: pick another file as "Trained model".'
                       % (path, 'is a folder' if os.path.isdir(path) else 'does not exist'))
@@ -549,6 +627,7 @@ def _stylize(image, content, config, interactive=False):
     # named now: the style's image may close meanwhile
     name = 'Neural Style (%s)' % (os.path.basename(args['trained_model']) if not styles
                                   else styles[0][0].get_name())
+    style_names = [layer.get_name() for layer, _ in styles]
     w, h = content.get_width(), content.get_height()
     if args['size']:
         args['size'] = min(args['size'], max(w, h))   # no work above the layer's own size
@@ -574,8 +653,9 @@ def _stylize(image, content, config, interactive=False):
     clock.lap('read-result')
     presence.check(force=True)
     bar.text('inserting the layer')
-    place = _result_place(image, content, [layer for layer, _ in styles])
-    layer = _insert_result(image, content, name, data, place)
+    style_layers = [layer for layer, _ in styles]
+    place = _result_place(image, content, style_layers)
+    layer = _insert_result(image, content, name, data, place, style_names)
     Gimp.progress_end()
     Gimp.displays_flush()
     clock.lap('insert')
@@ -673,19 +753,41 @@ class PreviewWindow:
 
 class DialogPreview:
     """The dialog's Preview (GIMP's GimpAspectPreview: the whole layer, scaled, with its own
-    "Preview" toggle): Fast, or the trained network, at the preview's size on the warm worker,
-    again whenever an option changes. It renders in a thread of its own so that the dialog
-    stays responsive; a change while it renders renders again once it is done."""
+    "Preview" toggle), painted by the chosen method at the preview's size on the warm worker,
+    again whenever an option changes, and a line under it saying what it shows. For Quality
+    that is its first steps (PREVIEW_QUALITY_STEPS, drawn as they form): the whole run takes
+    minutes; it used to show Fast's picture, whose cross-hatch misled the choice between the
+    two. It renders in a thread of its own so that the dialog stays responsive; a change
+    while it renders drops that render and starts another."""
 
-    def __init__(self, preview, config, image, content):
-        self.preview, self.config, self.image, self.content = preview, config, image, content
+    def __init__(self, preview, label, config, image, content):
+        self.preview, self.label = preview, label
+        self.config, self.image, self.content = config, image, content
         self.busy, self.again, self.closed, self.channel = False, False, False, None
         self.count = 0
         preview.connect('invalidated', lambda *_: self.request())
         # GIMP's aspect preview fills itself black when its toggle is off: the layer as it is
         preview.connect('notify::update', lambda *_: GLib.idle_add(self.original))
+        preview.connect('notify::update', lambda *_: GLib.idle_add(self.describe))
         preview.get_area().connect_after('size-allocate',
                                          lambda *_: GLib.idle_add(self.original))
+
+    def describe(self, step=None):
+        """The line under the preview: what it shows (and, while it paints, how far)."""
+        if self.closed:
+            return False
+        method = self.config.get_property('method')
+        if not self.preview.get_update():
+            text = 'Tick Preview to see %s on the layer.' % METHOD_NAMES[method]
+        elif method == 'quality':
+            text = ('Quality\'s first %d steps, at the preview\'s size: the run goes on to '
+                    'finer detail.' % PREVIEW_QUALITY_STEPS)
+        else:
+            text = '%s, at the preview\'s size.' % METHOD_NAMES[method]
+        if step is not None:
+            text += ' Painting... %s' % step
+        self.label.set_text(text)
+        return False
 
     def original(self):
         if self.closed or self.preview.get_update() or not self.content.is_valid():
@@ -700,7 +802,7 @@ class DialogPreview:
         if self.closed or not self.preview.get_update():
             return
         if self.busy:
-            self.again = True
+            self.again = True                 # the render in progress stops at its next poll
             return
         try:
             job = self._write()
@@ -717,39 +819,78 @@ class DialogPreview:
         args, styles = _arguments(self.config)
         if not styles and not (args['method'] == 'trained' and args['trained_model']):
             return None
-        args['method'] = 'trained' if args['method'] == 'trained' else 'fast'
         w, h = self.preview.get_size()
+        args['size'] = 0                      # the content is read at the preview's size
+        options = _options(settings, args)
+        if args['method'] == 'quality':
+            options.update(preset='draft', iterations=PREVIEW_QUALITY_STEPS,
+                           preview_seconds=PREVIEW_QUALITY_SECONDS, preview_side=max(w, h))
         folder = nst_client.JobFolder(settings).__enter__()
-        job_path = _write_job(folder, self.content, styles, _options(settings, args), (w, h))
-        return settings, folder, job_path, w, h
+        job_path = _write_job(folder, self.content, styles, options, (w, h))
+        return settings, folder, job_path, w, h, args['method']
 
-    def _work(self, settings, folder, job_path, w, h):
+    def _work(self, settings, folder, job_path, w, h, method):
+        preview = self
+
+        class Events(nst_client.Handler):
+            def progress(self, event):
+                if isinstance(event.get('step'), int) and isinstance(event.get('total'), int):
+                    GLib.idle_add(preview.describe, 'step %d/%d' % (event['step'],
+                                                                    event['total']))
+                return False
+
+            def preview(self, event):         # Quality's picture so far, as it forms
+                try:
+                    pw, ph = int(event['width']), int(event['height'])
+                    data = folder.read(event.get('path', 'preview.rgba'), pw, ph)
+                except (Failure, KeyError, TypeError, ValueError):
+                    return
+                GLib.idle_add(preview._draw, data, pw, ph, w, h)
+
         def poll():
-            if self.closed:
+            if self.closed or self.again:
                 raise Cancelled()
         result = None
         try:
             self.channel = nst_client.open_channel(settings, job_path, poll)
-            nst_client.follow(self.channel, settings, poll=poll)
+            nst_client.follow(self.channel, settings, Events(), poll=poll)
             result = folder.read('result.rgba', w, h)
         except Exception as e:        # noqa: BLE001 - a preview must never end the dialog
             result = e
         finally:
             self.channel = None
             folder.__exit__(None, None, None)
-        GLib.idle_add(self._done, result, w, h)
+        GLib.idle_add(self._done, result, w, h, method)
 
-    def _done(self, result, w, h):
+    def _draw(self, data, pw, ph, w, h):
+        """Draw a picture of pw x ph scaled to the preview's w x h (Quality's pictures while
+        they form are of the working size, which may differ by a pixel)."""
+        if self.closed or self.again or (w, h) != tuple(self.preview.get_size()):
+            return False
+        if (pw, ph) != (w, h):
+            GdkPixbuf = _gtk()[0]
+            pixbuf = GdkPixbuf.Pixbuf.new_from_bytes(
+                GLib.Bytes.new(data), GdkPixbuf.Colorspace.RGB, True, 8, pw, ph, pw * 4)
+            pixbuf = pixbuf.scale_simple(w, h, GdkPixbuf.InterpType.BILINEAR)
+            data = pixbuf.get_pixels()
+            if pixbuf.get_rowstride() != w * 4:
+                data = b''.join(data[y * pixbuf.get_rowstride():][:w * 4] for y in range(h))
+        self.preview.get_area().draw(0, 0, w, h, Gimp.ImageType.RGBA_IMAGE, bytes(data), w * 4)
+        return False
+
+    def _done(self, result, w, h, method):
         self.busy = False
         if self.closed:
             return False
-        if isinstance(result, bytes) and (w, h) == tuple(self.preview.get_size()) \
-                and not self.again:
-            self.preview.get_area().draw(0, 0, w, h, Gimp.ImageType.RGBA_IMAGE, result, w * 4)
+        if isinstance(result, bytes) and not self.again:
+            self._draw(result, w, h, w, h)
             self.count += 1
-            _test_log('dialog preview %d %dx%d %06x' % (self.count, w, h, _digest(result)))
-        elif not isinstance(result, bytes):
+            _test_log('dialog preview %d %dx%d %s %06x' % (self.count, w, h, method,
+                                                           _digest(result)))
+        elif not isinstance(result, (bytes, Cancelled)):
             _test_log('dialog preview failed: %r' % (result,))
+        self.describe()
+        _test_log('dialog preview says %s' % self.label.get_text())
         if self.again:
             self.again = False
             self.request()
@@ -765,37 +906,21 @@ class DialogPreview:
             channel.stop(0)
         for handler in getattr(self, 'handlers', []):
             self.config.disconnect(handler)
-        self.handlers, self.preview = [], None
+        self.handlers, self.preview, self.label = [], None, None
         gc.collect()
 
 
 # ---------------------------------------------------------------- the dialog
-
-def _guess_style_layer(image, content):
-    """A layer to offer as the style: the topmost other layer of this image (where File > Open
-    as Layers puts the painting), else the first layer of another open image."""
-    for layer in image.get_layers():
-        if layer.get_id() != content.get_id():
-            return layer
-    for other in Gimp.get_images():
-        if other.get_id() != image.get_id() and other.get_layers():
-            return other.get_layers()[0]
-    return None
-
-
-def _set_guess(config, image, content):
-    if config.get_property('style-layer') is None:
-        guess = _guess_style_layer(image, content)
-        if guess is not None:
-            config.set_property('style-layer', guess)
-
 
 def _settings_text(config):
     """The options in GIMP's config syntax, as gimp_config_serialize_to_string writes them:
     one "(name value)" line each; booleans yes/no, strings quoted. (Layers are left out, as
     GIMP 3.0 leaves them out: it cannot serialize them.)"""
     lines = []
-    for name in [option[0] for option in OPTIONS] + [w for _, w in STYLE_SLOTS[1:]]:
+    # the Preview toggle too: GIMP keeps it only after a successful run (a cancelled one
+    # forgot it)
+    for name in [option[0] for option in OPTIONS] + [w for _, w in STYLE_SLOTS[1:]] \
+            + ['preview']:
         value = config.get_property(name)
         if isinstance(value, bool):
             text = 'yes' if value else 'no'
@@ -819,9 +944,14 @@ def _remember(config, image):
     when a run succeeds, so after a failure the dialog came back with an older run's values.
     Saved right after OK, in the places and the format gimp_procedure_config_end_run uses
     (Python cannot call GimpConfig's serializers on a procedure's config object: its class
-    does not show the interface to PyGObject)."""
+    does not show the interface to PyGObject); the style layers, which GIMP cannot keep,
+    beside them (style_choice)."""
     name = GObject.type_name(config.__gtype__)       # as G_OBJECT_TYPE_NAME in GIMP's code
     text = _settings_text(config)
+    try:
+        style_choice.remember(config, image)
+    except Exception as e:      # noqa: BLE001 - a convenience: never worth failing the run
+        _test_log('could not keep the style layers: %s' % e)
     try:
         image.attach_parasite(Gimp.Parasite.new(name + '-last', Gimp.PARASITE_PERSISTENT,
                                                 list(text.encode() + b'\0')))
@@ -918,97 +1048,153 @@ class StyleChooser:
 PREVIEW_OPTIONS = ('style-layer', 'style-layer-2', 'style-weight-2', 'style-layer-3',
                    'style-weight-3', 'method', MODEL_ARG, 'strength', 'style-scale',
                    'preserve-colors', 'device')
+# The dialog beside the buttons, its title bar and a panel: what is left of the screen's
+# height for the options, which scroll beyond it (a 768 px screen showed no OK button).
+DIALOG_CHROME = 240
 
 
-def _preview(dialog, config, image, content):
-    """GIMP's preview of the whole layer above the options, its toggle bound to the "preview"
-    argument (remembered as GIMP's filters remember theirs), drawn by DialogPreview."""
-    _, GimpUi, _ = _gtk()
+def _preview(config, image, content):
+    """GIMP's preview of the whole layer, its toggle bound to the "preview" argument
+    (remembered as GIMP's filters remember theirs), drawn by DialogPreview, with a line
+    under it saying what it shows."""
+    _, GimpUi, Gtk = _gtk()
     widget = GimpUi.AspectPreview.new_from_drawable(content)
-    box = dialog.get_content_area()
-    box.pack_start(widget, True, True, 0)
-    box.reorder_child(widget, 0)
-    widget.show()
     config.bind_property('preview', widget, 'update',
                          GObject.BindingFlags.BIDIRECTIONAL | GObject.BindingFlags.SYNC_CREATE)
-    renderer = DialogPreview(widget, config, image, content)
+    label = Gtk.Label(xalign=0.0, yalign=0.0)
+    label.set_line_wrap(True)
+    label.set_max_width_chars(28)
+    label.get_style_context().add_class('dim-label')
+    renderer = DialogPreview(widget, label, config, image, content)
     renderer.handlers = [config.connect('notify::' + name, lambda *_: widget.invalidate())
                          for name in PREVIEW_OPTIONS]
+    renderer.handlers.append(config.connect('notify::method',
+                                            lambda *_: GLib.idle_add(renderer.describe)))
+    renderer.describe()
     return renderer
+
+
+def _screen_height(Gdk):
+    """The height of the screen's work area (without panels), 768 when it cannot be known."""
+    display = Gdk.Display.get_default()
+    monitor = display.get_primary_monitor() or display.get_monitor(0) if display else None
+    return monitor.get_workarea().height if monitor is not None else 768
+
+
+def _layout(dialog, preview, label, Gtk, Gdk):
+    """The preview beside the options, as GIMP's plug-ins with a preview have it (Lighting
+    Effects, Curve Bend), not above them: the options in a scrolled window no taller than the
+    screen allows, so the dialog fits a small screen and can be made smaller."""
+    scrolled = dialog.get_widget('options-scroll', GObject.TYPE_NONE)
+    scrolled.set_policy(Gtk.PolicyType.NEVER, Gtk.PolicyType.AUTOMATIC)
+    scrolled.set_propagate_natural_width(True)
+    scrolled.set_propagate_natural_height(True)
+    scrolled.set_max_content_height(max(200, _screen_height(Gdk) - DIALOG_CHROME))
+    parent = scrolled.get_parent()
+    position = parent.get_children().index(scrolled)
+    parent.remove(scrolled)
+    column = Gtk.Box(orientation=Gtk.Orientation.VERTICAL, spacing=6, valign=Gtk.Align.START)
+    column.pack_start(preview, False, False, 0)
+    column.pack_start(label, False, False, 0)
+    row = Gtk.Box(orientation=Gtk.Orientation.HORIZONTAL, spacing=12)
+    row.pack_start(column, False, False, 0)
+    row.pack_start(scrolled, True, True, 0)
+    parent.pack_start(row, True, True, 0)
+    parent.reorder_child(row, position)
+    for widget in (preview, label, column, row):
+        widget.show()
+
+
+def _choice_values(*names):
+    return Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, n)
+                                           for n in names])
 
 
 def _dialog(procedure, config, image, content):
     gi.require_version('GimpUi', '3.0')
     gi.require_version('Gtk', '3.0')
-    from gi.repository import GimpUi, Gtk, Pango
+    gi.require_version('Gdk', '3.0')
+    from gi.repository import Gdk, GimpUi, Gtk, Pango
     # GIMP's previews name their stored state after the program: it must be a canonical
     # identifier (dashes, no underscores), or GIMP refuses it with an error message
     GLib.set_prgname('neural-style')
     GimpUi.init('neural-style')
     dialog = GimpUi.ProcedureDialog.new(procedure, config, 'Neural Style')
     for name in SLIDERS:                      # sliders, as GIMP's own filters have
-        dialog.get_scale_entry(name, 1.0)
+        scale = dialog.get_scale_entry(name, 1.0)
+        if name == 'style-scale':
+            # 0.1..8 on a linear slider put the default 1 at the far left, where it read as
+            # the minimum; logarithmic, 1 sits in the middle and halving or doubling the
+            # strokes moves it as far either way
+            scale.set_logarithmic(True)
     for name, kind, *_ in OPTIONS:
         if kind == 'choice':
             # combo boxes in both versions: GIMP 3.2 makes a radio frame of a choice of up to
             # three, whose title has no mnemonic (and it prints a warning for each)
             dialog.get_widget(name, Gtk.ComboBox.__gtype__)
-    note = dialog.get_label('size-note', _size_note(config, content), False, False)
-    note.set_xalign(0.0)
-    note.set_line_wrap(True)
-    note.set_max_width_chars(50)
-    note.get_style_context().add_class('dim-label')
+    notes = {}
+    for name, text in (('size-note', _size_note(config, content)),
+                       ('model-note', MODEL_NOTE)):
+        note = notes[name] = dialog.get_label(name, text, False, False)
+        note.set_xalign(0.0)
+        note.set_line_wrap(True)
+        note.set_max_width_chars(50)
+        note.get_style_context().add_class('dim-label')
     more = [name for slot in STYLE_SLOTS[1:] for name in slot]
     dialog.fill_box('more-styles', more)
-    dialog.get_label('more-styles-title', 'Blend in more styles', False, False)
-    dialog.fill_frame('more-styles-frame', 'more-styles-title', False, 'more-styles')
-    dialog.fill(DIALOG_ORDER)
-    quality = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'quality')])
+    dialog.get_label('more-styles-title', '_Blend in more styles', False, True)
+    # folded, as GIMP's filters fold their Blending Options: most runs use one style
+    dialog.fill_expander('more-styles-expander', 'more-styles-title', False, 'more-styles')
+    dialog.fill_box('options', DIALOG_ORDER)
+    dialog.fill_scrolled_window('options-scroll', 'options')
+    dialog.fill(['options-scroll'])
     for name in QUALITY_ONLY:                 # greyed out while Fast is chosen
-        dialog.set_sensitive_if_in(name, None, 'method', quality, True)
-    trained = Gimp.ValueArray.new_from_values([GObject.Value(GObject.TYPE_STRING, 'trained')])
-    dialog.set_sensitive_if_in(MODEL_ARG, None, 'method', trained, True)
+        dialog.set_sensitive_if_in(name, None, 'method', _choice_values('quality'), True)
+    dialog.set_sensitive_if_in(MODEL_ARG, None, 'method', _choice_values('trained'), True)
+    # a trained network is its own style (the expander is no argument: GIMP 3.0 binds only
+    # arguments' widgets, so changed() greys it out)
+    dialog.set_sensitive_if_in(STYLE_ONLY[0], None, 'method', _choice_values('trained'), False)
 
-    preview = _preview(dialog, config, image, content)
+    preview = _preview(config, image, content)
+    _layout(dialog, preview.preview, preview.label, Gtk, Gdk)
     style = StyleChooser(dialog.get_widget('style-layer', GObject.TYPE_NONE), Gtk, Pango,
                          'Choose a layer...')
     for name in ('style-layer-2', 'style-layer-3'):
         StyleChooser(dialog.get_widget(name, GObject.TYPE_NONE), Gtk, Pango, 'None (optional)')
     ok_button = dialog.get_widget_for_response(Gtk.ResponseType.OK)
+    probe = DialogProbe(dialog, config, style, ok_button, notes, preview)
 
     def changed(*_):
         if config.get_property('style-layer') is None:
             # Reset to Factory Defaults empties it (its default is none): offer the guess
-            # again, as on the first opening; OK waits until there is a style
-            _set_guess(config, image, content)
-        ok_button.set_sensitive(config.get_property('style-layer') is not None or (
-            config.get_property('method') == 'trained'
-            and config.get_property(MODEL_ARG) is not None))
-        note.set_text(_size_note(config, content))
+            # again, as on the first opening (never a layer this filter made); with none to
+            # offer it stays empty (setting None again would notify, and call this again)
+            guess = style_choice.guess(image, content)
+            if guess is not None:
+                config.set_property('style-layer', guess)
+        trained = config.get_property('method') == 'trained'
+        model = config.get_property(MODEL_ARG)
+        # OK waits for what the method paints with: the painting, or the trained model's
+        # file (OK closed the dialog only to show an error)
+        ready = (model is not None and bool(model.get_path())) if trained \
+            else config.get_property('style-layer') is not None
+        ok_button.set_sensitive(ready)
+        dialog.get_widget(STYLE_ONLY[1], GObject.TYPE_NONE).set_sensitive(not trained)
+        notes['model-note'].set_visible(trained and not ready)
+        notes['size-note'].set_text(_size_note(config, content))
+        probe.report('dialog-state')
         return False
 
     for name in ('style-layer', 'method', 'size', MODEL_ARG):
         config.connect('notify::' + name, lambda *_: GLib.idle_add(changed))
+    # tall enough for the note a Trained model without a file adds (which else scrolled the
+    # last options out of sight), yet free to be made smaller
+    notes['model-note'].show()
+    dialog.set_default_size(-1, min(dialog.get_preferred_height()[1], _screen_height(Gdk)))
     changed()
+    dialog.connect('map-event', lambda *_: GLib.timeout_add(
+        1000, lambda: probe.report('dialog-shown')) and False)
 
-    def shown(*_):
-        if os.environ.get(TEST_DIR_ENV):
-            widgets = {n: dialog.get_widget(n, GObject.TYPE_NONE) for n in DIALOG_ORDER[:-1]}
-            layer = config.get_property('style-layer')
-            _test_log('dialog-shown style-layer=%s chooser-label=%s thumbnail=%s method=%s '
-                      'seed=%d size=%d fit=%s preset-sensitive=%s size-sensitive=%s '
-                      'strength-widget=%s style-scale-widget=%s ok-sensitive=%s note=%s' % (
-                          layer.get_name() if layer else None, style.label(),
-                          '%dx%d' % style.thumbnail if style.thumbnail else None,
-                          config.get_property('method'), config.get_property('seed'),
-                          config.get_property('size'), config.get_property('fit'),
-                          widgets['preset'].is_sensitive(), widgets['size'].is_sensitive(),
-                          type(widgets['strength']).__name__,
-                          type(widgets['style-scale']).__name__, ok_button.is_sensitive(),
-                          note.get_text()))
-        return False
-
-    dialog.connect('map-event', lambda *_: GLib.timeout_add(1000, shown) and False)
     ok = dialog.run()
     dialog.destroy()
     preview.close()
@@ -1020,13 +1206,26 @@ def _dialog(procedure, config, image, content):
 
 
 def run(procedure, run_mode, image, drawables, config, data):
+    try:
+        return _run(procedure, run_mode, image, drawables, config)
+    finally:
+        # GIMP saves the config as the last values after a successful interactive run, and
+        # cannot write a layer: it printed "couldn't serialize property ...::style-layer of
+        # type GimpLayer" twice per run. style_choice keeps them instead.
+        for slot in style_choice.SLOTS:
+            config.set_property(slot, None)
+
+
+def _run(procedure, run_mode, image, drawables, config):
     interactive = run_mode == Gimp.RunMode.INTERACTIVE
     if interactive and len(drawables) == 1:
-        _set_guess(config, image, drawables[0])
+        style_choice.offer(config, image, drawables[0])
         if not _dialog(procedure, config, image, drawables[0]):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         _remember(config, image)
     try:
+        if run_mode == Gimp.RunMode.WITH_LAST_VALS and drawables:
+            _restore_styles(config, image, drawables[0])
         _check_input(drawables, config)
         _stylize(image, drawables[0], config, interactive)
     except Cancelled:
@@ -1061,7 +1260,8 @@ def _declare(procedure):
                                       'Blend weight of style %s (style 1 has weight 1)' % n,
                                       0.0, 10.0, 1.0, rw)
     procedure.add_boolean_aux_argument('preview', '_Preview',
-                                       'Show the result of Fast on the layer in the dialog',
+                                       'Show the chosen method on the layer in the dialog '
+                                       '(for Quality: its first steps)',
                                        False, rw)
     procedure.add_file_argument(MODEL_ARG, MODEL_LABEL,
                                 'For the Trained model method: a network file from "python -m '
@@ -1086,6 +1286,10 @@ class NeuralStyle(Gimp.PlugIn):
         return False
 
     def do_query_procedures(self):
+        # the dialog's Help button and F1 open help/en/index.html, shipped beside this file
+        # (without a help domain of its own GIMP looked for this filter in its user manual,
+        # which has no page for it, and said the manual is not installed)
+        self.set_help_domain(HELP_DOMAIN, Gio.File.new_for_path(os.path.join(HERE, 'help')))
         return [PROC_NAME]
 
     def do_create_procedure(self, name):

@@ -236,10 +236,10 @@ def worker_env(config):
     return env
 
 
-def _popen(config, args, **kw):
+def _popen(config, args, env=None, **kw):
     try:
         return subprocess.Popen([config['python'], '-m', 'nst_core', *args],
-                                env=worker_env(config),
+                                env=dict(worker_env(config), **(env or {})),
                                 creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0), **kw)
     except OSError as e:
         raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
@@ -296,11 +296,16 @@ class Pipe:
     kind = 'one-shot'
 
     def __init__(self, config, job_path):
-        self.log_path = os.path.join(os.path.dirname(job_path), 'worker-stderr.txt')
+        folder = os.path.dirname(job_path)
+        self.log_path = os.path.join(folder, 'worker-stderr.txt')
+        # its temporary files (torch 2.6 writes a module at import, and removes it only at a
+        # normal exit) go with the job folder, which is removed however the run ends
+        tmp = os.path.join(folder, 'tmp')
+        os.makedirs(tmp, mode=0o700, exist_ok=True)
         with open(self.log_path, 'wb') as err:
-            self.proc = _popen(config, ['worker', job_path], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=err,
-                               cwd=os.path.dirname(job_path))
+            self.proc = _popen(config, ['worker', job_path], env={'TMPDIR': tmp},
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                               cwd=folder)
         self.pid = self.proc.pid
         self.lines = queue.Queue()
         threading.Thread(target=_pump, args=(self.proc.stdout, self.lines), daemon=True).start()
@@ -347,7 +352,8 @@ class Connection:
         self.reader = sock.makefile('rb')
 
     def send_job(self, job_path):
-        self.sock.sendall((json.dumps({'job': os.path.abspath(job_path)}) + '\n').encode())
+        request = {'job': os.path.abspath(job_path), 'owner': gimp_owner()}
+        self.sock.sendall((json.dumps(request) + '\n').encode())
         threading.Thread(target=_pump, args=(self.reader, self.lines), daemon=True).start()
 
     def stop(self, grace=TERMINATE_GRACE, stuck=False):
@@ -413,6 +419,12 @@ def install_key(config):
     text = '\0'.join([str(config.get('_path')), stamp, config['python'],
                       repr(config['keep_alive_seconds']), str(protocol.PROTOCOL_VERSION)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def gimp_owner():
+    """The GIMP this plug-in runs in (GIMP starts each plug-in as its child), for the warm
+    worker, which ends once every GIMP it serves has ended (docs/protocol.md)."""
+    return protocol.process_owner(os.getppid())
 
 
 def warm_possible(config):

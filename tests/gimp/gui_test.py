@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.environ['NS_TEST'])
@@ -174,13 +175,41 @@ Gimp.Display.new(doc)
 Gimp.displays_flush()
 fx.reset_hook()
 n = ask({'find': DIALOG}, SHOWN, {'sleep': 1}, {'grab': 'dialog.png'},
-        {'key': 'Escape'})
+        {'grab_screen': 'dialog-1366x768.png'}, {'geometry': 'dialog'},
+        {'resize': [700, 400]}, {'sleep': 1}, {'geometry': 'smaller'}, {'key': 'Escape'})
 st, msg, dt = fx.run_plugin(doc, doc_photo, run_mode=Gimp.RunMode.INTERACTIVE)
 r = done(n)
 line = (shown_lines() or [None])[0]
 fx.check('dialog (for the docs): the painting opened as a layer is offered, by name',
          r['ok'] and st == S.CANCEL and field(line, 'chooser-label') == 'starry_night.jpg',
          '%s %s' % (r, line))
+# A small laptop's screen (run.sh: Xvfb at 1366x768): the dialog was 919 px tall (949 with a
+# title bar) and would not shrink below 932, so OK was off the screen
+SCREEN_H = int(os.environ.get('NS_SCREEN', '1366x768').split('x')[1])
+
+
+def logged_box(reply, label):
+    """[x, y, w, h] of a window that screen.py logged under label, else None."""
+    box = next((row.split()[1:] for row in reply.get('log', [])
+                if row.startswith(label + ' ')), None)
+    return [int(v) for v in box] if box else None
+
+
+box, smaller = logged_box(r, 'dialog'), logged_box(r, 'smaller')
+fx.check('small screen: the whole dialog, its OK button included, is on the %d px screen '
+         'with room for a title bar (40 px)' % SCREEN_H,
+         box and box[1] + box[3] + 40 <= SCREEN_H, 'x y w h = %s' % box)
+# it would not shrink below 932 px: asked for 400 px (as a user drags its corner), it must
+# come near that (its options scroll)
+fx.check('small screen: it can be made smaller (asked for 400 px tall: at most 500 px)',
+         smaller and smaller[3] <= 500, 'x y w h = %s, GTK\'s least height %s'
+         % (smaller, field(line, 'min-height')))
+fx.check('small screen: "Blend in more styles" is folded away, as GIMP folds its filters\' '
+         'Blending Options', field(line, 'more-styles-expanded') == 'False', line)
+# the Style scale slider: 1.0 of 0.1..8 sat at the far left, where it read as the minimum
+position = field(line, 'style-scale-position')
+fx.check('style scale: its default 1.0 sits near the middle of the slider',
+         position is not None and 0.35 <= float(position) <= 0.65, position)
 
 
 # A photo in a large image and, on top of it as File > Open as Layers puts it, a small
@@ -307,12 +336,17 @@ try:
              'refusal: %s, status: %s' % (said.group(0) if said else None, worked))
     settings = os.path.join(Gimp.directory(), 'plug-in-settings')
     ours = sorted(f for f in os.listdir(settings) if 'neural-style' in f)
-    fx.check('memory: the plug-in keeps its values where GIMP keeps them (one file)',
-             len(ours) == 1 and ours[0].endswith('.last'), ours)
+    fx.check('memory: the plug-in keeps its values where GIMP keeps them (one .last file; '
+             'the style layers, which GIMP cannot keep, beside it)',
+             [f for f in ours if f.endswith('.last')] == [
+                 'GimpProcedureConfigRun-python-fu-neural-style.last']
+             and set(ours) <= {'GimpProcedureConfigRun-python-fu-neural-style.last',
+                               'neural-style-styles.json'}, ours)
     progress = [line for line in fx.hook_log()
                 if line.startswith('progress ') and ' step 0/' not in line]
-    fx.check('memory: the time left shows from the first step on',
-             progress and ' left' in progress[0], progress[:2])
+    fx.check('memory: the time left shows from the first step\'s end on',
+             len(progress) > 1 and all(' left' in line for line in progress[1:]),
+             progress[:3])
 finally:
     os.replace(CONFIG + '.orig', CONFIG)
     shutil.copy(CONFIG, CONFIG + '.orig')
@@ -335,10 +369,10 @@ if mkdir %(g)s-a 2>/dev/null; then      # run A: wait (at most 2 min) for run B'
   while [ ! -e %(g)s-b-started ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
   exec %(py)s "$@"
 fi
-ls -d "${TMPDIR:-/tmp}"/neural-style-* > %(g)s-b-saw
+ls -d %(tmp)s/neural-style-* > %(g)s-b-saw
 touch %(g)s-b-started
 exec %(py)s "$@"
-''' % {'g': gate, 'py': real_python})
+''' % {'g': gate, 'py': real_python, 'tmp': tempfile.gettempdir()})
 os.chmod(gate_python, 0o755)
 
 pair = {}
@@ -487,7 +521,8 @@ pv_display = Gimp.Display.new(pv)
 Gimp.displays_flush()
 pv_before = fx.snapshot(pv)
 
-# a) the dialog's Preview: Alt+P renders Fast on the layer; a new Strength renders again
+# a) the dialog's Preview: Alt+P renders the method chosen (Quality, the factory default:
+#    its first steps at the preview's size) on the layer; a new Strength renders again
 fx.reset_hook()
 n = ask({'find': DIALOG}, SHOWN, {'sleep': 1}, {'grab': 'dialog-preview-off.png'}, {'key': 'alt+p'},
         {'wait_log': '^dialog preview 1 ', 'timeout': 180}, {'sleep': 0.5},
@@ -500,6 +535,12 @@ drawn = [line.split() for line in fx.hook_log() if re.match(r'dialog preview \d+
 fx.check('dialog preview: drawn on Alt+P, and another picture once Strength changed',
          r['ok'] and len(drawn) >= 2 and drawn[0][-1] != drawn[-1][-1],
          (r, drawn, fx.hook_log()[-6:]))
+# it showed Fast's picture whatever the method, and nothing said so
+fx.check('dialog preview: with Quality chosen it previews Quality (not Fast)',
+         drawn and all(len(d) > 5 and d[4] == 'quality' for d in drawn), drawn)
+said = [line for line in fx.hook_log() if line.startswith('dialog preview says ')]
+fx.check('dialog preview: the line under it says it shows Quality\'s first steps',
+         said and "Quality's first" in said[-1], said[-1:])
 black = colour_pixels(os.path.join(fx.OUT, 'dialog-preview-off.png'), (0, 0, 0), 3) \
     if r['ok'] else None
 fx.check('dialog preview: off, it shows the layer (GIMP\'s own fills it black)',
@@ -544,12 +585,193 @@ fx.check('preview: one Ctrl+Z restores the image exactly', r['ok'] and
          fx.snapshot(pv) == pv_before, (r, [layer.get_name() for layer in pv.get_layers()],
                                         _windows(), [(i.get_name(), len(i.get_layers()))
                                                      for i in Gimp.get_images()]))
+# c) the Preview toggle is remembered after a cancelled run too (GIMP keeps the values of
+#    successful runs only): ticked, OK, the run cancelled; reopened, it is ticked and renders
+fx.reset_hook(cancel_after=2)
+n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+p'}, {'wait_log': '^dialog preview 1 ',
+                                                    'timeout': 180},
+        {'key': 'alt+o'})
+st, msg, dt = fx.run_plugin(pv, pv_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+fx.check('preview toggle: ticked, OK, the run cancelled', r['ok'] and st == S.CANCEL,
+         '(%s) %s %s' % (st, msg, r))
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN,
+        {'wait_log': '^dialog preview 1 ', 'timeout': 180, 'optional': True},
+        {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(pv, pv_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+fx.check('preview toggle: reopened after the cancelled run, it is still ticked and renders',
+         r['ok'] and any(re.match(r'dialog preview 1 ', l) for l in fx.hook_log()),
+         (r, fx.hook_log()[-4:]))
 fx.set_config(CONFIG, keep_alive_seconds=0)
 
-# ---- 9. the dialog's labels carry mnemonics: GIMP printed no complaint -------------------
+# ---- 10. the second run: the painting offered again, Repeat, the newest result on top ---
+# GIMP cannot keep a layer among a filter's last values: the dialog offered the previous
+# result as the style (the topmost other layer), also after Reset to Factory Defaults, and
+# Filters > Repeat always failed. A fresh start: no last values.
+for name in os.listdir(settings):
+    if 'neural-style' in name:
+        os.remove(os.path.join(settings, name))
+sec = Gimp.Image.new(160, 120, Gimp.ImageBaseType.RGB)
+sec_photo = fx.new_layer(sec, 'photo', 160, 120, fx.content_pixels(160, 120))
+sec_paint = fx.new_layer(sec, 'magenta.jpg', 160, 120, painting_pixels(160, 120))
+sec.set_selected_layers([sec_photo])
+sec_display = Gimp.Display.new(sec)          # the last display: the active image
+Gimp.displays_flush()
+
+
+def inserted_within(seconds, count=1):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if sum(line.startswith('inserted layer') for line in fx.hook_log()) >= count:
+            return True
+        if any(line.startswith(('failed', 'cancelled')) for line in fx.hook_log()):
+            return False
+        time.sleep(0.2)
+    return False
+
+
+def tree(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+# a) the first run, started from the menus (Search Actions), as a user does: Fast, OK
+fx.reset_hook()
+r = done(ask({'find': MAIN}, {'key': 'slash'}, {'find': '^Search Actions$'},
+             {'type': 'Neural Style'}, {'sleep': 1}, {'key': 'Return'}, {'find': DIALOG},
+             SHOWN, {'key': 'alt+m'}, {'key': 'Down'}, {'sleep': 0.5}, {'key': 'alt+o'}))
+fx.check('second run: the first run (Fast, from the menus) added its result',
+         r['ok'] and inserted_within(120) and tree(sec) == [
+             'Neural Style (magenta.jpg)', 'magenta.jpg', 'photo'], (r, tree(sec),
+                                                                    fx.hook_log()[-4:]))
+# b) the dialog again: the painting, not the result that now lies on top of it
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'sleep': 1}, {'grab_screen': 'second-run-dialog.png'},
+        {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(sec, sec_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+line = (shown_lines() or [None])[0]
+fx.check('second run: the dialog offers the painting again, not the first result',
+         r['ok'] and field(line, 'chooser-label') == 'magenta.jpg', line)
+# c) Reset to Factory Defaults: the painting again, not the result
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+r'}, {'sleep': 1}, {'key': 'alt+f'},
+        {'sleep': 1.5}, {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(sec, sec_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+last = [line for line in fx.hook_log() if line.startswith('dialog ok=')]
+fx.check('second run: after Reset to Factory Defaults the painting is offered, not a result',
+         r['ok'] and last and ' style-layer=magenta.jpg ' in last[-1], last)
+# d) Filters > Repeat (Ctrl+F): the last values, the painting included; the new result goes
+#    above the earlier one (it went under it, invisible)
+fx.reset_hook()
+r = done(ask({'find': MAIN}, {'key': 'ctrl+f'}))
+ok = r['ok'] and inserted_within(120)
+names = tree(sec)
+fx.check('repeat: Ctrl+F runs with the last values, the painting included',
+         ok and any(line.startswith("repeat with style layers ['magenta.jpg'")
+                    for line in fx.hook_log()), (r, fx.hook_log()[-5:]))
+fx.check('repeat: the new result lies above the earlier one', len(names) == 4 and
+         names[0].startswith('Neural Style (magenta.jpg) ') and
+         names[1:] == ['Neural Style (magenta.jpg)', 'magenta.jpg', 'photo'], names)
+r = done(ask({'find': MAIN}, {'sleep': 1}, {'grab_screen': 'second-run.png'}))
+# e) a new image with the same painting opened again (its first image closed; opened as an
+#    image its layer is "Background"), a sketch on top: the dialog offers the painting the
+#    last run used, not the topmost layer
+sec_display.delete()
+sec.delete()
+third = Gimp.Image.new(160, 120, Gimp.ImageBaseType.RGB)
+third_photo = fx.new_layer(third, 'photo', 160, 120, fx.content_pixels(160, 120))
+third_paint = fx.new_layer(third, 'Background', 160, 120, painting_pixels(160, 120))
+third_sketch = fx.new_layer(third, 'sketch', 160, 120, fx.style_pixels(160, 120, 1))
+third.set_selected_layers([third_photo])
+Gimp.Display.new(third)
+Gimp.displays_flush()
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(third, third_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+line = (shown_lines() or [None])[0]
+fx.check('new image: the same painting opened again is offered (not the sketch on top)',
+         r['ok'] and field(line, 'chooser-label') == 'Background', line)
+# f) Repeat once that painting is gone too: refused, naming it
+third.remove_layer(third_paint)
+before = fx.snapshot(third)
+st, msg, dt = fx.run_plugin(third, third_photo, run_mode=Gimp.RunMode.WITH_LAST_VALS)
+fx.check('repeat without the painting: refused, naming the painting and what to do',
+         st == S.EXECUTION_ERROR and '"magenta.jpg"' in msg and 'not open any more' in msg,
+         '(%s) %s' % (st, msg))
+fx.check('repeat without the painting: the image as it was', fx.snapshot(third) == before)
+
+# ---- 11. Trained model without a file: OK waits, and the style options are greyed out -----
+fx.reset_hook()
+n = ask({'find': DIALOG}, SHOWN, {'key': 'alt+m'}, {'key': 'End'}, {'sleep': 1},
+        {'key': 'alt+o'}, {'sleep': 2}, {'find': DIALOG, 'timeout': 3},
+        {'grab': 'trained-no-file.png'}, {'key': 'Escape'})
+st, msg, dt = fx.run_plugin(third, third_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+r = done(n)
+states = [line for line in fx.hook_log() if line.startswith('dialog-state ')
+          and field(line, 'method') == 'trained']
+fx.check('trained, no file: OK does not close the dialog to show an error',
+         r['ok'] and st == S.CANCEL and 'trained model' not in msg, '(%s) %s %s' % (st, msg, r))
+fx.check('trained, no file: OK greyed out, a line says to choose the file',
+         states and field(states[-1], 'ok-sensitive') == 'False'
+         and field(states[-1], 'model-note') == 'True', states[-1:])
+fx.check('trained: the style layer and the blend section are greyed out',
+         states and field(states[-1], 'style-layer-sensitive') == 'False'
+         and field(states[-1], 'more-styles-sensitive') == 'False', states[-1:])
+
+# ---- 12. Help: the plug-in's own page, not GIMP's "user manual is missing" -------------------
+# A stand-in web browser (GIMP's default help browser here) registered for HTML pages: it
+# writes the address it was asked to open into the test log.
+home = os.environ['HOME']
+browser = os.path.join(fx.OUT, 'fake-browser')
+with open(browser, 'w') as f:
+    f.write('#!/bin/sh\necho "browser $*" >> %s/plugin.log\n' % fx.HOOK)
+os.chmod(browser, 0o755)
+os.makedirs(os.path.join(home, '.local', 'share', 'applications'), exist_ok=True)
+with open(os.path.join(home, '.local', 'share', 'applications', 'fake-browser.desktop'),
+          'w') as f:
+    f.write('[Desktop Entry]\nType=Application\nName=Fake browser\nExec=%s %%u\n'
+            'MimeType=text/html;x-scheme-handler/http;x-scheme-handler/https;\n' % browser)
+os.makedirs(os.path.join(home, '.config'), exist_ok=True)
+with open(os.path.join(home, '.config', 'mimeapps.list'), 'w') as f:
+    f.write('[Default Applications]\ntext/html=fake-browser.desktop\n'
+            'x-scheme-handler/http=fake-browser.desktop\n'
+            'x-scheme-handler/https=fake-browser.desktop\n')
+page = os.path.join(os.environ['NS_PLUGIN_DIR'], 'help', 'en', 'index.html')
+# F1 through XTest: forky's xdotool sends "key F1" as Alt+F1 (screen.py, plain_key)
+for how, key in (('the Help button (Alt+H)', {'key': 'alt+h'}), ('F1', {'plain_key': 'F1'})):
+    fx.reset_hook()
+    # GIMP's "user manual is missing" (a plug-in without a help page of its own) came some
+    # seconds after the key: wait for the browser that long, then look, and close both
+    n = ask({'find': DIALOG}, SHOWN, key,
+            {'wait_log': '^browser ', 'timeout': 20, 'optional': True}, {'sleep': 1},
+            {'windows': 'after-help'}, {'find': DIALOG}, {'key': 'Escape'},
+            {'find': 'user manual', 'timeout': 1, 'optional': True}, {'key': 'Escape'})
+    st, msg, dt = fx.run_plugin(third, third_photo, run_mode=Gimp.RunMode.INTERACTIVE)
+    r = done(n)
+    opened = [line.split(' ', 1)[1] for line in fx.hook_log() if line.startswith('browser ')]
+    fx.check('help: %s in the dialog opens the help page that ships with the plug-in, once'
+             % how, len(opened) == 1 and opened[0].strip() in ('file://' + page, page),
+             (opened, r))
+    fx.check('help: %s: not GIMP\'s "user manual is missing"' % how,
+             not any(row.startswith('after-help ') and 'user manual' in row
+                     for row in r.get('log', [])), r.get('log'))
+text = open(page, encoding='utf-8').read() if os.path.exists(page) else ''
+fx.check('help: the page describes this filter\'s dialog',
+         'Neural Style' in text and 'Style layer' in text and 'Repeat' in text, page)
+
+
+# ---- 13. the dialog's labels carry mnemonics; GIMP could keep the last values -----------
 complaints = [line for line in gui_log().splitlines()
               if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", line)]
 fx.check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,
          complaints[:6])
+# GIMP printed this twice after every successful run from the dialog
+warned = [line for line in gui_log().splitlines() if "couldn't serialize property" in line]
+fx.check('dialog: GIMP could keep the last values (no "couldn\'t serialize property")',
+         not warned, warned[:2])
 os.remove(CONFIG + '.orig')
 fx.finish()

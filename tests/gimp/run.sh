@@ -3,8 +3,10 @@
 #
 #   tests/gimp/run.sh                  # Debian trixie: GIMP 3.0
 #   SUITE=forky tests/gimp/run.sh      # Debian forky: GIMP 3.2
-#   SHOT=docs/img/dialog.png tests/gimp/run.sh   # also screenshot the dialog (and the
-#                                                # previews: preview.png, dialog-preview.png)
+#   SHOT=docs/img/dialog.png tests/gimp/run.sh   # also screenshot the dialog (and, beside
+#                                                # it: preview.png, dialog-preview.png, the
+#                                                # screen with the dialog dialog-1366x768.png,
+#                                                # second-run-dialog.png, second-run.png)
 #
 # Builds (once, cached OUTSIDE the clone) a minimal Debian chroot with GIMP 3 and Debian's
 # python3-torch/torchvision, runs this checkout's install.py inside it (venv with
@@ -21,8 +23,12 @@
 #                     default: what install.py gives a user by default (its own torch choice:
 #                     PyTorch's CPU-only index, else PyPI; venv /opt/nst/venv-default, cached)
 #      BATCH_SCRIPT   run this file in gimp-console instead of batch_test.py (benchmarks)
+#      GUI_SCRIPT     run this file in GUI gimp instead of gui_test.py (one section alone)
+#      SCREEN         the Xvfb screen of the GUI tests (default 1366x768: a small laptop's,
+#                     on which the dialog must fit)
 #      GUI=0 / BATCH=0  skip the GUI / batch tests;  TEST_TIMEOUT  seconds per GIMP run (600)
 #      FAULT_RUNS     mixed runs in faults_test.py (default 50)
+#      GIMP_LOG       passed to GIMP (its debug domains, e.g. help)
 #      NS_KEEP_ALIVE  keep_alive_seconds of the installed config (default 0: a worker per run)
 # Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
 set -euo pipefail
@@ -149,6 +155,7 @@ else
 fi
 cp "$HERE"/*.py "$R/test/"
 cp "${BATCH_SCRIPT:-$HERE/batch_test.py}" "$R/test/batch_main.py"   # bench/ passes its own
+cp "${GUI_SCRIPT:-$HERE/gui_test.py}" "$R/test/gui_main.py"
 cat > "$R/home/gimp/gimprc" <<EOF
 (check-updates no)
 (show-welcome-dialog no)
@@ -182,8 +189,9 @@ genv() {  # environment of GIMP runs (plug-ins inherit it)
        ${THREADS:+OMP_NUM_THREADS=$THREADS} NS_SRC=$NST/src \
        GIMP3_DIRECTORY=$RUN/home/gimp GLYCIN_DISABLE_SANDBOX=i-know-the-risks NO_AT_BRIDGE=1 \
        NS_TEST=$RUN/test NS_OUT=$RUN/out NS_VENV_PY=$VENV/bin/python \
+       NS_SCREEN=${SCREEN:-1366x768} \
        NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook \
-       ${FAULT_RUNS:+FAULT_RUNS=$FAULT_RUNS} "$@"
+       ${FAULT_RUNS:+FAULT_RUNS=$FAULT_RUNS} ${GIMP_LOG:+GIMP_LOG=$GIMP_LOG} "$@"
 }
 FLAGS="-n -d --batch-interpreter=python-fu-eval"   # fonts loaded (no -f): text layers need them
 mkdir -p "$R/out/hook"
@@ -206,7 +214,7 @@ fi
 RC2=0
 if [ "${GUI:-1}" != 0 ]; then
   D=77; while [ -e "$ROOT/tmp/.X11-unix/X$D" ] || [ -e "/tmp/.X11-unix/X$D" ]; do D=$((D+1)); done
-  chroot "$ROOT" Xvfb ":$D" -screen 0 1280x1024x24 -nolisten tcp > "$R/out/xvfb.log" 2>&1 &
+  chroot "$ROOT" Xvfb ":$D" -screen 0 ${SCREEN:-1366x768}x24 -nolisten tcp > "$R/out/xvfb.log" 2>&1 &
   XVFB_PID=$!
   for _ in $(seq 50); do [ -e "$ROOT/tmp/.X11-unix/X$D" ] && break; sleep 0.1; done
   log "GUI test on :$D (undo, Cancel button, the dialog, closing an image${SHOT:+, screenshot})"
@@ -214,7 +222,7 @@ if [ "${GUI:-1}" != 0 ]; then
   set +e
   # -c: GIMP's messages (errors shown to the user) go to stderr, where gui_test.py reads them
   timeout "$TEST_TIMEOUT" chroot "$ROOT" $(genv DISPLAY=:$D) gimp -s -c $FLAGS \
-    -b "exec(open('$RUN/test/gui_test.py').read())" --quit > "$R/out/gui.log" 2>&1 &
+    -b "exec(open('$RUN/test/gui_main.py').read())" --quit > "$R/out/gui.log" 2>&1 &
   GP=$!
   # the test's hands: gui_test.py (inside GIMP) leaves requests in out/req/, screen.py acts
   chroot "$ROOT" $(genv DISPLAY=:$D) python3 $RUN/test/screen.py serve $RUN/out $GP \
@@ -227,8 +235,8 @@ if [ "${GUI:-1}" != 0 ]; then
   if [ -n "${SHOT:-}" ]; then
     if [ -f "$R/out/dialog.png" ]; then cp "$R/out/dialog.png" "$SHOT" && log "dialog screenshot: $SHOT"
     else log "no dialog screenshot was taken"; fi
-    # and the previews' (gui_test.py section 8), beside it
-    for f in preview.png dialog-preview.png; do
+    # and the previews (gui_test.py section 8), the screen and the second run, beside it
+    for f in preview.png dialog-preview.png dialog-1366x768.png second-run-dialog.png second-run.png; do
       [ -f "$R/out/$f" ] && cp "$R/out/$f" "$(dirname "$SHOT")/$f" && log "screenshot: $(dirname "$SHOT")/$f"
     done
   fi

@@ -13,12 +13,18 @@
 #         {"find": REGEX}           wait for a visible window with this title (the current one)
 #         {"gone": REGEX}           wait until no visible window has this title
 #         {"key": "ctrl+z"}         keys to the current window;  {"type": "text"}
+#         {"plain_key": "F1"}       one key, no modifier, to the current window (XTest)
 #         {"sleep": S}              {"grab": "name.png"} the current window, into OUTDIR
 #         {"grab_screen": "name.png"}
 #         {"click_cancel": ["before.png", "during.png"]}   the status bar's Cancel button
+#         {"geometry": "label"}     the current window's "label x y width height" into the log
+#         {"resize": [W, H]}        ask for the current window at W x H (as a user drags its
+#                                   corner; Xvfb has no window manager to refuse it)
+#         {"windows": "label"}      every visible window's title and geometry into the log
 #       "timeout" (seconds, default 60) may accompany wait_log / find / gone; a wait_log with
 #       "optional": true that times out lets the request go on (a plug-in that does not log
-#       what is waited for still gets its keys).
+#       what is waited for still gets its keys); so does an optional find, whose keys are
+#       then dropped.
 import json
 import os
 import re
@@ -63,6 +69,35 @@ def cancel_button(before, during):
     cols = [any(px[x, y] for y in range(y0, y1)) for x in range(w)]
     x0, x1 = runs(cols, 12)[-1]              # its rightmost block: the Cancel button
     return (x0 + x1) // 2, (y0 + y1) // 2
+
+
+def plain_key(name):
+    """Press and release one key with no modifier through XTest. forky's xdotool (3.20160805)
+    sends "key F1" as Alt+F1: it picks the level of F1 that Alt reaches on the keycode
+    (F1 F1 F1 F1 Switch_VT_1), and GIMP rightly takes Alt+F1 for no help key."""
+    import ctypes
+    x11, xtst = ctypes.CDLL('libX11.so.6'), ctypes.CDLL('libXtst.so.6')
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XStringToKeysym.restype = ctypes.c_ulong
+    x11.XStringToKeysym.argtypes = [ctypes.c_char_p]
+    x11.XKeysymToKeycode.restype = ctypes.c_ubyte
+    x11.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+    xtst.XTestFakeKeyEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int,
+                                       ctypes.c_ulong]
+    x11.XFlush.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = x11.XOpenDisplay(None)
+    if not display:
+        raise RuntimeError('cannot open the display')
+    try:
+        code = x11.XKeysymToKeycode(display, x11.XStringToKeysym(name.encode()))
+        if not code:
+            raise RuntimeError('no key for %r' % name)
+        xtst.XTestFakeKeyEvent(display, code, 1, 0)
+        xtst.XTestFakeKeyEvent(display, code, 0, 0)
+        x11.XFlush(display)
+    finally:
+        x11.XCloseDisplay(display)
 
 
 # ---------------------------------------------------------------- serve
@@ -147,14 +182,24 @@ def serve(out, gimp_pid):
                         raise RuntimeError('no hook log line matched %r' % step['wait_log'])
                 elif 'find' in step:
                     ids = until(lambda: windows(step['find']), timeout, alive)
+                    if not ids and step.get('optional'):
+                        # the keys that follow, meant for that window, go nowhere
+                        report['log'].append('no window %r: going on' % step['find'])
+                        win = None
+                        continue
                     if not ids:
                         raise RuntimeError('no window %r' % step['find'])
                     win = ids[0]
                 elif 'gone' in step:
                     if not until(lambda: not windows(step['gone']), timeout, alive):
                         raise RuntimeError('window %r still there' % step['gone'])
+                elif 'key' in step and win is None:
+                    report['log'].append('no window for %r' % step['key'])
                 elif 'key' in step:
                     xdo('windowfocus', '--sync', win, 'key', '--clearmodifiers', step['key'])
+                elif 'plain_key' in step:
+                    xdo('windowfocus', '--sync', win)
+                    plain_key(step['plain_key'])
                 elif 'type' in step:
                     xdo('windowfocus', '--sync', win, 'type', '--delay', 50, step['type'])
                 elif 'sleep' in step:
@@ -163,6 +208,18 @@ def serve(out, gimp_pid):
                     grab(os.path.join(out, step['grab']), geometry(win))
                 elif 'grab_screen' in step:
                     grab(os.path.join(out, step['grab_screen']))
+                elif 'geometry' in step:
+                    report['log'].append('%s %d %d %d %d' % ((step['geometry'],) +
+                                                             geometry(win)))
+                elif 'resize' in step:
+                    xdo('windowsize', win, *step['resize'])
+                elif 'windows' in step:
+                    for w in xdo('search', '--onlyvisible', '--name', '.'):
+                        title = subprocess.run(['xdotool', 'getwindowname', w],
+                                               stdout=subprocess.PIPE,
+                                               universal_newlines=True).stdout.strip()
+                        report['log'].append('%s %r %d %d %d %d' % (
+                            (step['windows'], title) + geometry(w)))
                 elif 'click_cancel' in step:
                     before, during = (os.path.join(out, p) for p in step['click_cancel'])
                     x, y = cancel_button(before, during)

@@ -98,6 +98,10 @@ for label, path, status, words in (
     st, msg, dt = run_trained(image, photo, path)
     fx.check('%s: error status' % label, st == status, '(%s) %s' % (st, msg))
     fx.check('%s: message says %r' % (label, words), words in (msg or ''), repr(msg))
+    if words == 'Choose a trained model':
+        # it named a shell command ("python -m nst_core train") to a GIMP user
+        fx.check('%s: the message speaks GIMP, not a command line' % label,
+                 'python -m' not in msg and '"Trained model"' in msg, repr(msg))
     fx.check('%s: no layer added' % label, len(image.get_layers()) == 1,
              [layer.get_name() for layer in image.get_layers()])
     fx.check('%s: job folder removed' % label, fx.job_dirs() == [], fx.job_dirs())

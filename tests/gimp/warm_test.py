@@ -2,6 +2,7 @@
 # (docs/protocol.md "The warm worker"). The plug-in is the installed one, the worker the real
 # nst_core with the real weights, at small sizes. tests/test_gimp.py runs this through
 # tests/gimp/run.sh with BATCH_SCRIPT.
+import glob
 import json
 import os
 import signal
@@ -60,6 +61,16 @@ def not_busy_within(seconds):
     return False
 
 
+def torch_leftovers():
+    """The module torch 2.6 writes into a temporary folder of its own when it is imported
+    (torch.distributed.nn.jit.instantiator); it removes it only at a normal interpreter
+    exit, which a killed worker, and the warm worker (os._exit), never have."""
+    import tempfile
+    return set(glob.glob(os.path.join(tempfile.gettempdir(), 'tmp*',
+                                      '_remote_module_non_scriptable.py')))
+
+
+TORCH_TMP_BEFORE = torch_leftovers()
 fx.set_config(CONFIG, keep_alive_seconds=600)
 img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
 photo = fx.new_layer(img, 'photo', 64, 48, fx.content_pixels(64, 48))
@@ -175,6 +186,100 @@ path = nst_client.WarmWorker(config()).socket_path
 fx.check('idle: up right after the run', got[1] == 'warm' and fx.alive(got[0]), got)
 fx.check('idle: gone 3 s after the run (within 6 s)', fx.gone_within(got[0], 6.0))
 fx.check('idle: its socket file removed', not os.path.exists(path))
+
+# ---- 8. the warm worker goes when the GIMP it serves goes (unless another GIMP uses it) ----
+# Other GIMPs: gimp-console processes started here, on this profile, each running one Fast
+# job through the PDB and quitting (or waiting for a file, to be killed).
+CHILD = os.path.join(os.environ['NS_OUT'], 'child_gimp.py')
+with open(CHILD, 'w') as f:
+    f.write('''import os, sys, time
+sys.path.insert(0, os.environ['NS_TEST'])
+import fixtures as fx
+from gi.repository import Gimp
+img = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+photo = fx.new_layer(img, 'photo', 64, 48, fx.content_pixels(64, 48))
+painting = fx.new_layer(img, 'painting', 40, 40, fx.style_pixels(40, 40))
+st, msg, dt = fx.run_plugin(img, photo, style_layer=painting, method='fast')
+print('CHILD GIMP run: %s %s' % (st, msg), flush=True)
+gate = os.environ.get('CHILD_WAIT')
+while gate and not os.path.exists(gate):
+    time.sleep(0.1)
+''')
+
+
+def other_gimp(label, wait=None):
+    """Start another GIMP that runs one Fast job; returns (its process, the warm worker's
+    pid it used) once the job is done."""
+    fx.reset_hook()
+    env = dict(os.environ)
+    env.pop('CHILD_WAIT', None)
+    if wait:
+        env['CHILD_WAIT'] = wait
+    out = open(os.path.join(os.environ['NS_OUT'], 'child-%s.log' % label.split()[0]), 'w')
+    proc = subprocess.Popen(['gimp-console', '-i', '-n', '-d',
+                             '--batch-interpreter=python-fu-eval', '-b',
+                             "exec(open(%r).read())" % CHILD, '--quit'],
+                            env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(line.startswith('inserted layer')
+                                             for line in fx.hook_log()):
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    lines = [line.split() for line in fx.hook_log() if line.startswith('worker-pid ')]
+    fx.check('%s: its run used the warm worker' % label,
+             len(lines) == 1 and lines[0][2] == 'warm', fx.hook_log()[-6:])
+    return proc, (int(lines[0][1]) if lines else None)
+
+
+def quits(proc, label):
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    fx.check('%s: it quit' % label, proc.returncode == 0, proc.returncode)
+
+
+fx.set_config(CONFIG, keep_alive_seconds=600)
+# a) one GIMP: it quits, the worker it started goes with it (not 600 s later)
+gimp_a, worker_a = other_gimp('GIMP A')
+fx.check('GIMP A: a worker of its own was started',
+         any(line.startswith('warm worker: started pid') for line in fx.hook_log()))
+quits(gimp_a, 'GIMP A')
+t0 = time.time()
+fx.check('GIMP A quit: its warm worker is gone within 5 s (keep-alive 600 s)',
+         worker_a and fx.gone_within(worker_a, 5.0), '%s, %.1f s' % (worker_a, time.time() - t0))
+# b) two GIMPs on one worker: the one that quits does not take it from the other
+fx.reset_hook()
+mine = worker('this GIMP\'s run', img, photo, **STYLE, **FAST)
+gimp_b, worker_b = other_gimp('GIMP B')
+fx.check('GIMP B: it reused this GIMP\'s worker', worker_b == mine[0], (worker_b, mine))
+quits(gimp_b, 'GIMP B')
+time.sleep(3)
+fx.check('GIMP B quit: the worker stays for this GIMP, which still uses it',
+         fx.alive(mine[0]))
+fx.reset_hook()
+fx.check('GIMP B quit: this GIMP\'s next run uses it',
+         worker('this GIMP\'s next run', img, photo, **STYLE, **FAST) == mine)
+# c) a GIMP that is killed (a crash, or killed from a task manager) takes its worker along
+os.kill(mine[0], signal.SIGKILL)
+fx.gone_within(mine[0], 2.0)
+gate = os.path.join(os.environ['NS_OUT'], 'child-gate')
+gimp_c, worker_c = other_gimp('GIMP C', wait=gate)
+fx.check('GIMP C: a worker of its own', worker_c not in (None, mine[0]), worker_c)
+gimp_c.kill()
+gimp_c.wait()
+fx.check('GIMP C killed: its warm worker is gone within 5 s',
+         worker_c and fx.gone_within(worker_c, 5.0), worker_c)
+with open(gate, 'w'):
+    pass
+
+# ---- 9. no temporary files of torch left behind, however the workers above ended ---------
+# (killed warm workers: sections 3, 4, 8; one-shot workers: 5, 6; idle exit: 7; their GIMP
+# gone: 8)
+time.sleep(1)
+left = sorted(torch_leftovers() - TORCH_TMP_BEFORE)
+fx.check('no torch module left in the temporary folder by any worker above', not left, left)
 
 fx.set_config(CONFIG, keep_alive_seconds=0)
 img.delete()
