@@ -363,21 +363,23 @@ def second_run(label, with_sky):
 second_run('place: a second run', False)
 second_run('place: a second run, a layer on top of both', True)
 
-# ---- 6. Fast works at the layer's own size by default -----------------------------------
+# ---- 6. Fast and Quality work at the layer's own size by default -----------------------
 fast_img = Gimp.Image.new(640, 480, Gimp.ImageBaseType.RGB)
 fast_photo = fx.new_layer(fast_img, 'photo', 640, 480, fx.content_pixels(640, 480))
-results = {}
-for label, props in (('defaults', {}), ('size 0 (the layer\'s size)', {'size': 0})):
-    st, msg, dt = fx.run_plugin(fast_img, fast_photo, style_layer=style, method='fast', **props)
-    fx.check('fast %s on a 640x480 layer: SUCCESS' % label, st == S.SUCCESS, msg)
-    if st == S.SUCCESS:
-        results[label] = fx.pixels(fast_img.get_layers()[0])
-        fast_img.remove_layer(fast_img.get_layers()[0])
-if len(results) == 2:
-    a, b = results.values()
-    worst = max(abs(x - y) for x, y in zip(a, b))
-    fx.check('fast: the defaults work at the layer\'s own size (the same picture as size 0)',
-             worst <= 2, 'max |diff| %d' % worst)
+for method, extra in (('fast', {}), ('quality', {'preset': 'draft'})):
+    results = {}
+    for label, props in (('defaults', {}), ('size 0 (the layer\'s size)', {'size': 0})):
+        st, msg, dt = fx.run_plugin(fast_img, fast_photo, style_layer=style, method=method,
+                                    **extra, **props)
+        fx.check('%s %s on a 640x480 layer: SUCCESS' % (method, label), st == S.SUCCESS, msg)
+        if st == S.SUCCESS:
+            results[label] = fx.pixels(fast_img.get_layers()[0])
+            fast_img.remove_layer(fast_img.get_layers()[0])
+    if len(results) == 2:
+        a, b = results.values()
+        worst = max(abs(x - y) for x, y in zip(a, b))
+        fx.check('%s: the defaults work at the layer\'s own size (the same picture as size 0)'
+                 % method, worst <= 2, 'max |diff| %d' % worst)
 fast_img.delete()
 
 # ---- 7. labels: GIMP's spelling, and a mnemonic on every option -------------------------

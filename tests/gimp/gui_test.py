@@ -241,9 +241,11 @@ fx.check('dialog: the chooser shows the style layer\'s name',
 shown = colour_pixels(os.path.join(fx.OUT, 'dialog-first.png'), MAGENTA)
 fx.check('dialog: the chooser shows the style layer\'s thumbnail (its magenta on screen)',
          shown >= 300, '%d magenta pixels in the dialog' % shown)
-fx.check('dialog: Quality: the preset and the size are active, with a note on the size',
+fx.check('dialog: Quality: the preset and the size are active, the size by default the '
+         'layer\'s own, with a note saying so',
          field(line, 'preset-sensitive') == 'True' and field(line, 'size-sensitive') == 'True'
-         and 'scales to the layer' in (field(line, 'note') or ''), line)
+         and field(line, 'size') == '0'
+         and 'the layer\'s own size, 800 x 600 px' in (field(line, 'note') or ''), line)
 fx.check('dialog: Strength and Style scale are sliders',
          field(line, 'strength-widget') == 'ScaleEntry' and
          field(line, 'style-scale-widget') == 'ScaleEntry', line)
