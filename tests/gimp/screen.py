@@ -21,6 +21,14 @@
 #         {"resize": [W, H]}        ask for the current window at W x H (as a user drags its
 #                                   corner; Xvfb has no window manager to refuse it)
 #         {"windows": "label"}      every visible window's title and geometry into the log
+#         {"mark_windows": true}    remember the visible windows; then
+#         {"new_windows": "label"}  "label 'title' x y w h" into the log for each visible
+#                                   window that was not there at the mark (what the keys
+#                                   since the mark opened, not what an earlier step left)
+#         {"close_new": true}       Escape to each of those; "closed 'title'" or "NOT closed
+#                                   by Escape: 'title'" (after 5 s) into the log
+#       A wait_log with "or_new_window": true ends too when a window not there at the mark
+#       appears.
 #       "timeout" (seconds, default 60) may accompany wait_log / find / gone; a wait_log with
 #       "optional": true that times out lets the request go on (a plug-in that does not log
 #       what is waited for still gets its keys); so does an optional find, whose keys are
@@ -111,6 +119,11 @@ def windows(title):
     return xdo('search', '--onlyvisible', '--name', title)
 
 
+def window_name(win):
+    return subprocess.run(['xdotool', 'getwindowname', win], stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, universal_newlines=True).stdout.strip()
+
+
 def geometry(win):
     out = dict(line.split('=', 1) for line in
                subprocess.run(['xdotool', 'getwindowgeometry', '--shell', win],
@@ -167,13 +180,18 @@ def serve(out, gimp_pid):
             steps = json.load(f)
         report = {'ok': True, 'log': []}
         win = None
+        marked = None
         try:
             for step in steps:
                 timeout = step.get('timeout', 60)
                 if 'wait_log' in step:
                     pattern = re.compile(step['wait_log'])
+                    if step.get('or_new_window') and marked is None:
+                        raise RuntimeError('no mark_windows before %s' % json.dumps(step))
                     found = until(lambda: [line for line in hook_lines(out)
-                                           if pattern.search(line)], timeout, alive)
+                                           if pattern.search(line)] or (
+                        step.get('or_new_window') and set(windows('.')) - marked),
+                        timeout, alive)
                     if not found and step.get('optional'):
                         report['log'].append('no hook log line matched %r: going on'
                                              % step['wait_log'])
@@ -214,12 +232,31 @@ def serve(out, gimp_pid):
                 elif 'resize' in step:
                     xdo('windowsize', win, *step['resize'])
                 elif 'windows' in step:
-                    for w in xdo('search', '--onlyvisible', '--name', '.'):
-                        title = subprocess.run(['xdotool', 'getwindowname', w],
-                                               stdout=subprocess.PIPE,
-                                               universal_newlines=True).stdout.strip()
+                    for w in windows('.'):
                         report['log'].append('%s %r %d %d %d %d' % (
-                            (step['windows'], title) + geometry(w)))
+                            (step['windows'], window_name(w)) + geometry(w)))
+                elif 'mark_windows' in step:
+                    marked = set(windows('.'))
+                elif 'new_windows' in step or 'close_new' in step:
+                    if marked is None:
+                        raise RuntimeError('no mark_windows before %s' % json.dumps(step))
+                    new = [w for w in windows('.') if w not in marked]
+                    for w in new:
+                        title = window_name(w)
+                        if 'new_windows' in step:
+                            try:
+                                box = geometry(w)
+                            except KeyError:     # it went while being looked at
+                                box = (-1, -1, -1, -1)
+                            report['log'].append('%s %r %d %d %d %d' % (
+                                (step['new_windows'], title) + box))
+                            continue
+                        xdo('windowfocus', '--sync', w, 'key', '--clearmodifiers', 'Escape')
+                        # not an error that ends the request: the steps after it (the
+                        # dialog's Escape) must still come, or GIMP waits for ever
+                        report['log'].append('%s %r' % (
+                            'closed' if until(lambda: w not in windows('.'), 5, alive)
+                            else 'NOT closed by Escape:', title))
                 elif 'click_cancel' in step:
                     before, during = (os.path.join(out, p) for p in step['click_cancel'])
                     x, y = cancel_button(before, during)
