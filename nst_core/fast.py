@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from . import detail, imageio
 from .colour import luminance_transfer, match_histogram
 from .device import pick
-from .models.magenta import PREDICTOR_SIZE, Magenta
+from .models.magenta import PREDICTOR_SIZE, Magenta, region_bounds
 from .progress import Tracker
 from .resample import resize
 
@@ -210,13 +210,12 @@ class Tiles:
 
 
 def _inside(kept, box, size, region):
-    """The part of a kept tile (at `box` in a map of `size`) inside `region`, counted in
-    whole pixels as magenta.within counts them."""
+    """The part of a kept tile (at `box` in a map of `size`) inside `region`, in the whole
+    pixels magenta.within takes."""
     if region is None:
         return kept
     y0, y1, x0, x1 = box
-    (r0, r1), (c0, c1) = ((int(a * n), max(int(a * n) + 1, math.ceil(b * n)))
-                          for (a, b), n in zip((region[:2], region[2:]), size))
+    r0, r1, c0, c1 = region_bounds(region, *size)
     return kept[..., max(r0, y0) - y0:max(0, min(r1, y1) - y0),
                 max(c0, x0) - x0:max(0, min(c1, x1) - x0)]
 

@@ -33,8 +33,9 @@ PRESETS = {        # steps at the coarsest, each middle and the final scale
 LAYOUT_SIDE = 512
 # The octaves above the layout that are optimised: halving from the output's size while at
 # least 1.5x the layout (the output's own octave is only enlarged with the photo's detail,
-# at most 2x: it would cost the most); up to FULL_TRUNK_SIDE on the whole VGG, above it on VGG up to relu3_1 (the
-# brushwork's layers; two fifths of the trunk's work per pixel), for steps each.
+# at most 2x: it would cost the most); up to FULL_TRUNK_SIDE on the whole VGG, above it on
+# VGG up to relu3_1 (the brushwork's layers; two fifths of the trunk's work per pixel), for
+# REFINE[preset] steps each.
 REFINE = {'draft': 5, 'normal': 10, 'best': 20}
 FULL_TRUNK_SIDE = 1600
 

@@ -96,16 +96,22 @@ def instance_stats(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     return mean, (x - mean).square().mean((2, 3), keepdim=True)
 
 
-def within(x: torch.Tensor, region) -> torch.Tensor:
-    """x's part inside `region`: (top, bottom, left, right) as fractions of its height and
-    width, widened to whole pixels (None: all of x). Fractions hold at every resolution of
-    the network, so one region names the same part of the picture in all its layers."""
-    if region is None:
-        return x
-    h, w = x.shape[-2:]
+def region_bounds(region, h, w):
+    """(y0, y1, x0, x1): `region`, (top, bottom, left, right) as fractions of the height
+    and width, widened to whole pixels of an h x w map (never empty). Fractions hold at every
+    resolution of the network, so one region names the same part of the picture in all its
+    layers."""
     top, bottom, left, right = region
     y0, x0 = int(top * h), int(left * w)
-    return x[..., y0:max(y0 + 1, math.ceil(bottom * h)), x0:max(x0 + 1, math.ceil(right * w))]
+    return y0, max(y0 + 1, math.ceil(bottom * h)), x0, max(x0 + 1, math.ceil(right * w))
+
+
+def within(x: torch.Tensor, region) -> torch.Tensor:
+    """x's part inside `region` (see region_bounds; None: all of x)."""
+    if region is None:
+        return x
+    y0, y1, x0, x1 = region_bounds(region, *x.shape[-2:])
+    return x[..., y0:y1, x0:x1]
 
 
 def conditional_instance_norm(x, gamma, beta, mean, var):
