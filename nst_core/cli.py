@@ -199,7 +199,7 @@ TRAIN_SKIP = ('callback', 'cancel', 'log', 'style_weights')
 
 
 def _add_train(sub):
-    from .train import options, train
+    from .training import options, train
     p = sub.add_parser('train', help='train a network for a style (then: --method trained)',
                        description='Train a network that paints photos in the style of '
                        'STYLE(s) in one pass (Johnson et al. 2016), on your folder of photos, '
@@ -256,7 +256,7 @@ def _run_train(args):
     from .imageio import ImageError, open_image
     from .photos import PhotoError
     from .reporting import Reporter
-    from .train import OutputError, options, train
+    from .training import OutputError, options, train
     reporter = Reporter(quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in TRAIN_SKIP}
     smooth = [None]

@@ -117,7 +117,7 @@ def stylize(
     if method == 'trained':
         from .trained import stylize_trained
         return stylize_trained(content, styles, **kwargs)
-    from .gatys import stylize_quality
+    from .quality import stylize_quality
     return stylize_quality(content, styles, **kwargs)
 
 

@@ -6,7 +6,7 @@ The network is a TransformerNet (models/transformer.py) from a file: one that
 is loaded with weights_only=True (a file that would run code is refused) and checked key by
 key, so a wrong file is one clear line.
 
-Like Fast, it paints on a canvas of a fixed number of pixels (CANVAS_AREA / style_scale^2),
+Like Fast, it paints on a canvas of a fixed number of pixels (canvas.CANVAS_AREA / style_scale^2),
 because the network paints strokes of a fixed size in pixels: at the layer's own size a
 4096 px photo would get strokes a tenth as large, relative to the picture, as a 384 px one.
 detail.py then enlarges the canvas and puts back the photo's finer detail, in bands of
@@ -23,17 +23,13 @@ from . import imageio
 from .colour import luminance_transfer, match_histogram
 from .detail import count_bands, enlarge
 from .device import pick
-from .fast import Tiles, idle_threads, pad_to, padded_size
+from .canvas import Tiles, canvas_size, check_detail, pad_to, padded_size
+from .device import idle_threads
 from .models.transformer import TransformerNet, clean_state, layout_problems
 from .progress import Tracker
 from .resample import resize
 from .weights.base import WeightsError
 
-# The canvas's area at style_scale 1, as Fast's (384 x 288): a 4:3 picture with a short side
-# of 288, a little over the 256 px photos Johnson's networks (ours and pytorch/examples')
-# are trained on, so the strokes cover about the share of the picture they had in training.
-# bench/bench_train.py judges other areas.
-CANVAS_AREA = 384 * 288
 HINT = ('give a model written by `python -m nst_core train`, or a pytorch/examples '
         'fast_neural_style model (candy.pth, mosaic.pth, ...)')
 _NETWORKS = {}          # (path, mtime, size) -> TransformerNet: a batch loads it once
@@ -137,12 +133,6 @@ def _tiled(net, x, plan, report):
     return tiles.map(lambda s: net.decode_to(s, 3, (s4, s5)), quarter, 0.25, 4, d)
 
 
-def canvas_size(h, w, style_scale=1.0):
-    """(h, w) of the canvas: CANVAS_AREA / style_scale^2 pixels in the picture's shape."""
-    k = (CANVAS_AREA / (h * w)) ** 0.5 / style_scale
-    return max(1, round(h * k)), max(1, round(w * k))
-
-
 # Relative cost per pixel of the stages, for an even progress bar (one CPU thread: the
 # network about 3 us a canvas pixel, detail 0.03 us an output pixel).
 COST = {'paint': 1.0, 'detail': 0.01}
@@ -185,8 +175,7 @@ def stylize_trained(content, styles=(), *, trained_model=None, strength=1.0, sty
                     tile_size=2048, callback=None, cancel=None, log=None, **_other_methods):
     """stylize(method='trained'): see nst_core.stylize. The style is the network's own, so
     `styles` are not used; the network is deterministic, so `seed` changes nothing."""
-    from .fast import check_options
-    check_options(detail)
+    check_detail(detail)
     log = log or print
     if styles:
         log('trained model: the style is the one it was trained on; the style images given '

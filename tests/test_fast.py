@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from nst_core import colour, detail, fast, imageio, resample
+from nst_core import canvas, colour, detail, fast, imageio, resample
 from nst_core.models.magenta import Magenta, SameConv, pad_same
 from nst_core.progress import Cancelled
 from nst_core.weights import WeightsError
@@ -68,7 +68,7 @@ def test_tf_same_padding_puts_the_odd_pixel_bottom_right():
 
 def test_padding_mirrors_at_the_bottom_right():
     x = torch.arange(12.).view(1, 1, 3, 4)
-    out = fast.pad_to(x, 4, 5)
+    out = canvas.pad_to(x, 4, 5)
     assert torch.equal(out[..., :3, :4], x)
     assert out[0, 0, 3, 0] == x[0, 0, 1, 0] and out[0, 0, 0, 4] == x[0, 0, 0, 2]
 
@@ -78,7 +78,7 @@ def test_padding_mirrors_at_the_bottom_right():
 @pytest.mark.parametrize('n, core, margin', [(400, 128, 16), (128, 128, 16), (132, 64, 4),
                                              (1024, 256, 16), (37, 8, 2)])
 def test_tiles_cover_each_pixel_once_with_context(n, core, margin):
-    spans = fast.tile_spans(n, core, margin)
+    spans = canvas.tile_spans(n, core, margin)
     kept = np.zeros(n, int)
     for start, stop, keep, keep_stop in spans:
         assert start <= keep < keep_stop <= stop
@@ -277,8 +277,8 @@ def test_fast_init_gives_a_start_image_of_the_content_size(random_net, monkeypat
                                   (16, 8000), (1, 1), (5, 7)])
 @pytest.mark.parametrize('scale', [1.0, 2.0, 0.5])
 def test_the_canvas_has_a_fixed_area_and_the_contents_shape(h, w, scale):
-    ch, cw = fast.canvas_size(h, w, scale)
-    assert abs(ch * cw / (fast.STROKE_AREA / scale ** 2) - 1) < 0.1
+    ch, cw = canvas.canvas_size(h, w, scale)
+    assert abs(ch * cw / (canvas.CANVAS_AREA / scale ** 2) - 1) < 0.1
     assert abs(cw / ch - w / h) <= (w / h) * (1 / ch + 1 / cw) + 1e-9     # rounding only
 
 
@@ -550,7 +550,7 @@ def test_strokes_keep_their_size_relative_to_the_picture(real_net):
             coarse[n] = stroke_frequency(fast.paint(real_net, content, vec, style_scale=2))
             if n in (512, 2048):
                 native[n] = stroke_frequency(fast.paint(
-                    real_net, content, vec, style_scale=math.sqrt(fast.STROKE_AREA) / n))
+                    real_net, content, vec, style_scale=math.sqrt(canvas.CANVAS_AREA) / n))
     assert max(freq.values()) / min(freq.values()) < 1.05, freq
     assert native[2048] / native[512] > 1.15, native          # the measure sees stroke size
     # 0.85 before the lattice went (fast.PHASES): its peak at 1/4 cycle per canvas pixel, 83
@@ -565,7 +565,7 @@ def test_bands_of_a_real_picture_have_no_seams(real_net):
     # a smooth gradient: a seam would show as a row step
     y, x = torch.meshgrid(torch.linspace(0, 1, 1536), torch.linspace(0, 1, 2048), indexing='ij')
     content = torch.stack([x, 0.5 * (x + y), 1 - y])[None].clamp(0, 1)
-    small = resample.resize(content, fast.canvas_size(1536, 2048))
+    small = resample.resize(content, canvas.canvas_size(1536, 2048))
     with torch.inference_mode():
         painted = fast.stylize_tensor(real_net, small, vec)
         whole = detail.enlarge(content, small, painted, band_pixels=10 ** 9)

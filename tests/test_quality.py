@@ -7,8 +7,9 @@ from PIL import Image
 from torch.nn import functional as F
 
 from conftest import edge_bands, scene, shared_image, stripes
-from nst_core import Cancelled, colour, gatys, imageio, schedule
-from nst_core.gatys import GatysLoss, keep_octave, load_features, optimise
+from nst_core import Cancelled, colour, imageio, quality, schedule
+from nst_core.features import load_features
+from nst_core.quality import GatysLoss, keep_octave, optimise
 from nst_core.stylize import stylize
 
 TINY = dict(model='tiny', size=48, preset='draft')
@@ -233,13 +234,13 @@ def test_a_flat_grey_photo_gets_no_frame():
 
 def test_lbfgs_steps_are_bounded_and_still_converge():
     """L-BFGS's second step on this quadratic is the exact one, 0.8 long on average: it is
-    cut to gatys.MAX_STEP, and as its record is cut with it the next steps stay exact."""
+    cut to quality.MAX_STEP, and as its record is cut with it the next steps stay exact."""
     goal = torch.full((1, 3, 16, 16), 0.8)
     pictures = []
     out = optimise(torch.zeros_like(goal), lambda x: (((x - goal) ** 2).mean(), {}), 14,
                    'lbfgs', lambda step, loss, x: pictures.append(x.detach().clone()),
                    with_image=True)
     moves = [(b - a).abs().mean().item() for a, b in zip(pictures, pictures[1:])]
-    assert max(moves) <= gatys.MAX_STEP + 1e-6
-    assert sum(m > 0.9 * gatys.MAX_STEP for m in moves) >= 5       # it was cut, many times
+    assert max(moves) <= quality.MAX_STEP + 1e-6
+    assert sum(m > 0.9 * quality.MAX_STEP for m in moves) >= 5       # it was cut, many times
     assert (out - goal).abs().max() < 1e-3

@@ -257,7 +257,7 @@ class PerceptualLoss(nn.Module):
 
 def style_targets(vgg, styles, o, dev, mode):
     """{layer: (1, C, C)} blended Gram matrices of the paintings at their training size."""
-    from .gatys import repeat_min
+    from .features import repeat_min
     long_side = max(16, round(1.5 * o['size'] * o['style_scale']))
     blend = o['style_weights'] or [1.0] * len(styles)
     grams = {}
@@ -359,7 +359,7 @@ class Session:
     """One training run: network, optimiser, loss, on one device."""
 
     def __init__(self, styles, o, dev, mode, log):
-        from .gatys import load_features
+        from .features import load_features
         self.o, self.dev, self.mode, self.log = o, dev, mode, log
         self.meta = {'options': {k: _plain(o[k]) for k in SHAPING},
                      'styles': digest(styles, o['style_weights'])}
