@@ -18,13 +18,13 @@
   receptive field, on the network's stride grid (see stylize_tensor).
 """
 import hashlib
-import weakref
+import logging
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from . import detail, imageio
+from . import detail, imageio, loaded
 from .colour import luminance_transfer, match_histogram
 from .device import pick
 from .canvas import MIN_SIDE, Tiles, canvas_size, check_detail, pad_to, padded_size
@@ -35,26 +35,31 @@ from .resample import resize
 
 MAX_LONG = 4 * PREDICTOR_SIZE   # predictor input's long side at most (long strips shrink more)
 MAX_TILES = 16                  # tiles per axis at most (they sample a very long strip)
-_NETWORKS = {}       # (model, cache_dir) -> Magenta: load once per process
-# network -> {(device, size, pixel digest): (1, 100) vector}, the last MAX_VECTORS styles read
-_VECTORS = weakref.WeakKeyDictionary()
-MAX_VECTORS = 16
+_log = logging.getLogger(__name__)
 
 
-def load_network(model='auto', cache_dir=None, log=print) -> Magenta:
-    """Magenta with real weights: the cached 'magenta' source, or the user's own file."""
-    key = (model, str(cache_dir))
-    if key not in _NETWORKS:
-        from .weights.magenta import load_magenta
-        from .weights.user import looks_like_path
-        if model not in ('auto', 'magenta') and looks_like_path(model):
-            from .weights.cache import torch_load_plain
-            state = torch_load_plain(model, hint='it must be a Magenta state dict file')
-            log('fast weights: %s' % model)
-        else:
-            state = load_magenta(cache_dir, log=log)
-        _NETWORKS[key] = Magenta(state)
-    return _NETWORKS[key]
+def network_key(model='auto', cache_dir=None):
+    """Names the network's weights in a LoadedModels, and with them its style vectors."""
+    return ('fast network', model, str(cache_dir))
+
+
+def load_network(model='auto', cache_dir=None, log=None, models=None) -> Magenta:
+    """Magenta with real weights: the cached 'magenta' source, or the user's own file; kept
+    in `models` (default: the process's)."""
+    return loaded.chosen(models).get(network_key(model, cache_dir),
+                                     lambda: _read_network(model, cache_dir, log or _log.info))
+
+
+def _read_network(model, cache_dir, log):
+    from .weights.magenta import load_magenta
+    from .weights.user import looks_like_path
+    if model not in ('auto', 'magenta') and looks_like_path(model):
+        from .weights.cache import torch_load_plain
+        state = torch_load_plain(model, hint='it must be a Magenta state dict file')
+        log('fast weights: %s' % model)
+    else:
+        state = load_magenta(cache_dir, log=log)
+    return Magenta(state)
 
 
 def predictor_input(image: torch.Tensor) -> torch.Tensor:
@@ -348,10 +353,14 @@ def fade_to_content(out, content, strength):
 COST = {'style': 1.4, 'paint': 1.0, 'detail': 0.07}
 
 
-def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
-        preserve_colors='none', detail=1.0, size=512, device='cpu', tile_size=2048, seed=0,
-        callback=None, cancel=None) -> torch.Tensor:
-    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1."""
+def paint_photo(net: Magenta, content, styles, *, style_weights=None, strength=1.0,
+                style_scale=1.0, preserve_colors='none', detail=1.0, size=512, device='cpu',
+                tile_size=2048, seed=0, callback=None, cancel=None, models=None,
+                net_key=None) -> torch.Tensor:
+    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1.
+
+    models, net_key: where the styles' vectors are kept, under the network's key, so that a
+    batch reads each style once (None: read every time)."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
     content = imageio.rgb(content)
@@ -360,9 +369,10 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
     H, W = content_t.shape[-2:]
     h, w = canvas_size(H, W, style_scale)
     recolour = preserve_colors == 'histogram'         # styles recoloured to this content
-    known = _VECTORS.setdefault(net, {})
-    keys = [None if recolour else _style_key(dev, s) for s in styles]
-    n_vec = sum(k not in known for k in keys) + (strength < 1.0)
+    memo = models if models is not None else loaded.LoadedModels()
+    keys = [None if recolour or models is None else (net_key, *_style_key(dev, s))
+            for s in styles]
+    n_vec = sum(k is None or k not in memo for k in keys) + (strength < 1.0)
     steps, bands = paint_steps((h, w), (H, W), tile_size), detail_bands(H, W)
     tracker = Tracker([('Reading the style', n_vec, COST['style'] * PREDICTOR_SIZE ** 2),
                        ('Stylizing', steps, COST['paint'] * h * w / steps),
@@ -382,18 +392,11 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
         return luminance_transfer(band, photo) if preserve_colors == 'luminance' else band
 
     with torch.inference_mode():
-        vectors = []
-        for style, key in zip(styles, keys):
-            if key not in known:
-                style_t = imageio.to_tensor(imageio.rgb(style), dev)
-                if recolour:
-                    style_t = match_histogram(style_t, content_t)
-                vec = read(style_t)
-                if key is None:
-                    vectors.append(vec)
-                    continue
-                _remember(known, key, vec)
-            vectors.append(known[key])
+        def read_style(style):
+            style_t = imageio.to_tensor(imageio.rgb(style), dev)
+            return read(match_histogram(style_t, content_t) if recolour else style_t)
+
+        vectors = [memo.get(key, lambda: read_style(style)) for style, key in zip(styles, keys)]
         vec = blend_vectors(vectors, style_weights)
         if strength < 1.0:
             vec = strength * vec + (1.0 - strength) * read(content_t)
@@ -406,14 +409,7 @@ def _style_key(device, image):
     """Identifies a style image's vector for one network: device and pixels (a digest)."""
     image = imageio.rgb(image)
     digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-    return str(device), image.size, digest
-
-
-def _remember(known, key, vec):
-    """Keep a network's last MAX_VECTORS style vectors: a batch reads its styles once."""
-    known[key] = vec
-    while len(known) > MAX_VECTORS:
-        del known[next(iter(known))]
+    return 'style vector', str(device), image.size, digest
 
 
 def detail_bands(h, w):
@@ -424,37 +420,38 @@ def detail_bands(h, w):
 def stylize_fast(content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
                  preserve_colors='none', detail=1.0, size=512, device='auto', seed=0,
                  model='auto', cache_dir=None, tile_size=2048, callback=None, cancel=None,
-                 log=None, **_quality_only):
+                 log=None, models=None, **_quality_only):
     """stylize(method='fast'): see nst_core.stylize for the options. Returns a PIL RGB image.
 
     `seed` chooses which grid position paints each patch of an enlarged canvas (see
-    PHASES); quality-only options (preset,
-    iterations, losses, VGG layers, optimiser, init, precision) are ignored.
+    PHASES); quality-only options (preset, iterations, losses, VGG layers, optimiser, init,
+    precision) are ignored. models: the LoadedModels the network and the styles' vectors
+    are kept in (default: the process's).
     """
     check_detail(detail)
-    log = log or print
-    net = load_network(model, cache_dir, log)
+    models = loaded.chosen(models)
+    net = load_network(model, cache_dir, log, models)
     with idle_threads():
-        out = run(net, content, styles, style_weights=style_weights, strength=strength,
-                  style_scale=style_scale, preserve_colors=preserve_colors, detail=detail,
-                  size=size, device=device, tile_size=tile_size, seed=seed, callback=callback,
-                  cancel=cancel)
+        out = paint_photo(net, content, styles, style_weights=style_weights,
+                          strength=strength, style_scale=style_scale,
+                          preserve_colors=preserve_colors, detail=detail, size=size,
+                          device=device, tile_size=tile_size, seed=seed, callback=callback,
+                          cancel=cancel, models=models, net_key=network_key(model, cache_dir))
     return imageio.to_pil(out)
 
 
-def fast_init(content: torch.Tensor, kw: dict) -> torch.Tensor:
-    """Starting image for Quality (init='fast'): the fast result at the content's size.
+def start_picture(content: torch.Tensor, styles, *, style_weights=None, strength=1.0,
+                  style_scale=1.0, detail=1.0, tile_size=2048, seed=0, cache_dir=None,
+                  log=None, models=None) -> torch.Tensor:
+    """Quality's start for init='fast': the fast result at the content's size.
 
-    content: (1, 3, H, W) in 0..1 on the working device; kw: styles (PIL), style_weights,
-    strength, device, cache_dir, plus optionally model, style_scale, log.
+    content: (1, 3, H, W) in 0..1 on the working device; styles: PIL images. The network is
+    the 'auto' one: Quality's `model` names a VGG.
     """
-    net = load_network(kw.get('fast_model', 'auto'), kw.get('cache_dir'),
-                       kw.get('log') or print).to(content.device)
+    net = load_network('auto', cache_dir, log, models).to(content.device)
     with torch.inference_mode():
-        styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in kw['styles']]
-        vec = target_vector(net, content, styles, kw.get('style_weights'),
-                            kw.get('strength', 1.0))
-        out = paint(net, content, vec, kw.get('style_scale', 1.0), kw.get('detail', 1.0),
-                    tile_size=kw.get('tile_size', 2048), seed=kw.get('seed', 0))
+        styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in styles]
+        vec = target_vector(net, content, styles, style_weights, strength)
+        out = paint(net, content, vec, style_scale, detail, tile_size=tile_size, seed=seed)
     # a plain (not inference-mode, not channels-last) tensor: the optimiser views it flat
     return out.contiguous(memory_format=torch.contiguous_format).clone()

@@ -2,15 +2,15 @@
 weights, its feature maps in the precision the device computes fastest, and the blended Gram
 matrices of the paintings (the style targets).
 """
-import collections
 import contextlib
+import logging
 import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch.nn import functional as F
 
-from . import losses
+from . import loaded, losses
 from .models.vgg import VGGFeatures, tiny_random
 
 # VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
@@ -19,37 +19,31 @@ from .models.vgg import VGGFeatures, tiny_random
 MIN_SIDE = 32
 
 
-# The VGGs loaded in this process, so that the warm worker's next job reads no weights from
-# disk: key -> (network, the last line its load logged), the last MAX_FEATURES used.
-_FEATURES: "collections.OrderedDict" = collections.OrderedDict()
-MAX_FEATURES = 2     # a real VGG-19 up to relu5_1 holds 80 MB
+_log = logging.getLogger(__name__)
 
 
 def load_features(model: str, layers: Sequence[str], *, pooling='max', cache_dir=None,
-                  log=print) -> VGGFeatures:
+                  log=None, models=None) -> VGGFeatures:
     """VGG truncated at the deepest of `layers`, from the weights named by `model`; float32,
-    on the CPU, contiguous, frozen (every caller moves it where it computes).
+    on the CPU, contiguous, frozen (every caller moves it where it computes). Kept in
+    `models` (default: the process's), with the last line its load logged, which each later
+    job's log repeats (it says which weights the job used).
 
     'tiny' is a thin randomly initialised VGG-16 for plumbing tests: it makes pictures of no
     artistic value but exercises every code path in seconds without any download.
     """
+    log = log or _log.info
     key = _features_key(model, layers, pooling, cache_dir)
-    if key in _FEATURES:
-        _FEATURES.move_to_end(key)
-        vgg, said = _FEATURES[key]
-        if said:
-            log(said)
-    else:
-        lines = []
+    lines = []
 
+    def load():
         def note(message):
             lines.append(message)
             log(message)
-        vgg = _load_features(model, layers, pooling, cache_dir, note)
-        if key is not None:
-            _FEATURES[key] = (vgg, lines[-1] if lines else None)
-            while len(_FEATURES) > MAX_FEATURES:
-                _FEATURES.popitem(last=False)
+        return _load_features(model, layers, pooling, cache_dir, note), lines
+    vgg, said = loaded.chosen(models).get(key and ('vgg',) + key, load)
+    if said and said is not lines:
+        log(said[-1])
     # a job may have left it on the GPU or channels-last: a hit hands out what a load would
     return vgg.to(device=torch.device('cpu'), dtype=torch.float32,
                   memory_format=torch.contiguous_format).requires_grad_(False).eval()

@@ -148,8 +148,7 @@ def _initial(init, content, init_image, generator, kw):
         matched = match_colours(content, style_ts, kw['style_weights'])
         return content + kw['strength'] * (matched - content)
     if init == 'fast':
-        from .fast import fast_init
-        return fast_init(content, kw)
+        return kw['fast_start'](content, kw['styles'])
     return content
 
 
@@ -173,7 +172,11 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                     size, preset, iterations, device, seed, init, init_image, optimizer,
                     content_weight, style_weight, tv_weight, content_layers, style_layers,
                     style_layer_weights, pooling, precision, model, cache_dir, callback, cancel,
-                    log, **_fast_only):
+                    log, models=None, fast_start=None, **_fast_only):
+    """stylize(method='quality'): see nst_core.stylize for the options. models: the
+    LoadedModels the VGGs are kept in (default: the process's); fast_start(content, styles):
+    the start picture for init='fast' (the entry makes it: Fast is no part of this method).
+    """
     dev = pick(device)
     generator = torch.Generator().manual_seed(seed)
     content = imageio.rgb(content)
@@ -183,7 +186,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     if preserve_colors == 'histogram':
         styles = [imageio.to_pil(match_histogram(imageio.to_tensor(s), content_full.cpu()))
                   for s in styles]
-    load = dict(pooling=pooling, cache_dir=cache_dir, log=log)
+    load = dict(pooling=pooling, cache_dir=cache_dir, log=log, models=models)
     vgg = load_features(model, [*content_layers, *style_layers], **load).to(dev)
     bf16 = use_bf16(precision, dev)
     blend = style_weights or [1.0] * len(styles)
@@ -223,7 +226,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         else:
             if image is None:
                 kw = dict(styles=styles, style_weights=blend, strength=strength,
-                          device=device, cache_dir=cache_dir, seed=seed)
+                          fast_start=fast_start)
                 image = _initial(init, target, init_image, generator, kw)
             start = F.interpolate(image, size=wh[::-1], mode='bicubic',
                                   align_corners=False).clamp(0, 1)

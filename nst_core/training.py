@@ -464,11 +464,11 @@ class Session:
         from PIL import Image
 
         from .photos import decode
-        from .trained import run
+        from .trained import paint_photo
         if not isinstance(photo, Image.Image):
             photo = Image.fromarray(decode(photo, PREVIEW_SIZE))
         files.previews.mkdir(exist_ok=True)
-        out = run(self.net, photo, size=PREVIEW_SIZE, device=self.dev)
+        out = paint_photo(self.net, photo, size=PREVIEW_SIZE, device=self.dev)
         path = files.previews / ('step-%06d.jpg' % step)
         imageio.to_pil(out).save(path, quality=90)
         return path

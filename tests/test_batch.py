@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from conftest import scene, stripes
-from nst_core import batch, fast
+from nst_core import batch, fast, loaded
 from nst_core.models.magenta import Magenta
 
 
@@ -133,7 +133,7 @@ def test_one_network_one_progress_bar_for_the_batch(photos, model, tmp_path, mon
             super().__init__(*a, **k)
 
     monkeypatch.setattr(fast, 'Magenta', Counted)
-    monkeypatch.setattr(fast, '_NETWORKS', {})
+    monkeypatch.setattr(loaded, 'PROCESS', loaded.LoadedModels())
     seen = []
     summary = batch.run([photos / 'good0.png', photos / 'good1.png', photos / 'good2.png'],
                         [Image.open(tmp_path / 'style.png')], tmp_path / 'out',

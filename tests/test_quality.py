@@ -244,3 +244,44 @@ def test_lbfgs_steps_are_bounded_and_still_converge():
     assert max(moves) <= quality.MAX_STEP + 1e-6
     assert sum(m > 0.9 * quality.MAX_STEP for m in moves) >= 5       # it was cut, many times
     assert (out - goal).abs().max() < 1e-3
+
+
+# --- init='fast': Quality starts from Fast's picture, painted with the caller's options ---------
+
+def random_fast_models():
+    """A LoadedModels holding a random Fast network where the 'auto' one would be."""
+    from nst_core import fast
+    from nst_core.loaded import LoadedModels
+    from nst_core.models.magenta import Magenta
+    torch.manual_seed(0)
+    net = Magenta()
+    for name, p in net.named_parameters():       # gammas near 1: a picture, not a flat grey
+        if name.endswith('gamma.bias'):
+            p.data.add_(1.0)
+    models = LoadedModels()
+    models.get(fast.network_key('auto', None), lambda: net)
+    return models
+
+
+def test_init_fast_passes_fast_s_options_on(monkeypatch):
+    from nst_core import fast
+    from nst_core.stylize import stylize_with
+    given = []
+    real = fast.start_picture
+    monkeypatch.setattr(fast, 'start_picture',
+                        lambda *a, **kw: given.append(kw) or real(*a, **kw))
+    models = random_fast_models()
+    photo, painting = Image.new('RGB', (64, 48), (200, 120, 40)), Image.new('RGB', (40, 40))
+    job = dict(method='quality', init='fast', model='tiny', preset='draft', iterations=1,
+               size=0, device='cpu')
+    stylize_with(models, photo, [painting], **job)
+    stylize_with(models, photo, [painting], style_scale=0.5, detail=0.0, tile_size=256, **job)
+    assert [(kw['style_scale'], kw['detail'], kw['tile_size']) for kw in given] == \
+        [(1.0, 1.0, 2048), (0.5, 0.0, 256)]
+    # detail is Fast's alone: it reaches Quality's picture only through the start (on a
+    # canvas smaller than the photo, style_scale 12, where there is detail to put back)
+    textured = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3),
+                                                                 dtype=np.uint8))
+    fine, coarse = (stylize_with(models, textured, [painting], style_scale=12.0, detail=d, **job)
+                    for d in (1.0, 0.0))
+    assert fine.tobytes() != coarse.tobytes()
