@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .models.magenta import region_bounds
+from .models.arbitrary_style import region_bounds
 
 MIN_SIDE = 16        # smaller inputs are padded up to this (the deepest 3x3 conv needs 2x2)
 # The canvas's area at style_scale 1: that of a 4:3 picture 384 px wide, the size Magenta's
@@ -108,7 +108,7 @@ class Tiles:
 
     def stats(self, fn, src, res, scale, margin, align=1, region=None):
         """Per-channel (mean, biased variance) of fn(whole src), accumulated over tiles;
-        region: of that part of it only (fractions, as magenta.within)."""
+        region: of that part of it only (fractions, as arbitrary_style.within)."""
         total = total_sq = 0.0
         count = 0
         size = tuple(_at(n, scale) for n in src.shape[-2:])
@@ -126,7 +126,7 @@ class Tiles:
 
 def _inside(kept, box, size, region):
     """The part of a kept tile (at `box` in a map of `size`) inside `region`, in the whole
-    pixels magenta.within takes."""
+    pixels arbitrary_style.within takes."""
     if region is None:
         return kept
     y0, y1, x0, x1 = box

@@ -29,7 +29,7 @@ from .colour import luminance_transfer, match_histogram
 from .device import pick
 from .canvas import MIN_SIDE, Tiles, canvas_size, check_detail, pad_to, padded_size
 from .device import idle_threads
-from .models.magenta import PREDICTOR_SIZE, Magenta
+from .models.arbitrary_style import PREDICTOR_SIZE, ArbitraryStyleNet
 from .progress import Tracker
 from .resample import resize
 
@@ -43,8 +43,8 @@ def network_key(model='auto', cache_dir=None):
     return ('fast network', model, str(cache_dir))
 
 
-def load_network(model='auto', cache_dir=None, log=None, models=None) -> Magenta:
-    """Magenta with real weights: the cached 'magenta' source, or the user's own file; kept
+def load_network(model='auto', cache_dir=None, log=None, models=None) -> ArbitraryStyleNet:
+    """The network with real weights: the cached 'magenta' source, or the user's own file; kept
     in `models` (default: the process's)."""
     return loaded.chosen(models).get(network_key(model, cache_dir),
                                      lambda: _read_network(model, cache_dir, log or _log.info))
@@ -59,7 +59,7 @@ def _read_network(model, cache_dir, log):
         log('fast weights: %s' % model)
     else:
         state = load_magenta(cache_dir, log=log)
-    return Magenta(state)
+    return ArbitraryStyleNet(state)
 
 
 def predictor_input(image: torch.Tensor) -> torch.Tensor:
@@ -88,7 +88,7 @@ def _starts(n, side):
     return [round(i * (n - side) / (count - 1)) for i in range(count)]
 
 
-def style_vector(net: Magenta, image: torch.Tensor) -> torch.Tensor:
+def style_vector(net: ArbitraryStyleNet, image: torch.Tensor) -> torch.Tensor:
     """(1, 100) style vector of a (1, 3, H, W) image in 0..1: the mean over its tiles."""
     return net.predictor(predictor_input(image)).mean(0, keepdim=True)
 
@@ -116,7 +116,7 @@ def target_vector(net, content, styles, weights=None, strength=1.0,
     return vec
 
 
-def transform(net: Magenta, content: torch.Tensor, vec: torch.Tensor):
+def transform(net: ArbitraryStyleNet, content: torch.Tensor, vec: torch.Tensor):
     """Run the transformer in one pass on any size: pad to a multiple of 4, crop back."""
     h, w = content.shape[-2:]
     return net.transformer(pad_to(content, padded_size(h), padded_size(w)), vec)[..., :h, :w]
@@ -146,7 +146,7 @@ def count_steps(h, w, tile_size):
     return 1 if plan is None else plan[1]
 
 
-def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
+def stylize_tensor(net: ArbitraryStyleNet, content: torch.Tensor, vec: torch.Tensor, *,
                    tile_size: int = 1024, report=None, inner=None):
     """Stylised (1, 3, H, W) content; above tile_size px it runs in tiles, exactly.
 
@@ -353,7 +353,7 @@ def fade_to_content(out, content, strength):
 COST = {'style': 1.4, 'paint': 1.0, 'detail': 0.07}
 
 
-def paint_photo(net: Magenta, content, styles, *, style_weights=None, strength=1.0,
+def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, strength=1.0,
                 style_scale=1.0, preserve_colors='none', detail=1.0, size=512, device='cpu',
                 tile_size=2048, seed=0, callback=None, cancel=None, models=None,
                 net_key=None) -> torch.Tensor:

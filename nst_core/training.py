@@ -18,6 +18,7 @@ for (Ctrl+C) after the step in progress, so a stop never leaves half a step or h
 """
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import tempfile
@@ -34,6 +35,7 @@ from . import imageio, losses
 from .device import pick
 from .progress import Progress, Tracker
 
+_log = logging.getLogger(__name__)
 Device = Literal['auto', 'cpu', 'cuda', 'mps']
 Precision = Literal['auto', 'fp32', 'bf16', 'fp16']
 CHECKPOINT_FORMAT = 'nst_core train checkpoint'
@@ -110,11 +112,11 @@ def train(
     callback: called with a Progress after every step (its loss is the step's).
     cancel: an object with is_set(); when set, training stops after the step in progress,
         saves, and returns with stopped=True.
-    log: called with one-line notes (default: print).
+    log: called with one-line notes (default: the logging module, logger nst_core.training).
     """
     opts = {k: v for k, v in locals().items()
             if k not in ('styles', 'photos', 'output', 'callback', 'cancel', 'log')}
-    log = log or print
+    log = log or _log.info
     check_options(styles, opts)
     files = Files(Path(output).expanduser())
     files.prepare(resume)

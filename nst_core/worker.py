@@ -200,7 +200,8 @@ def execute_job(job_path, reporter, cancel, models=None):
     return protocol.EXIT_OK
 
 
-def run(job_path):
+def run_job_file(job_path):
+    """`python -m nst_core worker JOB.json`: one job, its events on stdout."""
     from .reporting import Reporter
     events = _event_stream()
     reporter = Reporter(json_events=True, events=events)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from nst_core import canvas, colour, detail, fast, imageio, resample
 from nst_core.loaded import LoadedModels
-from nst_core.models.magenta import Magenta, SameConv, pad_same
+from nst_core.models.arbitrary_style import ArbitraryStyleNet, SameConv, pad_same
 from nst_core.progress import Cancelled
 from nst_core.weights import WeightsError
 from nst_core.weights import magenta as source
@@ -24,7 +24,7 @@ from conftest import edge_bands, scene
 @pytest.fixture(scope='module')
 def random_net():
     torch.manual_seed(0)
-    net = Magenta()
+    net = ArbitraryStyleNet()
     # random gammas near 1 and betas near 0 keep activations in a sane range, like trained ones
     for name, p in net.named_parameters():
         if name.endswith('gamma.bias'):
@@ -136,7 +136,7 @@ def test_tiled_equals_untiled_with_statistics_from_the_inner_region(random_net):
 
 
 def test_the_region_names_the_same_pixels_at_every_resolution():
-    from nst_core.models.magenta import within
+    from nst_core.models.arbitrary_style import within
     x = torch.arange(64.).view(1, 1, 8, 8)
     assert within(x, None) is x
     assert within(x, (0.25, 0.75, 0.5, 1.0)).shape[-2:] == (4, 4)
@@ -378,7 +378,7 @@ def test_dequantise_is_per_output_channel():
 ])
 def test_graph_scopes_map_to_module_names(scope, name):
     assert source.torch_name(scope) == name
-    assert any(k.startswith(name + '.') for k in Magenta().state_dict())
+    assert any(k.startswith(name + '.') for k in ArbitraryStyleNet().state_dict())
 
 
 def test_unknown_graph_layer_is_an_error():

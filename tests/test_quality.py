@@ -252,9 +252,9 @@ def random_fast_models():
     """A LoadedModels holding a random Fast network where the 'auto' one would be."""
     from nst_core import fast
     from nst_core.loaded import LoadedModels
-    from nst_core.models.magenta import Magenta
+    from nst_core.models.arbitrary_style import ArbitraryStyleNet
     torch.manual_seed(0)
-    net = Magenta()
+    net = ArbitraryStyleNet()
     for name, p in net.named_parameters():       # gammas near 1: a picture, not a flat grey
         if name.endswith('gamma.bias'):
             p.data.add_(1.0)

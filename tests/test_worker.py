@@ -151,7 +151,7 @@ def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
     code = ("import sys; from nst_core import worker; S = sys.modules['nst_core.stylize']; "
             "orig = S.stylize_with\n"
             "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
-            "import functools; S.stylize_with = functools.wraps(orig)(noisy); sys.exit(worker.run(%r))" % job)
+            "import functools; S.stylize_with = functools.wraps(orig)(noisy); sys.exit(worker.run_job_file(%r))" % job)
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=240, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr
