@@ -85,7 +85,8 @@ def _cpu_seconds():
 def step_cost(args):
     """min seconds of one forward+backward: Quality's loss, the bare trunk, at each size."""
     import torch
-    from nst_core.gatys import GatysLoss, load_features, use_bf16
+    from nst_core.features import load_features, use_bf16
+    from nst_core.quality import GatysLoss
     from nst_core.stylize import options
     o = {k: p.default for k, p in options().items()}
     layers = [*o['content_layers'], *o['style_layers']]

@@ -82,7 +82,7 @@ def _line_steps(path, tile, like=None):
     borders among them, a mask of the boundaries at least 4 px from a border)."""
     from PIL import Image
     from nst_core import tiling
-    from nst_core.gatys import overlap
+    from nst_core.quality import overlap
     pic = Image.open(path).convert('RGB')
     h, w = pic.height, pic.width
     if like is not None:
@@ -130,7 +130,7 @@ def crops(path, tile, side, out=OUT):
     """Full-size crops around the first vertical and horizontal tile borders."""
     from PIL import Image
     from nst_core import tiling
-    from nst_core.gatys import overlap
+    from nst_core.quality import overlap
     img = Image.open(path)
     boxes = tiling.grid(*img.size, tile, overlap(tile))
     xs = sorted({b.x0 for b in boxes if b.x0 > 0})

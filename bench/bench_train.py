@@ -152,7 +152,7 @@ def main():
         import torch
         torch.set_num_threads(args.threads)
     from nst_core.imageio import open_image
-    from nst_core.train import train
+    from nst_core.training import train
 
     OUT.mkdir(parents=True, exist_ok=True)
     cache = Path(os.environ.get('NST_CORE_CACHE') or

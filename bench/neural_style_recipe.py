@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from nst_core import imageio, losses
-from nst_core.gatys import load_features, optimise, use_bf16
+from nst_core.features import load_features, use_bf16
+from nst_core.quality import optimise
 
 CONTENT_LAYERS = ('relu4_2',)
 STYLE_LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')

@@ -95,7 +95,6 @@ def _add_options(p):
 
 
 def _run_stylize(args):
-    from .errors import classify
     from .imageio import ImageError, open_image
     from .reporting import Reporter
     from .stylize import options, stylize
@@ -110,18 +109,25 @@ def _run_stylize(args):
             kwargs.update(init='image', init_image=open_image(args.init_image_path))
         result = stylize(content, styles, callback=reporter.progress, log=reporter.log, **kwargs)
         result.save(args.output)
-    except KeyboardInterrupt:
-        reporter.error('cancelled', 'cancelled')
-        return 3
-    except (ImageError, OSError) as e:
-        reporter.error('bad_input', str(e))
-        return 2
-    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
-        kind, message = classify(e)
-        reporter.error(kind, message)
-        return 2 if kind in ('bad_input', 'device') else 1
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line each
+        return _failed(reporter, e, (ImageError, OSError))
     reporter.done(args.output, *result.size)
     return 0
+
+
+def _failed(reporter, exc, bad_input, stopped='cancelled'):
+    """One line for what stopped a command, and its exit status: 3 stopped (Ctrl+C), 2 the
+    input or the device (`bad_input`: the command's own kinds of bad input), 1 otherwise."""
+    from .errors import classify
+    if isinstance(exc, KeyboardInterrupt):
+        reporter.error('cancelled', stopped)
+        return 3
+    if isinstance(exc, bad_input):
+        reporter.error('bad_input', str(exc))
+        return 2
+    kind, message = classify(exc)
+    reporter.error(kind, message)
+    return 2 if kind in ('bad_input', 'device') else 1
 
 
 def _check_output(path):
@@ -162,7 +168,6 @@ def _add_batch(sub):
 
 def _run_batch(args):
     from . import batch
-    from .errors import classify
     from .imageio import ImageError, open_image
     from .reporting import Reporter
     from .stylize import options
@@ -171,19 +176,12 @@ def _run_batch(args):
     kwargs.update(style_weights=args.style_weights, log=reporter.log)
     try:
         styles = [open_image(s) for s in args.style]
-        summary = batch.run(args.photos, styles, args.output, kwargs, fmt=args.format,
-                            callback=reporter.progress, say=reporter.log,
-                            warn=lambda text: reporter.error('bad_input', text))
-    except KeyboardInterrupt:
-        reporter.error('cancelled', 'cancelled')
-        return 3
-    except (batch.BatchError, ImageError) as e:
-        reporter.error('bad_input', str(e))
-        return 2
-    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
-        kind, message = classify(e)
-        reporter.error(kind, message)
-        return 2 if kind in ('bad_input', 'device') else 1
+        summary = batch.stylize_all(args.photos, styles, args.output, kwargs,
+                                    fmt=args.format, callback=reporter.progress,
+                                    say=reporter.log,
+                                    warn=lambda text: reporter.error('bad_input', text))
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line each
+        return _failed(reporter, e, (batch.BatchError, ImageError))
     total = len(summary.written) + len(summary.failed)
     if summary.ok:
         reporter.log('wrote %d pictures to %s in %.1f s' % (
@@ -199,7 +197,7 @@ TRAIN_SKIP = ('callback', 'cancel', 'log', 'style_weights')
 
 
 def _add_train(sub):
-    from .train import options, train
+    from .training import options, train
     p = sub.add_parser('train', help='train a network for a style (then: --method trained)',
                        description='Train a network that paints photos in the style of '
                        'STYLE(s) in one pass (Johnson et al. 2016), on your folder of photos, '
@@ -252,11 +250,10 @@ class _Stopper:
 
 
 def _run_train(args):
-    from .errors import classify
     from .imageio import ImageError, open_image
     from .photos import PhotoError
     from .reporting import Reporter
-    from .train import OutputError, options, train
+    from .training import OutputError, options, train
     reporter = Reporter(quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in TRAIN_SKIP}
     smooth = [None]
@@ -272,16 +269,9 @@ def _run_train(args):
         with _Stopper(args.quiet) as stop:
             result = train(styles, args.photos, args.output, style_weights=args.style_weights,
                            callback=progress, cancel=stop, log=reporter.log, **kwargs)
-    except KeyboardInterrupt:
-        reporter.error('cancelled', 'stopped at once: the last checkpoint is what was saved')
-        return 3
-    except (ImageError, PhotoError, OutputError) as e:
-        reporter.error('bad_input', str(e))
-        return 2
-    except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
-        kind, message = classify(e)
-        reporter.error(kind, message)
-        return 2 if kind in ('bad_input', 'device') else 1
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line each
+        return _failed(reporter, e, (ImageError, PhotoError, OutputError),
+                       stopped='stopped at once: the last checkpoint is what was saved')
     if result.stopped:
         return 3
     pace = ', %.2f s a step' % result.seconds_per_step if result.seconds_per_step else ''
@@ -295,7 +285,8 @@ def _add_worker(sub):
     p = sub.add_parser('worker', help='run one job file (the GIMP plug-in uses this)',
                        description='Run a job of protocol v1 (docs/protocol.md); events on stdout.')
     p.add_argument('job', help='path of job.json')
-    p.set_defaults(run=lambda args: __import__('nst_core.worker', fromlist=['run']).run(args.job))
+    p.set_defaults(run=lambda args: __import__('nst_core.worker', fromlist=['run_job_file'])
+                   .run_job_file(args.job))
 
 
 def _add_serve(sub):

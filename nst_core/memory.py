@@ -18,10 +18,10 @@ GB = 1 << 30
 BASE = {'quality': 0.9 * GB, 'fast': 0.7 * GB}
 PER_PIXEL = {'quality': 1700, 'fast': 320}          # bytes, activations and images
 LBFGS_PAIR_PER_PIXEL = 32                          # one (s, y) pair of 3 floats, and then some
-LBFGS_HISTORY = 100                                # pairs kept (gatys.LBFGS_HISTORY)
+LBFGS_HISTORY = 100                                # pairs kept (quality.LBFGS_HISTORY)
 ADAM_PER_PIXEL = 3 * 3 * 4                         # two moments and the gradient
 # Quality optimises at most QUALITY_TILE x QUALITY_TILE pixels at once (less where memory
-# is short, down to MIN_TILE); larger scales run in tiles (gatys.py, tiling.py). What stays
+# is short, down to MIN_TILE); larger scales run in tiles (quality.py, tiling.py). What stays
 # whole are a few float32 RGB pictures: the content, the canvas and its start at the largest
 # refined octave, and the output the last picture is enlarged into (detail.enlarge).
 QUALITY_TILE = 1024

@@ -8,14 +8,17 @@ Which photo, where and whether mirrored is a pure function of (seed, sample numb
 of a random state carried along: a training resumed at step k reads exactly the batches an
 unbroken run reads from step k on, with nothing about the stream in the checkpoint.
 """
+import logging
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
+
+_log = logging.getLogger(__name__)
 
 # Resized photos kept in memory (short side = size, uint8): 256 px crops of 4:3 photos are
 # about 0.26 MB each, so a few hundred photos are decoded once and then only cut.
@@ -69,8 +72,9 @@ class PhotoSet:
     """batch(step, n): (n, 3, size, size) float32 in 0..1, the same for the same step."""
 
     def __init__(self, paths: Sequence[Path], size: int, seed: int = 0,
-                 warn: Callable[[str], None] = print, cache_bytes: int = CACHE_BYTES):
-        self.paths, self.size, self.seed, self.warn = list(paths), size, seed, warn
+                 warn: Optional[Callable[[str], None]] = None, cache_bytes: int = CACHE_BYTES):
+        self.paths, self.size, self.seed = list(paths), size, seed
+        self.warn = warn or _log.warning
         self.cache_bytes = cache_bytes
         self._cache, self._cached_bytes = OrderedDict(), 0
         self._bad = set()

@@ -189,6 +189,8 @@ class Server:
         self.cancel = None               # the running job's Cancellation
         self.owners = []                 # the GIMPs it serves (main thread only)
         self.tmp = None                  # its private temporary folder (_private_tmp)
+        from .loaded import LoadedModels
+        self.models = LoadedModels()     # the networks its jobs loaded, for the next job
 
     # --- the main thread ------------------------------------------------------------------
 
@@ -305,7 +307,7 @@ class Server:
         watcher.start()
         t0 = time.monotonic()
         try:
-            code = execute_job(job_path, reporter, cancel)
+            code = execute_job(job_path, reporter, cancel, self.models)
         finally:
             cancel.finish()
             self.cancel = None

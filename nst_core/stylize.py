@@ -10,6 +10,7 @@ from typing import Callable, Literal, Optional, Sequence
 
 from PIL import Image
 
+from . import loaded
 from .progress import Progress
 
 Method = Literal['quality', 'fast', 'trained']
@@ -107,18 +108,46 @@ def stylize(
     log: called with one-line notes such as which weights were used (default: logging).
     """
     kwargs = {k: v for k, v in locals().items() if k not in ('content', 'styles')}
+    return _dispatch(content, styles, kwargs, loaded.PROCESS)
+
+
+def stylize_with(models, content, styles, **options):
+    """stylize(content, styles, **options) with the networks kept in `models`, a runner's
+    own LoadedModels (the warm server's) instead of the process's."""
+    bound = inspect.signature(stylize).bind(content, styles, **options)
+    bound.apply_defaults()
+    kwargs = {k: v for k, v in bound.arguments.items() if k not in ('content', 'styles')}
+    return _dispatch(content, styles, kwargs, models)
+
+
+def _dispatch(content, styles, kwargs, models):
     _validate(content, styles, kwargs)
-    if log is None:
+    if kwargs['log'] is None:
         kwargs['log'] = logging.getLogger('nst_core').info
     kwargs['size'] = _affordable_size(content, kwargs)
-    if method == 'fast':
+    if kwargs['method'] == 'fast':
         from .fast import stylize_fast
-        return stylize_fast(content, styles, **kwargs)
-    if method == 'trained':
+        return stylize_fast(content, styles, models=models, **kwargs)
+    if kwargs['method'] == 'trained':
         from .trained import stylize_trained
-        return stylize_trained(content, styles, **kwargs)
-    from .gatys import stylize_quality
-    return stylize_quality(content, styles, **kwargs)
+        return stylize_trained(content, styles, models=models, **kwargs)
+    from .quality import stylize_quality
+    if kwargs['init'] == 'fast':
+        kwargs['fast_start'] = _fast_start(kwargs, models)
+    return stylize_quality(content, styles, models=models, **kwargs)
+
+
+def _fast_start(kw, models):
+    """Quality's start for init='fast': Fast's picture with the caller's options for Fast
+    (style_scale, detail, tile_size and the rest), as method='fast' would paint it."""
+    from .fast import start_picture
+
+    def start(content, styles):
+        return start_picture(content, styles, style_weights=kw['style_weights'],
+                             strength=kw['strength'], style_scale=kw['style_scale'],
+                             detail=kw['detail'], tile_size=kw['tile_size'], seed=kw['seed'],
+                             cache_dir=kw['cache_dir'], log=kw['log'], models=models)
+    return start
 
 
 def _affordable_size(content, kw):

@@ -6,7 +6,7 @@ The network is a TransformerNet (models/transformer.py) from a file: one that
 is loaded with weights_only=True (a file that would run code is refused) and checked key by
 key, so a wrong file is one clear line.
 
-Like Fast, it paints on a canvas of a fixed number of pixels (CANVAS_AREA / style_scale^2),
+Like Fast, it paints on a canvas of a fixed number of pixels (canvas.CANVAS_AREA / style_scale^2),
 because the network paints strokes of a fixed size in pixels: at the layer's own size a
 4096 px photo would get strokes a tenth as large, relative to the picture, as a 384 px one.
 detail.py then enlarges the canvas and puts back the photo's finer detail, in bands of
@@ -15,29 +15,25 @@ one-pass result to float rounding: every instance norm gets the whole canvas's s
 from sweeps over the tiles, and tiles overlap by more than the receptive field, on the
 network's stride grid.
 """
+import logging
 from pathlib import Path
 
 import torch
 
-from . import imageio
+from . import imageio, loaded
 from .colour import luminance_transfer, match_histogram
 from .detail import count_bands, enlarge
 from .device import pick
-from .fast import Tiles, idle_threads, pad_to, padded_size
+from .canvas import Tiles, canvas_size, check_detail, pad_to, padded_size
+from .device import idle_threads
 from .models.transformer import TransformerNet, clean_state, layout_problems
 from .progress import Tracker
 from .resample import resize
 from .weights.base import WeightsError
 
-# The canvas's area at style_scale 1, as Fast's (384 x 288): a 4:3 picture with a short side
-# of 288, a little over the 256 px photos Johnson's networks (ours and pytorch/examples')
-# are trained on, so the strokes cover about the share of the picture they had in training.
-# bench/bench_train.py judges other areas.
-CANVAS_AREA = 384 * 288
+_log = logging.getLogger(__name__)
 HINT = ('give a model written by `python -m nst_core train`, or a pytorch/examples '
         'fast_neural_style model (candy.pth, mosaic.pth, ...)')
-_NETWORKS = {}          # (path, mtime, size) -> TransformerNet: a batch loads it once
-MAX_NETWORKS = 4
 # Context each tiled sweep needs, in its source's pixels (receptive radius, rounded up):
 ENCODER_MARGIN = 16     # 9x9 (4 px) + two stride-2 3x3 convs (1 + 2 px) at full resolution
 DECODER_MARGIN = 4      # 3x3 at half (0.5), 3x3 (0.25) and 9x9 (1) at full: 1.75 quarter px
@@ -71,21 +67,20 @@ def load_model(path) -> TransformerNet:
     return net.eval().requires_grad_(False)
 
 
-def load_network(path, log=print) -> TransformerNet:
-    """load_model, once per file (and version of it) in this process."""
+def load_network(path, log=None, models=None) -> TransformerNet:
+    """load_model, kept in `models` (default: the process's) by the file and its version."""
     p = Path(path).expanduser()
     try:
         st = p.stat()
-        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        key = ('trained network', str(p.resolve()), st.st_mtime_ns, st.st_size)
     except OSError:
         key = None                   # load_model says what is wrong
-    net = _NETWORKS.get(key)
-    if net is None:
-        net = load_model(p)
-        log('trained model: %s' % p)
-        _NETWORKS[key] = net
-        while len(_NETWORKS) > MAX_NETWORKS:
-            del _NETWORKS[next(iter(_NETWORKS))]
+    return loaded.chosen(models).get(key, lambda: _read_network(p, log or _log.info))
+
+
+def _read_network(path, log):
+    net = load_model(path)
+    log('trained model: %s' % path)
     return net
 
 
@@ -137,19 +132,14 @@ def _tiled(net, x, plan, report):
     return tiles.map(lambda s: net.decode_to(s, 3, (s4, s5)), quarter, 0.25, 4, d)
 
 
-def canvas_size(h, w, style_scale=1.0):
-    """(h, w) of the canvas: CANVAS_AREA / style_scale^2 pixels in the picture's shape."""
-    k = (CANVAS_AREA / (h * w)) ** 0.5 / style_scale
-    return max(1, round(h * k)), max(1, round(w * k))
-
-
 # Relative cost per pixel of the stages, for an even progress bar (one CPU thread: the
 # network about 3 us a canvas pixel, detail 0.03 us an output pixel).
 COST = {'paint': 1.0, 'detail': 0.01}
 
 
-def run(net, content, *, strength=1.0, style_scale=1.0, preserve_colors='none', detail=1.0,
-        size=512, device='cpu', tile_size=2048, callback=None, cancel=None) -> torch.Tensor:
+def paint_photo(net, content, *, strength=1.0, style_scale=1.0, preserve_colors='none',
+                detail=1.0, size=512, device='cpu', tile_size=2048, callback=None,
+                cancel=None) -> torch.Tensor:
     """The trained method on a PIL image with a loaded network: (1, 3, H, W) in 0..1."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
@@ -177,23 +167,24 @@ def run(net, content, *, strength=1.0, style_scale=1.0, preserve_colors='none', 
             # the painting takes the photo's colour mean and covariance instead
             painted = match_histogram(painted, small)
         return enlarge(photo, small, painted, detail, finish=finish,
-                              report=lambda step, total: tracker.report(1, step, total=total))
+                   report=lambda step, total: tracker.report(1, step, total=total))
 
 
 def stylize_trained(content, styles=(), *, trained_model=None, strength=1.0, style_scale=1.0,
                     preserve_colors='none', detail=1.0, size=512, device='auto',
-                    tile_size=2048, callback=None, cancel=None, log=None, **_other_methods):
+                    tile_size=2048, callback=None, cancel=None, log=None, models=None,
+                    **_other_methods):
     """stylize(method='trained'): see nst_core.stylize. The style is the network's own, so
     `styles` are not used; the network is deterministic, so `seed` changes nothing."""
-    from .fast import check_options
-    check_options(detail)
-    log = log or print
+    check_detail(detail)
+    log = log or _log.info
     if styles:
         log('trained model: the style is the one it was trained on; the style images given '
             'are not used')
-    net = load_network(trained_model, log)
+    net = load_network(trained_model, log, models)
     with idle_threads():
-        out = run(net, content, strength=strength, style_scale=style_scale,
-                  preserve_colors=preserve_colors, detail=detail, size=size, device=device,
-                  tile_size=tile_size, callback=callback, cancel=cancel)
+        out = paint_photo(net, content, strength=strength, style_scale=style_scale,
+                          preserve_colors=preserve_colors, detail=detail, size=size,
+                          device=device, tile_size=tile_size, callback=callback,
+                          cancel=cancel)
     return imageio.to_pil(out)

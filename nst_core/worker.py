@@ -144,17 +144,18 @@ class PreviewWriter:
         self.reporter.preview(PREVIEW_NAME, image.width, image.height, p.stage)
 
 
-def _execute(job, job_path, reporter, cancel):
+def _execute(job, job_path, reporter, cancel, models):
     from .imageio import from_rgba_bytes, with_alpha
-    from .stylize import stylize
+    from .stylize import stylize_with
     opts, (seconds, side) = _options(job)
     callback = reporter.progress if seconds <= 0 else PreviewWriter(
         reporter, os.path.dirname(os.path.abspath(job_path)), seconds, side)
     content = from_rgba_bytes(protocol.read_buffer(job.content), job.content.width,
                               job.content.height)
     styles = [from_rgba_bytes(protocol.read_buffer(s), s.width, s.height) for s in job.styles]
-    result = stylize(content, styles, style_weights=[s.weight for s in job.styles] or None,
-                     callback=callback, cancel=cancel, log=reporter.log, **opts)
+    result = stylize_with(models, content, styles,
+                          style_weights=[s.weight for s in job.styles] or None,
+                          callback=callback, cancel=cancel, log=reporter.log, **opts)
     if cancel.is_set():
         raise Cancelled()
     protocol.write_buffer_atomic(job.output, with_alpha(result, content))
@@ -169,9 +170,10 @@ def say_cancelled(reporter):
         pass
 
 
-def execute_job(job_path, reporter, cancel):
+def execute_job(job_path, reporter, cancel, models=None):
     """Read and run the job at job_path, its events to reporter; the protocol's exit code.
-    The one-shot worker and the warm worker both run jobs through here."""
+    The one-shot worker and the warm worker both run jobs through here; models: the
+    LoadedModels the runner keeps its networks in (default: the process's)."""
     try:
         job = protocol.read_job(job_path)
     except protocol.JobError as e:
@@ -179,7 +181,8 @@ def execute_job(job_path, reporter, cancel):
         return protocol.EXIT_BAD_JOB
     reporter.start()
     try:
-        _execute(job, job_path, reporter, cancel)
+        from .loaded import chosen
+        _execute(job, job_path, reporter, cancel, chosen(models))
     except protocol.JobError as e:
         reporter.error('bad_input', str(e))
         return protocol.EXIT_FAILED
@@ -197,7 +200,8 @@ def execute_job(job_path, reporter, cancel):
     return protocol.EXIT_OK
 
 
-def run(job_path):
+def run_job_file(job_path):
+    """`python -m nst_core worker JOB.json`: one job, its events on stdout."""
     from .reporting import Reporter
     events = _event_stream()
     reporter = Reporter(json_events=True, events=events)

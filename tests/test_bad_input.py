@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import cached_weights, scene, stripes
-from nst_core import gatys, memory, stylize
+from nst_core import features, memory, stylize
 
 QUICK = ('--model', 'tiny', '--size', '32', '--preset', 'draft', '--iterations', '1', '--quiet')
 
@@ -128,13 +128,13 @@ def test_very_long_thin_layer_8000x16_at_full_size():
 def test_padding_keeps_small_images_and_repeat_keeps_statistics():
     import torch
     x = torch.rand(1, 3, 5, 40)
-    padded = gatys.pad_min(x)
+    padded = features.pad_min(x)
     assert padded.shape[-2:] == (32, 40) and torch.equal(padded[..., :5, :], x)
-    tiled = gatys.repeat_min(x)
+    tiled = features.repeat_min(x)
     assert min(tiled.shape[-2:]) >= 32
     assert torch.allclose(tiled.mean((2, 3)), x.mean((2, 3)), atol=1e-6)
     big = torch.rand(1, 3, 40, 40)
-    assert gatys.pad_min(big) is big and gatys.repeat_min(big) is big
+    assert features.pad_min(big) is big and features.repeat_min(big) is big
 
 
 @pytest.fixture

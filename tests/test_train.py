@@ -1,4 +1,4 @@
-"""Training a style (nst_core.train) and the trained method (nst_core.trained).
+"""Training a style (nst_core.training) and the trained method (nst_core.trained).
 
 Plumbing runs on the 'tiny' random VGG and small generated photos in seconds; the test that
 judges what training does to pictures uses the real weights and is marked slow.
@@ -20,7 +20,7 @@ from conftest import ROOT, scene, stripes
 from nst_core import protocol, stylize
 from nst_core.models.transformer import TransformerNet
 from nst_core.photos import PhotoError, PhotoSet, find_photos
-from nst_core.train import train
+from nst_core.training import train
 from nst_core.trained import load_model, paint_tensor
 from nst_core.weights.base import WeightsError
 
@@ -442,7 +442,7 @@ def test_real_training_moves_unseen_photos_towards_the_painting(photos, tmp_path
     benchmark's 288 steps are still a tinted photo), and Trained paints on its canvas size,
     not the 64 px it trained at."""
     from nst_core import losses
-    from nst_core.gatys import load_features
+    from nst_core.features import load_features
     style = stripes(128, 128, period=12)
     model = tmp_path / 'm.pth'
     result = train([style], [str(photos)], str(model), steps=60, size=64, batch=2,

@@ -149,9 +149,9 @@ def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
     job = write_job(tmp_path, scene(32, 32), [stripes()], size=32, iterations=1,
                     preset='draft')
     code = ("import sys; from nst_core import worker; S = sys.modules['nst_core.stylize']; "
-            "orig = S.stylize\n"
+            "orig = S.stylize_with\n"
             "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
-            "import functools; S.stylize = functools.wraps(orig)(noisy); sys.exit(worker.run(%r))" % job)
+            "import functools; S.stylize_with = functools.wraps(orig)(noisy); sys.exit(worker.run_job_file(%r))" % job)
     proc = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
                           text=True, timeout=240, env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stderr

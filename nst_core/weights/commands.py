@@ -37,7 +37,7 @@ def fill_parser(p):
     f.add_argument('--force', action='store_true', help='fetch again even if cached')
     v = sub.add_parser('verify', parents=[cache], help='check cached files against their sha256')
     v.add_argument('names', nargs='*', metavar='NAME', help='default: every cached source')
-    p.set_defaults(run=run)
+    p.set_defaults(run=dispatch)
 
 
 def _shown_default():
@@ -47,7 +47,7 @@ def _shown_default():
         return '$NST_CORE_CACHE'
 
 
-def run(args) -> int:
+def dispatch(args) -> int:
     cache = resolve_cache_dir(args.cache_dir)
     command = {'list': cmd_list, 'fetch': cmd_fetch, 'verify': cmd_verify}[args.weights_command]
     try:

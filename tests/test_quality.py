@@ -7,8 +7,9 @@ from PIL import Image
 from torch.nn import functional as F
 
 from conftest import edge_bands, scene, shared_image, stripes
-from nst_core import Cancelled, colour, gatys, imageio, schedule
-from nst_core.gatys import GatysLoss, keep_octave, load_features, optimise
+from nst_core import Cancelled, colour, imageio, quality, schedule
+from nst_core.features import load_features
+from nst_core.quality import GatysLoss, keep_octave, optimise
 from nst_core.stylize import stylize
 
 TINY = dict(model='tiny', size=48, preset='draft')
@@ -233,13 +234,54 @@ def test_a_flat_grey_photo_gets_no_frame():
 
 def test_lbfgs_steps_are_bounded_and_still_converge():
     """L-BFGS's second step on this quadratic is the exact one, 0.8 long on average: it is
-    cut to gatys.MAX_STEP, and as its record is cut with it the next steps stay exact."""
+    cut to quality.MAX_STEP, and as its record is cut with it the next steps stay exact."""
     goal = torch.full((1, 3, 16, 16), 0.8)
     pictures = []
     out = optimise(torch.zeros_like(goal), lambda x: (((x - goal) ** 2).mean(), {}), 14,
                    'lbfgs', lambda step, loss, x: pictures.append(x.detach().clone()),
                    with_image=True)
     moves = [(b - a).abs().mean().item() for a, b in zip(pictures, pictures[1:])]
-    assert max(moves) <= gatys.MAX_STEP + 1e-6
-    assert sum(m > 0.9 * gatys.MAX_STEP for m in moves) >= 5       # it was cut, many times
+    assert max(moves) <= quality.MAX_STEP + 1e-6
+    assert sum(m > 0.9 * quality.MAX_STEP for m in moves) >= 5       # it was cut, many times
     assert (out - goal).abs().max() < 1e-3
+
+
+# --- init='fast': Quality starts from Fast's picture, painted with the caller's options ---------
+
+def random_fast_models():
+    """A LoadedModels holding a random Fast network where the 'auto' one would be."""
+    from nst_core import fast
+    from nst_core.loaded import LoadedModels
+    from nst_core.models.arbitrary_style import ArbitraryStyleNet
+    torch.manual_seed(0)
+    net = ArbitraryStyleNet()
+    for name, p in net.named_parameters():       # gammas near 1: a picture, not a flat grey
+        if name.endswith('gamma.bias'):
+            p.data.add_(1.0)
+    models = LoadedModels()
+    models.get(fast.network_key('auto', None), lambda: net)
+    return models
+
+
+def test_init_fast_passes_fast_s_options_on(monkeypatch):
+    from nst_core import fast
+    from nst_core.stylize import stylize_with
+    given = []
+    real = fast.start_picture
+    monkeypatch.setattr(fast, 'start_picture',
+                        lambda *a, **kw: given.append(kw) or real(*a, **kw))
+    models = random_fast_models()
+    photo, painting = Image.new('RGB', (64, 48), (200, 120, 40)), Image.new('RGB', (40, 40))
+    job = dict(method='quality', init='fast', model='tiny', preset='draft', iterations=1,
+               size=0, device='cpu')
+    stylize_with(models, photo, [painting], **job)
+    stylize_with(models, photo, [painting], style_scale=0.5, detail=0.0, tile_size=256, **job)
+    assert [(kw['style_scale'], kw['detail'], kw['tile_size']) for kw in given] == \
+        [(1.0, 1.0, 2048), (0.5, 0.0, 256)]
+    # detail is Fast's alone: it reaches Quality's picture only through the start (on a
+    # canvas smaller than the photo, style_scale 12, where there is detail to put back)
+    textured = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3),
+                                                                 dtype=np.uint8))
+    fine, coarse = (stylize_with(models, textured, [painting], style_scale=12.0, detail=d, **job)
+                    for d in (1.0, 0.0))
+    assert fine.tobytes() != coarse.tobytes()

@@ -1,7 +1,4 @@
 """Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
-import collections
-import contextlib
-import os
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -11,7 +8,9 @@ from torch.nn import functional as F
 from . import detail, imageio, losses, memory, schedule, tiling
 from .colour import luminance_transfer, match_colours, match_histogram
 from .device import pick
-from .models.vgg import VGGFeatures, tiny_random
+from .features import (features, layout, load_features, pad_min, repeat_min, style_grams,
+                       use_bf16)
+from .models.vgg import VGGFeatures
 from .progress import Tracker
 from .resample import resize
 
@@ -27,132 +26,6 @@ LBFGS_HISTORY = 100
 # and recover; shortened, they judge the same (docs/quality.md). Longer steps are shortened
 # along their direction.
 MAX_STEP = 0.1
-# VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
-# (a crash), and near 16 px the deepest layers see one or two pixels. Smaller images (1x1
-# layers, 8000x16 strips, coarse scales of thin images) are padded up to this, then cropped.
-MIN_SIDE = 32
-
-
-# The VGGs loaded in this process, so that the warm worker's next job reads no weights from
-# disk: key -> (network, the last line its load logged), the last MAX_FEATURES used.
-_FEATURES: "collections.OrderedDict" = collections.OrderedDict()
-MAX_FEATURES = 2     # a real VGG-19 up to relu5_1 holds 80 MB
-
-
-def load_features(model: str, layers: Sequence[str], *, pooling='max', cache_dir=None,
-                  log=print) -> VGGFeatures:
-    """VGG truncated at the deepest of `layers`, from the weights named by `model`; float32,
-    on the CPU, contiguous, frozen (every caller moves it where it computes).
-
-    'tiny' is a thin randomly initialised VGG-16 for plumbing tests: it makes pictures of no
-    artistic value but exercises every code path in seconds without any download.
-    """
-    key = _features_key(model, layers, pooling, cache_dir)
-    if key in _FEATURES:
-        _FEATURES.move_to_end(key)
-        vgg, said = _FEATURES[key]
-        if said:
-            log(said)
-    else:
-        lines = []
-
-        def note(message):
-            lines.append(message)
-            log(message)
-        vgg = _load_features(model, layers, pooling, cache_dir, note)
-        if key is not None:
-            _FEATURES[key] = (vgg, lines[-1] if lines else None)
-            while len(_FEATURES) > MAX_FEATURES:
-                _FEATURES.popitem(last=False)
-    # a job may have left it on the GPU or channels-last: a hit hands out what a load would
-    return vgg.to(device=torch.device('cpu'), dtype=torch.float32,
-                  memory_format=torch.contiguous_format).requires_grad_(False).eval()
-
-
-def _features_key(model, layers, pooling, cache_dir):
-    """The cache key; None (not cached) for a user's file that cannot be read (the load then
-    says why). The file's size and time are in it: a file rewritten in place is read again."""
-    key = (model, str(cache_dir), tuple(layers), pooling)
-    if model in ('auto', 'tiny'):
-        return key
-    from .weights import SOURCES
-    from .weights.user import looks_like_path
-    if model in SOURCES or not looks_like_path(model):
-        return key
-    try:
-        st = os.stat(os.path.expanduser(model))
-    except OSError:
-        return None
-    return key + (st.st_size, st.st_mtime_ns)
-
-
-def _load_features(model, layers, pooling, cache_dir, log):
-    if model == 'tiny':
-        return tiny_random('vgg16', layers, pooling=pooling)
-    from .weights import load_vgg
-    arch, state = load_vgg(model, cache_dir=cache_dir, log=log)
-    return VGGFeatures(arch, layers, state, pooling=pooling)
-
-
-def use_bf16(precision: str, device: torch.device) -> bool:
-    if precision != 'auto':
-        return precision == 'bf16'
-    return device.type == 'cpu' and torch.cpu._is_avx512_bf16_supported()
-
-
-def layout(bf16: bool):
-    # oneDNN's bf16 convolutions run channels-last natively; in NCHW each layer reorders
-    # its input and output (8 L-BFGS steps at 512x384: 17.5 s vs 19.8 s a whole process).
-    return torch.channels_last if bf16 else torch.contiguous_format
-
-
-def features(vgg, image, bf16) -> Dict[str, torch.Tensor]:
-    ctx = torch.autocast('cpu', dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-    with ctx:
-        # kept in the compute dtype: the losses cast what they need (a float copy of every
-        # tapped map, and its backward, cost a sixth of a step at 512 px)
-        return vgg(image.contiguous(memory_format=layout(bf16)))
-
-
-def style_grams(vgg, styles: List[torch.Tensor], blend: Sequence[float], layers, bf16,
-                tile: Optional[int] = None) -> Dict[str, torch.Tensor]:
-    """The blended Gram matrix of each style layer; styles larger than `tile` are read in
-    cells (a Gram matrix is a sum over pixels), so a 4096 px painting needs no more memory
-    than a tile."""
-    vgg.to(memory_format=layout(bf16))
-    with torch.no_grad():
-        grams = [_cell_grams(vgg, s, layers, bf16, tile) for s in styles]
-    return {n: losses.blend_grams([g[n] for g in grams], blend) for n in layers}
-
-
-# Cells start on multiples of VGG's deepest stride, so every layer's grid cuts them cleanly,
-# and each is read with this margin of real pixels around it, which covers the deep layers'
-# view of the cell's edge well enough for a statistic over all of it.
-CELL_ALIGN, CELL_MARGIN = 16, 32
-
-
-def _cell_grams(vgg, style, layers, bf16, tile):
-    h, w = style.shape[-2:]
-    if tile is None or max(h, w) <= tile:
-        feats = features(vgg, style, bf16)
-        return {n: losses.gram(feats[n]) for n in layers}
-    cell = max(CELL_ALIGN, (tile - 2 * CELL_MARGIN) // CELL_ALIGN * CELL_ALIGN)
-    stride = {n: 2 ** sum(1 for m in vgg.names[:vgg.names.index(n)] if m.startswith('pool'))
-              for n in layers}
-    sums, counts = {}, {}
-    for y in range(0, h, cell):
-        for x in range(0, w, cell):
-            y0, x0 = max(0, y - CELL_MARGIN), max(0, x - CELL_MARGIN)
-            y1, x1 = min(h, y + cell + CELL_MARGIN), min(w, x + cell + CELL_MARGIN)
-            feats = features(vgg, style[..., y0:y1, x0:x1], bf16)
-            for n in layers:
-                k = stride[n]       # the cell's own part of this layer's grid
-                inner = feats[n][..., (y - y0) // k:(min(h, y + cell) - y0) // k,
-                                 (x - x0) // k:(min(w, x + cell) - x0) // k].float()
-                flat = inner.reshape(inner.shape[0], inner.shape[1], -1)
-                sums[n] = sums.get(n, 0) + flat @ flat.transpose(1, 2)
-                counts[n] = counts.get(n, 0) + flat.shape[-1]
-    return {n: sums[n] / (sums[n].shape[-1] * counts[n]) for n in layers}
 
 
 class GatysLoss(nn.Module):
@@ -275,24 +148,8 @@ def _initial(init, content, init_image, generator, kw):
         matched = match_colours(content, style_ts, kw['style_weights'])
         return content + kw['strength'] * (matched - content)
     if init == 'fast':
-        from .fast import fast_init
-        return fast_init(content, kw)
+        return kw['fast_start'](content, kw['styles'])
     return content
-
-
-def pad_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
-    """Pad bottom/right with repeated edge pixels until both sides are >= side."""
-    h, w = x.shape[-2:]
-    if h >= side and w >= side:
-        return x
-    return F.pad(x, (0, max(0, side - w), 0, max(0, side - h)), mode='replicate')
-
-
-def repeat_min(x: torch.Tensor, side: int = MIN_SIDE) -> torch.Tensor:
-    """Tile a style image until both sides are >= side: a Gram matrix does not change when
-    the picture repeats (edge padding would weight the border's colours instead)."""
-    h, w = x.shape[-2:]
-    return x.repeat(1, 1, -(-side // h), -(-side // w)) if min(h, w) < side else x
 
 
 def _style_tensors(styles, scale_size, style_scale, device, native=False):
@@ -315,7 +172,11 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                     size, preset, iterations, device, seed, init, init_image, optimizer,
                     content_weight, style_weight, tv_weight, content_layers, style_layers,
                     style_layer_weights, pooling, precision, model, cache_dir, callback, cancel,
-                    log, **_fast_only):
+                    log, models=None, fast_start=None, **_fast_only):
+    """stylize(method='quality'): see nst_core.stylize for the options. models: the
+    LoadedModels the VGGs are kept in (default: the process's); fast_start(content, styles):
+    the start picture for init='fast' (the entry makes it: Fast is no part of this method).
+    """
     dev = pick(device)
     generator = torch.Generator().manual_seed(seed)
     content = imageio.rgb(content)
@@ -325,7 +186,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     if preserve_colors == 'histogram':
         styles = [imageio.to_pil(match_histogram(imageio.to_tensor(s), content_full.cpu()))
                   for s in styles]
-    load = dict(pooling=pooling, cache_dir=cache_dir, log=log)
+    load = dict(pooling=pooling, cache_dir=cache_dir, log=log, models=models)
     vgg = load_features(model, [*content_layers, *style_layers], **load).to(dev)
     bf16 = use_bf16(precision, dev)
     blend = style_weights or [1.0] * len(styles)
@@ -365,7 +226,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
         else:
             if image is None:
                 kw = dict(styles=styles, style_weights=blend, strength=strength,
-                          device=device, cache_dir=cache_dir, seed=seed)
+                          fast_start=fast_start)
                 image = _initial(init, target, init_image, generator, kw)
             start = F.interpolate(image, size=wh[::-1], mode='bicubic',
                                   align_corners=False).clamp(0, 1)

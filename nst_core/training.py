@@ -18,6 +18,7 @@ for (Ctrl+C) after the step in progress, so a stop never leaves half a step or h
 """
 import contextlib
 import hashlib
+import logging
 import math
 import os
 import tempfile
@@ -34,6 +35,7 @@ from . import imageio, losses
 from .device import pick
 from .progress import Progress, Tracker
 
+_log = logging.getLogger(__name__)
 Device = Literal['auto', 'cpu', 'cuda', 'mps']
 Precision = Literal['auto', 'fp32', 'bf16', 'fp16']
 CHECKPOINT_FORMAT = 'nst_core train checkpoint'
@@ -110,11 +112,11 @@ def train(
     callback: called with a Progress after every step (its loss is the step's).
     cancel: an object with is_set(); when set, training stops after the step in progress,
         saves, and returns with stopped=True.
-    log: called with one-line notes (default: print).
+    log: called with one-line notes (default: the logging module, logger nst_core.training).
     """
     opts = {k: v for k, v in locals().items()
             if k not in ('styles', 'photos', 'output', 'callback', 'cancel', 'log')}
-    log = log or print
+    log = log or _log.info
     check_options(styles, opts)
     files = Files(Path(output).expanduser())
     files.prepare(resume)
@@ -257,7 +259,7 @@ class PerceptualLoss(nn.Module):
 
 def style_targets(vgg, styles, o, dev, mode):
     """{layer: (1, C, C)} blended Gram matrices of the paintings at their training size."""
-    from .gatys import repeat_min
+    from .features import repeat_min
     long_side = max(16, round(1.5 * o['size'] * o['style_scale']))
     blend = o['style_weights'] or [1.0] * len(styles)
     grams = {}
@@ -359,7 +361,7 @@ class Session:
     """One training run: network, optimiser, loss, on one device."""
 
     def __init__(self, styles, o, dev, mode, log):
-        from .gatys import load_features
+        from .features import load_features
         self.o, self.dev, self.mode, self.log = o, dev, mode, log
         self.meta = {'options': {k: _plain(o[k]) for k in SHAPING},
                      'styles': digest(styles, o['style_weights'])}
@@ -464,11 +466,11 @@ class Session:
         from PIL import Image
 
         from .photos import decode
-        from .trained import run
+        from .trained import paint_photo
         if not isinstance(photo, Image.Image):
             photo = Image.fromarray(decode(photo, PREVIEW_SIZE))
         files.previews.mkdir(exist_ok=True)
-        out = run(self.net, photo, size=PREVIEW_SIZE, device=self.dev)
+        out = paint_photo(self.net, photo, size=PREVIEW_SIZE, device=self.dev)
         path = files.previews / ('step-%06d.jpg' % step)
         imageio.to_pil(out).save(path, quality=90)
         return path

@@ -217,7 +217,7 @@ class Transformer(nn.Module):
         return x
 
 
-class Magenta(nn.Module):
+class ArbitraryStyleNet(nn.Module):
     """Predictor + transformer from one state dict (keys 'predictor.*', 'transformer.*')."""
 
     def __init__(self, state_dict: Optional[dict] = None):
