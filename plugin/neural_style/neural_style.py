@@ -37,6 +37,7 @@ gi.require_version('Gegl', '0.4')
 from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 import nst_client  # noqa: E402  (beside this file)
+import nst_protocol  # noqa: E402  (beside this file)
 import style_choice  # noqa: E402  (beside this file)
 from nst_client import Cancelled, Failure  # noqa: E402
 
@@ -52,7 +53,6 @@ PREVIEW_SIDE = 512                   # the preview window's longest side
 PREVIEW_QUALITY_STEPS = 30           # the dialog's preview of Quality: its first steps...
 PREVIEW_QUALITY_SECONDS = 0.5        # ...drawn as they form, at most this often
 METHOD_NAMES = {'quality': 'Quality', 'fast': 'Fast', 'trained': 'the trained model'}
-FAST_STYLE_SHORT = 512               # Fast needs the paintings' short side at most this
 
 # Test hook (progress is invisible in batch mode, and batch mode has no Cancel button): with
 # NEURAL_STYLE_TEST_DIR=dir set in GIMP's environment, the plug-in mirrors progress, the
@@ -121,9 +121,6 @@ MODEL_NOTE = 'Choose the trained model\'s file (.pth) to paint with it.'
 MODEL_ARG = 'trained-model'
 MODEL_LABEL = 'Trained model (.pt_h)'
 SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
-
-
-protocol = nst_client.protocol
 
 
 # ---------------------------------------------------------------- small helpers
@@ -249,9 +246,9 @@ def _config():
         raise Failure('The Neural Style configuration %s is not one this plug-in understands '
                       '(expected version 1 naming "python").\nRun "python3 install.py" again.'
                       % path)
-    for key, default in protocol.TIME_LIMITS.items():    # why these: nst_protocol.py
+    for key, default in nst_protocol.TIME_LIMITS.items():    # why these: nst_protocol.py
         value = config.setdefault(key, default)
-        if not protocol.is_seconds(value):
+        if not nst_protocol.is_seconds(value):
             raise Failure('"%s" in the Neural Style configuration %s must be a number of '
                           'seconds (0 = no limit), not %r.\nCorrect it, or run "python3 '
                           'install.py" again.' % (key, path, value))
@@ -299,21 +296,16 @@ def _options(config, args):
                'device': device, 'seed': args['seed']}
     if args['method'] == 'trained':
         options['trained_model'] = args['trained_model']
-    for key in protocol.WORKER_OPTIONS:
+    for key in nst_protocol.WORKER_OPTIONS:
         if config.get(key):
             options[key] = config[key]
     return options
 
 
 def _style_side(drawable, method):
-    """The longest side to read a style layer at: Fast reads a painting at a short side of
-    256 px (nst_core/fast.py), so twice that is all it needs, and a large painting is read
-    and written in a fraction of the time (on a warm worker that was half of a 1024 px run);
-    Quality reads the painting at up to the output's size: all of it."""
-    w, h = drawable.get_width(), drawable.get_height()
-    if method != 'fast' or min(w, h) <= FAST_STYLE_SHORT:
-        return None
-    return max(1, round(max(w, h) * FAST_STYLE_SHORT / min(w, h)))
+    """The longest side to read a style layer at, as the protocol says the method reads it
+    (a large painting read for Fast at its own size was half of a warm 1024 px run)."""
+    return nst_protocol.style_side(method, drawable.get_width(), drawable.get_height())
 
 
 def _write_job(folder, content, styles, options, content_size=(None, None)):
@@ -356,7 +348,7 @@ class ProgressBar(nst_client.Handler):
             parts = [str(event.get('stage') or 'working')]
             if isinstance(event.get('step'), int) and isinstance(event.get('total'), int):
                 parts.append('step %d/%d' % (event['step'], event['total']))
-            eta = protocol.format_eta(event.get('eta'))
+            eta = nst_protocol.format_eta(event.get('eta'))
             if eta:
                 parts.append(eta)
             Gimp.progress_set_text('Neural Style: ' + ', '.join(parts))
