@@ -54,7 +54,7 @@ class WorkerFailed(Exception):
 
 
 class Hooks:
-    """Where the plug-in's test hooks plug in (neural_style.TestHooks); these do nothing."""
+    """Where the plug-in's test hooks plug in (probe.Hooks); these do nothing."""
 
     def log(self, message):
         pass
