@@ -3,6 +3,7 @@ real GIMP 3 (tests/gimp/run.sh: a cached Debian chroot, install.py, gimp-console
 under Xvfb)."""
 import ast
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -222,12 +223,12 @@ def test_plugin_imports_only_the_standard_library_gi_and_each_other():
 def test_no_product_module_but_the_probe_knows_the_test_environment():
     product = [ROOT / 'install.py', ROOT / 'nst_protocol.py'] + \
         sorted((ROOT / 'nst_core').rglob('*.py')) + sorted(PLUGIN.parent.rglob('*.py'))
-    # the names the tests set for the product: their own, never the product's settings
-    names = ('NEURAL_STYLE_TEST', 'NST_TEST')
+    # the environment the tests and tests/gimp/run.sh set (NEURAL_STYLE_TEST_DIR, NST_TEST_VENV,
+    # NS_KEEP_ALIVE, ...), never the product's own settings (NST_CORE_CACHE, NEURAL_STYLE_CONFIG)
+    names = re.compile(r'\b(NEURAL_STYLE_TEST|NST_TEST|NS_[A-Z])')
     for path in product:
         if path != PLUGIN.parent / 'probe.py':
-            text = path.read_text()
-            assert not any(name in text for name in names), path
+            assert not names.search(path.read_text()), path
 
 
 def style_choice():
