@@ -7,7 +7,7 @@
 
 Steps: find GIMP 3's profiles, create (or reuse) a venv, pip-install nst_core from this
 checkout into it, copy plugin/neural_style/ into each profile's plug-ins folder with
-nst_core/protocol.py beside it as nst_protocol.py, write neural_style.json (JSON data, never
+nst_protocol.py beside it, write neural_style.json (JSON data, never
 executed) naming the venv's interpreter, then fetch and verify the weights.
 See docs/install.md. Standard library only: this runs before any venv exists.
 """
@@ -33,6 +33,8 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
+
+import nst_protocol  # beside this file: the stdlib-only contract, importable before any venv
 
 CONFIG_VERSION = 1
 PLUGIN = 'neural_style'                    # folder and file name GIMP requires to match
@@ -719,7 +721,7 @@ def fetch_weights(python, cache_dir, act):
 def plugin_source(checkout=CHECKOUT):
     """Files to copy: plugin/neural_style/ (its help pages in help/ too; no caches) and the
     protocol, as relative path ('help/en/index.html') -> source path."""
-    folder, protocol = checkout / 'plugin' / PLUGIN, checkout / 'nst_core' / 'protocol.py'
+    folder, protocol = checkout / 'plugin' / PLUGIN, checkout / PROTOCOL_COPY
     main = folder / (PLUGIN + '.py')
     for needed in (main, protocol):
         if not needed.is_file():
@@ -735,28 +737,17 @@ def plugin_source(checkout=CHECKOUT):
     return files
 
 
-def protocol(checkout=CHECKOUT):
-    """nst_core/protocol.py, loaded alone: it needs only the standard library, while importing
-    the nst_core package would import torch, which is not installed yet."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'nst_protocol', str(checkout / 'nst_core' / 'protocol.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def make_config(python, cache_dir, device):
     return dict({'version': CONFIG_VERSION, 'python': str(python), 'cache_dir': str(cache_dir),
-                 'device': device, 'model': 'auto'}, **protocol().TIME_LIMITS)
+                 'device': device, 'model': 'auto'}, **nst_protocol.TIME_LIMITS)
 
 
 def kept_time_limits(config, old):
     """config with the time limits the user set in the config it replaces (old)."""
-    config, limits = dict(config), protocol()
-    for key in limits.TIME_LIMITS:
+    config = dict(config)
+    for key in nst_protocol.TIME_LIMITS:
         value = old.get(key) if isinstance(old, dict) else None
-        if limits.is_seconds(value):
+        if nst_protocol.is_seconds(value):
             config[key] = value
     return config
 

@@ -7,7 +7,12 @@ import torch
 
 
 class DeviceError(RuntimeError):
-    """The device asked for is not available on this machine."""
+    """The device asked for is not available on this machine. `details` names it and the
+    devices there are, for callers that word it their own way (the worker's error event)."""
+
+    def __init__(self, message, details=None):
+        super().__init__(message)
+        self.details = dict(details or {})
 
 
 def _mps_available():
@@ -34,7 +39,8 @@ def pick(name='auto'):
         raise DeviceError('unknown device %r (use auto, cpu, cuda or mps)' % name)
     if kind not in available():
         raise DeviceError('device %r is not available here (available: %s); choose auto or cpu'
-                          % (name, ', '.join(available())))
+                          % (name, ', '.join(available())),
+                          {'device': name, 'available': available()})
     return torch.device(name)
 
 

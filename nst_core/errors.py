@@ -1,5 +1,12 @@
 """Sorting exceptions into the protocol's error kinds, with a message a user can act on."""
+import re
+import shlex
+
 from .progress import Cancelled
+
+# The weights code ends an error it knows the repair of with "; run `python -m nst_core ARGS`"
+# (weights.cache.refetch_hint and its kin).
+_REPAIR = re.compile(r'^(.*); run `python -m nst_core ([^`]*)`(.*)$', re.S)
 
 
 def _oom(exc):
@@ -10,9 +17,25 @@ def _oom(exc):
 
 
 def details(exc):
-    """Extra fields for the worker's error event (the figures of a memory refusal), or {}."""
+    """Extra fields for the worker's error event, so that a client words the error without
+    taking the message apart (docs/protocol.md, "Errors"): a memory refusal's figures, the
+    device asked for and those there are, the command that repairs the weights; or {}."""
     found = getattr(exc, 'details', None)
-    return dict(found) if isinstance(found, dict) else {}
+    fields = dict(found) if isinstance(found, dict) else {}
+    from .weights.base import WeightsError
+    if isinstance(exc, WeightsError):
+        fields.update(_repair(str(exc)))
+    return fields
+
+
+def _repair(message):
+    """{"reason", "command" (the arguments after `python -m nst_core`), "after"} of a
+    weights error that names its repair: a client runs nst_core with its own interpreter."""
+    found = _REPAIR.match(message)
+    if not found:
+        return {}
+    return {'reason': found.group(1), 'command': shlex.split(found.group(2)),
+            'after': found.group(3)}
 
 
 def classify(exc):

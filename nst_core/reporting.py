@@ -4,7 +4,7 @@ import sys
 import threading
 import time
 
-from .protocol import PROTOCOL_VERSION, encode_event, format_eta
+from nst_protocol import PROTOCOL_VERSION, encode_event, format_eta
 
 
 class Reporter:

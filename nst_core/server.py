@@ -22,7 +22,6 @@ the process (os._exit), as the one-shot worker does: the plug-in's next run star
 """
 import errno
 import gc
-import json
 import os
 import queue
 import shutil
@@ -35,7 +34,7 @@ import threading
 import time
 import traceback
 
-from . import protocol
+import nst_protocol as protocol
 
 CANCEL_GRACE = 1.0      # s a cancelled job may take to return before the process ends
 POLL = 0.5              # s between the main thread's checks of its socket file and idleness
@@ -79,21 +78,9 @@ def _quiet_stdout():
 
 def _check_folder(folder):
     """The socket's folder must be private: anyone who can enter it could ask for jobs."""
-    try:
-        st = os.lstat(folder)
-    except OSError as e:
-        raise StartError('socket folder %s: %s' % (folder, e.strerror)) from None
-    if stat.S_ISLNK(st.st_mode):
-        raise StartError('socket folder %s is a symbolic link; it must be a private folder'
-                         % folder)
-    if not stat.S_ISDIR(st.st_mode):
-        raise StartError('socket folder %s is not a folder' % folder)
-    if st.st_uid != os.getuid():
-        raise StartError('socket folder %s belongs to uid %d, not to you (%d)'
-                         % (folder, st.st_uid, os.getuid()))
-    if st.st_mode & 0o077:
-        raise StartError('socket folder %s has mode %04o; it must be private (0700)'
-                         % (folder, stat.S_IMODE(st.st_mode)))
+    problem = protocol.private_folder(folder, create=False)
+    if problem:
+        raise StartError('socket folder %s %s' % (folder, problem))
 
 
 TMP_PREFIX = 'tmp-'
@@ -266,16 +253,11 @@ class Server:
             _free_memory()
 
     def _answer(self, conn, line, extra):
-        try:
-            request = json.loads(line)
-        except ValueError:
-            request = None
-        if isinstance(request, dict):
-            self._note_owner(request.get('owner'))
-        if isinstance(request, dict) and request.get('bye') is True:
+        job, owner, bye = protocol.parse_request(line)
+        self._note_owner(owner)
+        if bye:
             return
-        job = request.get('job') if isinstance(request, dict) else None
-        if not (isinstance(job, str) and os.path.isabs(job)):
+        if job is None:
             _send(conn, protocol.encode_event(
                 'error', kind='bad_job', message='expected {"job": "/absolute/path/job.json"} '
                 'or {"bye": true}, not %r' % line[:200]))
@@ -364,9 +346,7 @@ class Server:
             self.busy = True
         conn.settimeout(SEND_TIMEOUT)
         from . import __version__
-        sent = _send(conn, protocol.encode_event(
-            'hello', protocol=protocol.PROTOCOL_VERSION, version=__version__, key=self.key,
-            pid=os.getpid(), busy=busy))
+        sent = _send(conn, protocol.encode_hello(__version__, self.key, os.getpid(), busy))
         if busy or not sent:
             _close(conn)
             if not busy:

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 
-from . import protocol
+import nst_protocol as protocol
 from .progress import Cancelled
 
 CANCEL_GRACE = 0.4     # seconds a running step may take to notice a cancel

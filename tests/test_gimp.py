@@ -3,6 +3,7 @@ real GIMP 3 (tests/gimp/run.sh: a cached Debian chroot, install.py, gimp-console
 under Xvfb)."""
 import ast
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -15,8 +16,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = ROOT / 'plugin' / 'neural_style' / 'neural_style.py'
 RUN = ROOT / 'tests' / 'gimp' / 'run.sh'
-# what the plug-in's files may import: the standard library, GIMP's gi, and each other
-PLUGIN_MODULES = {'nst_client', 'nst_protocol', 'style_choice'}
+# the plug-in's modules that import no gi, so the tests import them as GIMP's Python does
+sys.path.insert(0, str(PLUGIN.parent))
+import messages  # noqa: E402
+import options  # noqa: E402
+import probe  # noqa: E402
+import settings  # noqa: E402
 
 
 def run_harness(label, **env):
@@ -36,23 +41,11 @@ def run_harness(label, **env):
     assert proc.returncode == 0, '\n'.join(failed) or out[-3000:]
 
 
-def plugin_tree():
-    return ast.parse(PLUGIN.read_text())
-
-
-def plugin_constant(name):
-    for node in plugin_tree().body:
-        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == name
-                                                for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise AssertionError('%s not found in %s' % (name, PLUGIN))
-
-
 def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices():
-    from nst_core.stylize import choices, options
-    known = options()
+    from nst_core.stylize import choices, options as stylize_options
+    known = stylize_options()
     seen = []
-    for name, kind, label, blurb, default, low, high in plugin_constant('OPTIONS'):
+    for name, kind, label, blurb, default, low, high in options.OPTIONS:
         key = name.replace('-', '_')
         seen.append(key)
         assert key in known, '%s is not a stylize() option' % name
@@ -70,59 +63,172 @@ def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices()
                          'preset', 'device', 'seed'}
 
 
-def plugin_functions(*names):
-    """Some of the plug-in's pure functions, without GIMP (the module imports gi)."""
-    found = {'os': os, 'STDERR_TAIL_LINES': 15}
-    for node in plugin_tree().body:
-        if isinstance(node, ast.FunctionDef) and node.name in names:
-            exec(compile(ast.Module([node], []), str(PLUGIN), 'exec'), found)
-    return found
-
-
 def test_weights_and_device_failures_speak_to_a_gimp_user():
-    fn = plugin_functions('_gb', '_tail', '_memory_message', '_shell_word', '_weights_message',
-                          '_failure_message')
     config = {'python': '/home/me/.local/share/neural-style/venv/bin/python',
               'cache_dir': "/home/me/My weights/it's here"}
-    text = fn['_failure_message'](1, {'kind': 'weights', 'message': (
-        'weights file x.pth is corrupted (...); run `python -m nst_core weights fetch magenta '
-        '--force`')}, '/nonexistent', config)
+    text = messages.failure({'kind': 'weights', 'message': 'in English for the command line',
+                             'reason': 'weights file x.pth is corrupted (...)',
+                             'command': ['weights', 'fetch', 'magenta', '--force'],
+                             'after': ''}, 1, '', config)
+    assert text.startswith('Neural Style failed: weights file x.pth is corrupted (...); run `')
     command = text.split('`')[1]
     assert command == ("/home/me/.local/share/neural-style/venv/bin/python -m nst_core weights "
                        "fetch magenta --force --cache-dir '/home/me/My weights/it'\\''s here'")
     assert shlex.split(command)[-1] == config['cache_dir']
     assert text.endswith('Run the command in a terminal, then try again.')
-    text = fn['_failure_message'](1, {'kind': 'device', 'message': (
-        "device 'cuda' is not available here (available: cpu); choose auto or cpu")},
-        '/nonexistent', config)
+    text = messages.failure({'kind': 'device', 'message': 'in English for the command line',
+                             'device': 'cuda', 'available': ['cpu']}, 1, '', config)
     assert text == ("Neural Style failed: device 'cuda' is not available here (available: cpu)."
                     '\nIn the Neural Style dialog: set "Device" to CPU.')
 
 
+def test_the_engine_sends_the_fields_the_plug_in_words_its_errors_from():
+    from nst_core import device, errors
+    from nst_core.weights.base import WeightsError
+    from nst_core.weights.cache import refetch_hint
+    error = WeightsError('weights file x.pth is corrupted (...); run `%s`'
+                         % refetch_hint('/cache/magenta.pth'))
+    fields = errors.details(error)
+    assert fields['reason'] == 'weights file x.pth is corrupted (...)' and not fields['after']
+    assert fields['command'][:2] == ['weights', 'fetch'] and fields['command'][-1] == '--force'
+    with pytest.raises(device.DeviceError) as found:
+        device.pick('cuda:7' if 'cuda' not in device.available() else 'nonesuch')
+    assert errors.classify(found.value)[0] == 'device'
+    if found.value.details:
+        assert found.value.details == {'device': 'cuda:7', 'available': device.available()}
+
+
+def test_each_error_kind_is_worded_for_the_dialog():
+    config = {'python': '/venv/bin/python'}
+    memory = {'kind': 'out_of_memory', 'message': '--fit, fit=True', 'method': 'quality',
+              'width': 640, 'height': 640, 'needed_bytes': 0.82 * 1024 ** 3,
+              'usable_bytes': 0.75 * 1024 ** 3, 'free_bytes': 0.88 * 1024 ** 3,
+              'largest_side': 416}
+    text = messages.failure(memory, 1, '', config)
+    assert text.startswith('Neural Style: not enough memory. Quality at 640 x 640 px needs about '
+                           '0.82 GB, but only 0.75 GB can be used now (85 % of the 0.88 GB free)')
+    assert 'tick "Fit to memory" to work at 416 px' in text and 'Output size" to 416' in text
+    assert '--fit' not in text
+    assert 'Close other programs' in messages.failure(dict(memory, largest_side=0), 1)
+    old = messages.failure({'kind': 'out_of_memory', 'message': 'too big'}, 1)
+    assert old.startswith('Neural Style failed: too big\nIn the Neural Style dialog: lower')
+    assert messages.failure({'kind': 'bad_input', 'message': 'a bad buffer'}, 1, 'log') == \
+        'Neural Style failed: a bad buffer'
+    text = messages.failure({'kind': 'internal', 'message': 'KeyError: x (a bug)'}, 1, 'tb')
+    assert text == "Neural Style failed: KeyError: x (a bug)\n\nLast lines of the worker's log:\ntb"
+    assert messages.failure(None, -9, 'tb').startswith(
+        'Neural Style failed: the worker stopped unexpectedly (exit code -9) without saying why.')
+    assert 'it closed the connection' in messages.failure(None, None)
+    # a worker without fields: its message as it is, never taken apart
+    assert messages.failure({'kind': 'weights', 'message': 'run `python -m x`'}, 1, '',
+                            config) == 'Neural Style failed: run `python -m x`'
+    assert messages.failure({'kind': 'device', 'message': 'no such device'}, 1) == \
+        'Neural Style failed: no such device.\nIn the Neural Style dialog: set "Device" to CPU.'
+
+
 def test_a_bad_trained_model_file_asks_for_another_file_not_a_weights_command():
-    fn = plugin_functions('_gb', '_tail', '_memory_message', '_shell_word', '_weights_message',
-                          '_failure_message')
     config = {'python': '/venv/bin/python'}
     error = {'kind': 'weights', 'message': 'm.pth is not a fast-neural-style model: it lacks '
              'conv1.conv2d.weight; give a model written by `python -m nst_core train`, ...'}
-    text = fn['_failure_message'](1, error, '/nonexistent', config, 'trained')
+    text = messages.failure(error, 1, '', config, 'trained')
     assert text == ('Neural Style failed: %s\nIn the Neural Style dialog: choose another '
                     '"Trained model" file.' % error['message'])
     assert 'Run the command' not in text
 
 
-def test_plugin_imports_only_the_standard_library_and_gi():
-    allowed = set(sys.stdlib_module_names) | {'gi'} | PLUGIN_MODULES
-    files = sorted(PLUGIN.parent.glob('*.py'))
-    assert {f.stem for f in files} == {'neural_style'} | PLUGIN_MODULES - {'nst_protocol'}
-    for path in files:
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.split('.')[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                imported.add(node.module.split('.')[0])
-        assert imported <= allowed, (path.name, imported - allowed)
+def test_the_size_and_preview_notes_say_what_the_run_will_do():
+    assert messages.size_note('quality', 0, 640, 480) == \
+        "Works at the layer's own size, 640 x 480 px."
+    assert messages.size_note('quality', 320, 640, 480) == \
+        "Works at 320 x 240 px, then scales to the layer's 640 x 480."
+    assert messages.size_note('quality', 900, 640, 480).endswith('(sizes above it add nothing).')
+    assert messages.size_note('fast', 320, 640, 480) == \
+        "Fast works at the layer's own size, 640 x 480 px."
+    assert messages.preview_note('trained', False, 30) == \
+        'Tick Preview to see the trained model on the layer.'
+    assert messages.preview_note('quality', True, 30, 'step 3/30').endswith('Painting... step 3/30')
+
+
+def test_the_install_settings_are_checked_and_the_time_limits_filled_in(tmp_path, monkeypatch):
+    path = tmp_path / 'neural_style.json'
+    monkeypatch.setenv(settings.CONFIG_ENV, str(path))
+    with pytest.raises(settings.Failure, match='is not set up'):
+        settings.load()
+    path.write_text('{"version": 1, "python": "/venv/bin/python", "stall_seconds": -1}')
+    with pytest.raises(settings.Failure, match='"stall_seconds" .* must be a number'):
+        settings.load()
+    path.write_text('{"version": 1, "python": "/venv/bin/python"}')
+    loaded = settings.load()
+    assert loaded['_path'] == str(path) and loaded['keep_alive_seconds'] == 600
+
+
+class Config:
+    """GIMP's procedure config, as far as options and settings read it."""
+
+    def __init__(self, **values):
+        self.values = {name.replace('_', '-'): value for name, value in values.items()}
+
+    def get_property(self, name):
+        return self.values.get(name)
+
+
+def test_the_job_options_come_from_the_arguments_and_the_install():
+    defaults = {name.replace('-', '_'): default for name, _, _, _, default, _, _
+                in options.OPTIONS}
+    config = Config(**dict(defaults, method='fast', size=300, style_layer='painting',
+                           style_weight_2=1.0, style_layer_2='second', style_weight_3=0.0,
+                           style_layer_3='third', preview=False))
+    args, styles = options.arguments(config)
+    assert styles == [('painting', 1.0), ('second', 1.0)] and args['trained_model'] is None
+    job = options.job_options({'device': 'cpu', 'cache_dir': '/w', 'model': ''}, args)
+    assert job['size'] == 0 and job['device'] == 'cpu' and job['cache_dir'] == '/w'
+    assert 'model' not in job and 'trained_model' not in job
+    text = settings.last_values_text(config)
+    assert '(method "fast")\n' in text and '(fit no)\n' in text and '(size 300)\n' in text
+
+
+def test_the_probe_does_nothing_without_the_test_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv(probe.ENV, raising=False)
+    probe.log('nothing')
+    probe.kill('before-insert')                  # no kill-at: it returns
+    assert probe.cancel_after() == 0 and not probe.enabled()
+    monkeypatch.setenv(probe.ENV, str(tmp_path))
+    (tmp_path / 'cancel-after').write_text('3\n')
+    probe.log('a line')
+    assert probe.cancel_after() == 3 and probe.enabled()
+    assert (tmp_path / 'plugin.log').read_text() == 'a line\n'
+
+
+def _imports(path):
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split('.')[0])
+    return imported
+
+
+def test_plugin_imports_only_the_standard_library_gi_and_each_other():
+    files = sorted(p for p in PLUGIN.parent.rglob('*') if p.is_file()
+                   and '__pycache__' not in p.parts and p.suffix not in ('.html', '.xml'))
+    assert files and all(p.suffix == '.py' for p in files), files
+    own = {p.stem for p in files} | {'nst_protocol'}     # install.py copies it beside them
+    allowed = set(sys.stdlib_module_names) | {'gi'} | own
+    for path in files + [ROOT / 'nst_protocol.py']:
+        assert _imports(path) <= allowed, (path.name, _imports(path) - allowed)
+    assert _imports(ROOT / 'install.py') <= set(sys.stdlib_module_names) | {'nst_protocol'}
+
+
+def test_no_product_module_but_the_probe_knows_the_test_environment():
+    product = [ROOT / 'install.py', ROOT / 'nst_protocol.py'] + \
+        sorted((ROOT / 'nst_core').rglob('*.py')) + sorted(PLUGIN.parent.rglob('*.py'))
+    # the environment the tests and tests/gimp/run.sh set (NEURAL_STYLE_TEST_DIR, NST_TEST_VENV,
+    # NS_KEEP_ALIVE, ...), never the product's own settings (NST_CORE_CACHE, NEURAL_STYLE_CONFIG)
+    names = re.compile(r'\b(NEURAL_STYLE_TEST|NST_TEST|NS_[A-Z])')
+    for path in product:
+        if path != PLUGIN.parent / 'probe.py':
+            assert not names.search(path.read_text()), path
 
 
 def style_choice():

@@ -34,7 +34,8 @@ def checkout(tmp_path):
     not install.py's business and may not exist yet)."""
     co = tmp_path / 'checkout'
     co.mkdir()
-    for name in ('install.py', 'setup.cfg', 'setup.py', 'pyproject.toml', 'README.md'):
+    for name in ('install.py', 'nst_protocol.py', 'setup.cfg', 'setup.py', 'pyproject.toml',
+                 'README.md'):
         if (ROOT / name).is_file():
             shutil.copy2(ROOT / name, co / name)
     shutil.copytree(ROOT / 'nst_core', co / 'nst_core',
@@ -235,7 +236,7 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
         assert main.stat().st_mode & stat.S_IXUSR
         assert not (target / 'dialog_help.py').stat().st_mode & stat.S_IXUSR
         assert (target / 'nst_protocol.py').read_bytes() == \
-            (ROOT / 'nst_core' / 'protocol.py').read_bytes()
+            (ROOT / 'nst_protocol.py').read_bytes()
         config = json.loads((target / 'neural_style.json').read_text())
         assert config == {'version': 1, 'python': str(bare_venv / 'bin' / 'python'),
                           'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto',

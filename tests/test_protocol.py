@@ -3,7 +3,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from nst_core import protocol
+import nst_protocol as protocol
 
 
 def _job(**over):
@@ -126,3 +126,53 @@ def test_protocol_module_needs_only_the_standard_library():
     names |= {n.module.split('.')[0] for n in ast.walk(tree)
               if isinstance(n, ast.ImportFrom) and n.module}
     assert names <= set(sys.stdlib_module_names), names - set(sys.stdlib_module_names)
+
+
+def test_hello_reads_back_and_is_ours_only_for_our_key_and_version():
+    line = protocol.encode_hello('1.2', 'k1', 4242, False) + '\n'
+    hello = protocol.parse_hello(line.encode())
+    assert hello == {'event': 'hello', 'protocol': protocol.PROTOCOL_VERSION, 'version': '1.2',
+                     'key': 'k1', 'pid': 4242, 'busy': False}
+    assert protocol.is_our_hello(hello, 'k1')
+    assert not protocol.is_our_hello(hello, 'k2')
+    assert not protocol.is_our_hello(dict(hello, protocol=2), 'k1')
+    assert not protocol.is_our_hello(dict(hello, pid=True), 'k1')
+    for bad in (b'[]', b'{"event": "progress"}', b'not json'):
+        with pytest.raises(ValueError):
+            protocol.parse_hello(bad)
+
+
+def test_a_request_names_an_absolute_job_and_its_owner(tmp_path):
+    line = protocol.encode_request('job.json', {'pid': 7, 'start': 9})
+    assert line.endswith('\n') and line.count('\n') == 1
+    job, owner, bye = protocol.parse_request(line)
+    assert job == str(tmp_path.cwd() / 'job.json') and owner == {'pid': 7, 'start': 9}
+    assert not bye
+    assert protocol.parse_request('{"bye": true}') == (None, None, True)
+    for bad in ('not json', '[1]', '{"job": 3}', '{"job": "relative.json"}'):
+        assert protocol.parse_request(bad)[0] is None, bad
+
+
+def test_the_private_folder_is_made_0700_and_anything_else_is_named(tmp_path):
+    import os
+    folder = tmp_path / 'private'
+    assert protocol.private_folder(str(folder)) is None
+    assert folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o750)
+    assert protocol.private_folder(str(folder)) == 'has mode 0750; it must be private (0700)'
+    (tmp_path / 'link').symlink_to(folder)
+    assert 'symbolic link' in protocol.private_folder(str(tmp_path / 'link'))
+    (tmp_path / 'file').write_text('')
+    assert protocol.private_folder(str(tmp_path / 'file')) == 'is not a folder'
+    assert protocol.private_folder(str(tmp_path / 'none'), create=False).startswith(
+        'cannot be read')
+    assert os.path.isdir(folder)
+
+
+def test_paintings_are_sent_at_the_side_the_method_reads_them_at():
+    from nst_core import fast
+    # Fast's predictor reads a painting at its short side: the contract sends twice that
+    assert protocol.STYLE_SHORT_SIDE['fast'] >= 2 * fast.PREDICTOR_SIZE
+    assert protocol.style_side('fast', 2000, 1000) == 1024
+    assert protocol.style_side('fast', 600, 400) is None
+    assert protocol.style_side('quality', 4000, 3000) is None

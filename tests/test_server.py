@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, scene, stripes
-from nst_core import protocol
+import nst_protocol as protocol
 from test_worker import write_job
 
 KEY = 'test-key'

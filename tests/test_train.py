@@ -17,7 +17,8 @@ from PIL import Image
 from torch import nn
 
 from conftest import ROOT, scene, stripes
-from nst_core import protocol, stylize
+import nst_protocol as protocol
+from nst_core import stylize
 from nst_core.models.transformer import TransformerNet
 from nst_core.photos import PhotoError, PhotoSet, find_photos
 from nst_core.training import train

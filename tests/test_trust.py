@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from conftest import ROOT, cached_weights, scene, stripes
-from nst_core import protocol, weights
+import nst_protocol as protocol
+from nst_core import weights
 from test_worker import events_of, write_job
 
 # Runs first in the worker (sitecustomize): any socket use is recorded and refused.

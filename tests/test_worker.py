@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, scene, stripes
-from nst_core import protocol
+import nst_protocol as protocol
 
 
 def write_job(tmp_path, content, styles, weights=None, **options):

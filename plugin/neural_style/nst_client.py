@@ -12,7 +12,6 @@ its connection close and drops the job; the folder's janitor, a process in a ses
 own, removes the folder once the plug-in is gone.
 """
 import hashlib
-import json
 import os
 import queue
 import shutil
@@ -25,25 +24,7 @@ import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _load_protocol():
-    """nst_core/protocol.py, copied beside this file by install.py; in a checkout, the original."""
-    try:
-        import nst_protocol
-        return nst_protocol
-    except ImportError:
-        import importlib.util
-        path = os.path.join(HERE, os.pardir, os.pardir, 'nst_core', 'protocol.py')
-        spec = importlib.util.spec_from_file_location('nst_protocol', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules.setdefault('nst_protocol', module)
-        return module
-
-
-protocol = _load_protocol()
+import nst_protocol  # beside this file once installed; at the checkout's top in a checkout
 
 JOB_PREFIX = 'neural-style-'
 POLL_SECONDS = 0.1
@@ -73,7 +54,7 @@ class WorkerFailed(Exception):
 
 
 class Hooks:
-    """Where the plug-in's test hooks plug in (neural_style.TestHooks); these do nothing."""
+    """Where the plug-in's test hooks plug in (probe.Hooks); these do nothing."""
 
     def log(self, message):
         pass
@@ -116,11 +97,11 @@ class JobFolder:
     def buffer(self, name, width, height, data, weight=1.0):
         with open(os.path.join(self.path, name), 'wb') as f:
             f.write(data)
-        return protocol.Buffer(name, width, height, weight)
+        return nst_protocol.Buffer(name, width, height, weight)
 
     def write_job(self, content, styles, options):
-        job = protocol.Job(content, styles, 'result.rgba', options)
-        return protocol.write_job(job, self.path)
+        job = nst_protocol.Job(content, styles, 'result.rgba', options)
+        return nst_protocol.write_job(job, self.path)
 
     def read(self, name, width, height):
         """A buffer the worker wrote (the result, a preview), checked against its size."""
@@ -352,8 +333,7 @@ class Connection:
         self.reader = sock.makefile('rb')
 
     def send_job(self, job_path):
-        request = {'job': os.path.abspath(job_path), 'owner': gimp_owner()}
-        self.sock.sendall((json.dumps(request) + '\n').encode())
+        self.sock.sendall(nst_protocol.encode_request(job_path, gimp_owner()).encode())
         threading.Thread(target=_pump, args=(self.reader, self.lines), daemon=True).start()
 
     def stop(self, grace=TERMINATE_GRACE, stuck=False):
@@ -366,10 +346,10 @@ class Connection:
     def finish(self, done, error):
         self.close()
         if done is not None:
-            return protocol.EXIT_OK
+            return nst_protocol.EXIT_OK
         if error is not None:
-            return protocol.EXIT_CANCELLED if error.get('kind') == 'cancelled' \
-                else protocol.EXIT_FAILED
+            return nst_protocol.EXIT_CANCELLED if error.get('kind') == 'cancelled' \
+                else nst_protocol.EXIT_FAILED
         return None                      # the worker died in the middle of the job
 
     def close(self):
@@ -395,13 +375,7 @@ def state_dir():
     else:
         # not named like a job folder (JOB_PREFIX): the sweep of stale jobs must not see it
         path = os.path.join(tempfile.gettempdir(), 'nst-warm-%d' % os.getuid())
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() \
-            or info.st_mode & 0o077:
+    if nst_protocol.private_folder(path):
         raise Failure('Neural Style cannot use %s for its worker: it must be a folder of yours '
                       'that only you can enter (mode 0700). Remove it, or set '
                       '"keep_alive_seconds" to 0 in %s.' % (path, '"neural_style.json"'))
@@ -417,14 +391,14 @@ def install_key(config):
     except (OSError, KeyError):
         stamp = ''
     text = '\0'.join([str(config.get('_path')), stamp, config['python'],
-                      repr(config['keep_alive_seconds']), str(protocol.PROTOCOL_VERSION)])
+                      repr(config['keep_alive_seconds']), str(nst_protocol.PROTOCOL_VERSION)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def gimp_owner():
     """The GIMP this plug-in runs in (GIMP starts each plug-in as its child), for the warm
     worker, which ends once every GIMP it serves has ended (docs/protocol.md)."""
-    return protocol.process_owner(os.getppid())
+    return nst_protocol.process_owner(os.getppid())
 
 
 def warm_possible(config):
@@ -479,9 +453,7 @@ class WarmWorker:
                 if not chunk:
                     raise ConnectionRefusedError('closed before its hello')
                 line += chunk
-            hello = json.loads(line.decode('utf-8'))
-            if not isinstance(hello, dict) or hello.get('event') != 'hello':
-                raise ValueError('no hello: %r' % line[:200])
+            hello = nst_protocol.parse_hello(line)
             sock.settimeout(None)
             return sock, hello
         except BaseException:
@@ -489,8 +461,7 @@ class WarmWorker:
             raise
 
     def _ours(self, hello):
-        return hello.get('protocol') == protocol.PROTOCOL_VERSION \
-            and hello.get('key') == self.key and isinstance(hello.get('pid'), int)
+        return nst_protocol.is_our_hello(hello, self.key)
 
     def _retire(self):
         """Remove the socket file at our path (only a socket): the worker behind it, if any,
@@ -612,8 +583,8 @@ def follow(channel, config, handler=Handler(), poll=lambda: None, hooks=Hooks())
             if not line:
                 continue
             try:
-                event = protocol.parse_event(line.decode('utf-8', 'replace'))
-            except protocol.ProtocolError as e:
+                event = nst_protocol.parse_event(line.decode('utf-8', 'replace'))
+            except nst_protocol.ProtocolError as e:
                 error = {'kind': 'internal', 'message': str(e)}
                 continue
             watch.heard()                      # an event, not just any output
@@ -644,7 +615,7 @@ def follow(channel, config, handler=Handler(), poll=lambda: None, hooks=Hooks())
     if code == 0 and done is not None:
         hooks.kill('writing-back')
         return logs
-    if code == protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
+    if code == nst_protocol.EXIT_CANCELLED or (error or {}).get('kind') == 'cancelled':
         raise Cancelled()
     raise WorkerFailed(code, error, channel.log_path)
 

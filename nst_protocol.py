@@ -1,10 +1,14 @@
-"""Job protocol v1 between the GIMP plug-in and the worker (docs/protocol.md).
+"""Job protocol v1 between the GIMP plug-in and the worker (docs/protocol.md): the one
+contract the plug-in, the installer and the engine stand on.
 
-Standard library only: install.py copies this file next to the plug-in, which runs in
-GIMP's own Python, so both sides share one implementation.
+Standard library only, and one module imported by this name everywhere: the engine's venv
+has it from the nst_core distribution (setup.cfg), install.py from the checkout it runs in,
+and the plug-in from the copy install.py puts beside it, since GIMP's own Python has no
+nst_core.
 """
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 1
@@ -22,6 +26,12 @@ ERROR_KINDS = ('bad_job', 'bad_input', 'weights', 'device', 'out_of_memory',
 # see docs/protocol.md, "Previews").
 WORKER_OPTIONS = ('model', 'cache_dir', 'preview_seconds', 'preview_side')
 
+# The longest short side a client need send a painting at, per method (a method not named
+# here reads the whole painting). Fast's predictor reads a painting at a short side of 256
+# px (nst_core.fast.PREDICTOR_SIZE): twice that keeps the detail its resampling uses, and a
+# large painting is read, written and sent in a fraction of the time.
+STYLE_SHORT_SIDE = {'fast': 512}
+
 # The plug-in's time limits in its config (neural_style.json), seconds, 0 = none. It enforces
 # them, because a deadlocked worker cannot police itself: no event for stall_seconds (a
 # Quality step at 4096 px on a slow CPU takes about a minute, loading a model some seconds),
@@ -35,6 +45,15 @@ def is_seconds(value) -> bool:
     """A usable time limit: a finite number >= 0 (JSON's true/false are not numbers here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) \
         and 0 <= value < float('inf')
+
+
+def style_side(method, width, height):
+    """The longest side to send a width x height painting at for this method, or None for
+    its own size (STYLE_SHORT_SIDE)."""
+    short = STYLE_SHORT_SIDE.get(method)
+    if short is None or min(width, height) <= short:
+        return None
+    return max(1, round(max(width, height) * short / min(width, height)))
 
 
 class JobError(ValueError):
@@ -199,6 +218,76 @@ def _is_preview(data):
             and '..' not in path.replace('\\', '/').split('/')
             and _is_int(data.get('width')) and _is_int(data.get('height'))
             and data['width'] > 0 and data['height'] > 0)
+
+
+# ---- the warm worker's socket: the hello it greets with, the one request line it reads
+
+def encode_hello(version, key, pid, busy):
+    """The warm worker's greeting: who it is (its install's key, its pid) and whether it is
+    busy with another client's job."""
+    return encode_event('hello', protocol=PROTOCOL_VERSION, version=version, key=key,
+                        pid=pid, busy=busy)
+
+
+def parse_hello(line):
+    """The hello as a dict; ValueError for anything else (then no worker of ours is there)."""
+    hello = json.loads(line.decode('utf-8') if isinstance(line, bytes) else line)
+    if not isinstance(hello, dict) or hello.get('event') != 'hello':
+        raise ValueError('no hello: %r' % line[:200])
+    return hello
+
+
+def is_our_hello(hello, key):
+    """A worker of this protocol and of the install `key` names, with a pid to kill."""
+    return hello.get('protocol') == PROTOCOL_VERSION and hello.get('key') == key \
+        and _is_int(hello.get('pid'))
+
+
+def encode_request(job_path, owner):
+    """The client's one line: the job's absolute path and the process it runs for
+    (process_owner)."""
+    return json.dumps({'job': os.path.abspath(job_path), 'owner': owner}) + '\n'
+
+
+def parse_request(line):
+    """(job path or None, owner or None, bye) from a request line; a job path is absolute."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return None, None, False
+    if not isinstance(request, dict):
+        return None, None, False
+    job = request.get('job')
+    return (job if isinstance(job, str) and os.path.isabs(job) else None,
+            request.get('owner'), request.get('bye') is True)
+
+
+# ---- the private folder of sockets and jobs
+
+def private_folder(path, create=True):
+    """Make path a folder of mode 0700 (create=True) and check it is one: anyone who can
+    enter the folder of a warm worker's socket could ask it for jobs. None when it is
+    private, else what is wrong, worded to follow the path ("... is a symbolic link")."""
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            return 'cannot be made: %s' % e.strerror
+    try:
+        info = os.lstat(path)
+    except OSError as e:
+        return 'cannot be read: %s' % e.strerror
+    if stat.S_ISLNK(info.st_mode):
+        return 'is a symbolic link; it must be a private folder'
+    if not stat.S_ISDIR(info.st_mode):
+        return 'is not a folder'
+    if info.st_uid != os.getuid():
+        return 'belongs to uid %d, not to you (%d)' % (info.st_uid, os.getuid())
+    if info.st_mode & 0o077:
+        return 'has mode %04o; it must be private (0700)' % stat.S_IMODE(info.st_mode)
+    return None
 
 
 def format_eta(seconds):

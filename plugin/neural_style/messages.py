@@ -1,0 +1,229 @@
+"""What the plug-in says to a GIMP user: every failure and note, worded for the dialog and the
+user's own terminal, and wrapped for translation.
+
+Worker errors are worded from the fields the worker sends with them (docs/protocol.md,
+"Errors": the kind, and e.g. a memory refusal's figures or the command that repairs the
+weights), never from its English, which speaks to the command line; a worker that sends no
+fields gets its message shown as it is. Standard library only, so the tests import it.
+"""
+import gettext
+import os
+
+# As GIMP's own Python plug-ins do, but with a text domain of the plug-in's own: GIMP's
+# catalogues do not hold these strings. No catalogue installed: the English as written.
+TEXT_DOMAIN = 'gimp30-neural-style'
+LOCALE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'locale')
+_ = gettext.translation(TEXT_DOMAIN, LOCALE_DIR, fallback=True).gettext
+
+
+def N_(message):
+    """Marks text for translation where it is defined; _() translates it where it is used."""
+    return message
+
+
+FAILED = N_('Neural Style failed: %s')
+METHOD_NAMES = {'quality': N_('Quality'), 'fast': N_('Fast'),
+                'trained': N_('the trained model')}
+
+
+# ---------------------------------------------------------------- the worker's errors
+
+def failure(error, code=None, log_tail='', config=None, method=None):
+    """The message for a job that ended without a result: `error` is the worker's error event
+    (None: it sent none, `code` its exit code, None: the connection closed)."""
+    if error is None:
+        text = _('Neural Style failed: the worker stopped unexpectedly (%s) without saying '
+                 'why.') % (_('exit code %s') % code if code is not None
+                            else _('it closed the connection'))
+    else:
+        text = _worded(error, config or {}, method)
+        if error.get('kind') != 'internal':
+            return text
+    if log_tail:
+        text += '\n\n' + _("Last lines of the worker's log:") + '\n' + log_tail
+    return text
+
+
+def _worded(error, config, method):
+    kind = error.get('kind')
+    if kind == 'out_of_memory':
+        return memory(error)
+    if kind == 'weights' and method == 'trained':
+        # nothing is fetched for a trained model: the file chosen is what is wrong
+        return (_(FAILED) % error['message'] + '\n'
+                + _('In the Neural Style dialog: choose another "Trained model" file.'))
+    if kind == 'weights':
+        return weights(error, config)
+    if kind == 'device':
+        return device(error)
+    return _(FAILED) % error['message']
+
+
+def gb(n):
+    return ('%.2f GB' if n < 10 * 1024 ** 3 else '%.1f GB') % (n / 1024 ** 3)
+
+
+def memory(error):
+    """A memory refusal in the dialog's words, from its figures."""
+    try:
+        method, need, usable, free = (error['method'], float(error['needed_bytes']),
+                                      float(error['usable_bytes']), float(error['free_bytes']))
+        w, h, side = int(error['width']), int(error['height']), int(error['largest_side'])
+    except (KeyError, TypeError, ValueError):         # a worker from before these fields
+        return (_(FAILED) % error['message'] + '\n'
+                + _('In the Neural Style dialog: lower "Output size", or tick "Fit to memory" '
+                    'to work at the largest size that fits.'))
+    text = _('Neural Style: not enough memory. %s at %d x %d px needs about %s, but only %s '
+             'can be used now (%d %% of the %s free).') % (
+        _('Quality') if method == 'quality' else _('Fast'), w, h, gb(need), gb(usable),
+        round(100 * usable / free) if free else 0, gb(free))
+    if side < 16:
+        return text + '\n' + _('Close other programs, or choose a smaller layer.')
+    ways = [_('tick "Fit to memory" to work at %d px, the largest size that fits now (the '
+              'result is still scaled to the layer)') % side]
+    if method == 'quality':
+        ways.append(_('lower "Output size" to %d or less') % side)
+        ways.append(_('choose the Fast method'))
+    return text + '\n' + _('In the Neural Style dialog: %s.') % _(', or ').join(ways)
+
+
+def shell_word(text):
+    """text as one word of a command line (POSIX sh; cmd.exe on Windows)."""
+    if text and all(c.isalnum() or c in '/._-+:=@%,' for c in text):
+        return text
+    if os.name == 'nt':
+        return '"%s"' % text
+    return "'%s'" % text.replace("'", "'\\''")
+
+
+def repair_command(command, config):
+    """The worker's repair as a command line that works pasted into a terminal: the python
+    of a GIMP user's terminal has no nst_core, and the weights folder is the config's."""
+    words = [config['python'], '-m', 'nst_core'] + list(command)
+    if config.get('cache_dir') and '--cache-dir' not in words:
+        words += ['--cache-dir', config['cache_dir']]
+    return ' '.join(shell_word(w) for w in words)
+
+
+def weights(error, config):
+    command = error.get('command')
+    if not (isinstance(command, list) and config.get('python')):
+        return _(FAILED) % error['message']
+    return (_(FAILED) % ('%s; run `%s`%s' % (error.get('reason', ''),
+                                              repair_command(command, config),
+                                              error.get('after', ''))) + '\n'
+            + _('Run the command in a terminal, then try again.'))
+
+
+def device(error):
+    # the worker's own advice names the command line's values ("choose auto or cpu"); Auto
+    # may mean the installer's GPU (neural_style.json), so: CPU
+    available = error.get('available')
+    if isinstance(error.get('device'), str) and isinstance(available, list):
+        reason = _("device '%s' is not available here (available: %s)") % (
+            error['device'], ', '.join(str(name) for name in available))
+    else:
+        reason = error['message']
+    return (_(FAILED) % reason + '.\n'
+            + _('In the Neural Style dialog: set "Device" to CPU.'))
+
+
+# ---------------------------------------------------------------- the plug-in's own checks
+
+def not_set_up(path):
+    return _('Neural Style is not set up: %s is missing.\nRun "python3 install.py" from the '
+             'Neural Style folder, then restart GIMP.') % path
+
+
+def config_unreadable(path, error):
+    return _('Cannot read the Neural Style configuration %s: %s\nRun "python3 install.py" '
+             'again to rewrite it.') % (path, error)
+
+
+def config_unknown(path):
+    return _('The Neural Style configuration %s is not one this plug-in understands (expected '
+             'version 1 naming "python").\nRun "python3 install.py" again.') % path
+
+
+def config_not_seconds(key, path, value):
+    return _('"%s" in the Neural Style configuration %s must be a number of seconds (0 = no '
+             'limit), not %r.\nCorrect it, or run "python3 install.py" again.') % (
+        key, path, value)
+
+
+def repeat_without_style():
+    return _('Filters > Repeat "Neural Style" has no style layer to repeat with: choose one in '
+             'Filters > Artistic > Neural Style... first.')
+
+
+def repeat_style_gone(which):
+    return _('Filters > Repeat "Neural Style" cannot run: the style layer of the last run, %s, '
+             'is not open any more. Open that painting again (File > Open as Layers, or as an '
+             'image), or choose another style in Filters > Artistic > Neural Style...') % which
+
+
+def not_one_layer():
+    return _('Neural Style works on one layer: select exactly one layer (not a channel or a '
+             'layer mask) and try again.')
+
+
+def no_style_layer():
+    return _('Choose a style layer: open or paste the painting whose style you want as a layer '
+             '(in this or any open image) and pick it as "Style layer".')
+
+
+def no_trained_model():
+    return _('Choose a trained model: the Trained model method paints with a network trained '
+             'for one style. In the Neural Style dialog, pick its file (.pth) as "Trained '
+             'model", or choose the Quality or Fast method.')
+
+
+def trained_model_missing(path, is_folder):
+    return (_('The trained model %s is a folder: pick another file as "Trained model".')
+            if is_folder else
+            _('The trained model %s does not exist: pick another file as "Trained model".')
+            ) % path
+
+
+def selection_misses(layer_name):
+    return _('The selection does not touch the layer "%s": select part of the layer, or '
+             'Select > None to use all of it.') % layer_name
+
+
+def indexed_image():
+    return _('Neural Style works on RGB and grayscale images: convert this one with Image > '
+             'Mode > RGB first.')
+
+
+def zero_weights():
+    return _('The style weights are all zero: give at least one style a weight.')
+
+
+# ---------------------------------------------------------------- notes in the dialog
+
+def size_note(method, size, width, height):
+    """What Output size means for this layer, said under it: no silent caps."""
+    side = max(width, height)
+    if method != 'quality':
+        return _("%s works at the layer's own size, %d x %d px.") % (
+            _('Fast') if method == 'fast' else _('Trained model'), width, height)
+    if size == 0 or size >= side:
+        return _("Works at the layer's own size, %d x %d px%s.") % (
+            width, height, '' if size in (0, side) else _(' (sizes above it add nothing)'))
+    scale = size / side
+    return _("Works at %d x %d px, then scales to the layer's %d x %d.") % (
+        max(1, round(width * scale)), max(1, round(height * scale)), width, height)
+
+
+def preview_note(method, ticked, quality_steps, step=None):
+    """The line under the dialog's preview: what it shows (and, while it paints, how far)."""
+    if not ticked:
+        text = _('Tick Preview to see %s on the layer.') % _(METHOD_NAMES[method])
+    elif method == 'quality':
+        text = _("Quality's first %d steps, at the preview's size: the run goes on to finer "
+                 'detail.') % quality_steps
+    else:
+        text = _("%s, at the preview's size.") % _(METHOD_NAMES[method])
+    if step is not None:
+        text += ' ' + _('Painting... %s') % step
+    return text

@@ -1,0 +1,109 @@
+"""The filter's options: the table GIMP's arguments and dialog are made from, and the job's
+options made from the values chosen.
+
+The options are named as nst_core.stylize()'s keyword arguments with dashes for GIMP, with the
+same defaults and choices (tests/test_gimp.py compares this table with stylize()). Standard
+library only: `config` is anything with get_property (GIMP's procedure config).
+"""
+import nst_protocol
+from messages import N_
+
+# (gimp name, kind, label, help, default, min, max) ; for 'choice', min is a list of
+# (value, label) and max is None; for 'bool' both are None. The labels carry their mnemonic
+# (the underlined letter, Alt+letter in the dialog), as GIMP's own plug-ins' do; none may take
+# the letters of the dialog's buttons (Reset, Cancel, OK, Load/Save Settings: r c o l s), of
+# Reset's two choices (Initial Values, Factory Defaults: i f) or of the preview's toggle (p).
+OPTIONS = [
+    ('method', 'choice', N_('_Method'),
+     N_('Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network, '
+        "at the layer's own size. Trained model: one pass of a network trained for one style "
+        '(the "Trained model" file; no style layer needed).'),
+     'quality', [('quality', N_('Quality')), ('fast', N_('Fast')),
+                 ('trained', N_('Trained model'))], None),
+    ('strength', 'double', N_('Stre_ngth'),
+     N_('How much style: 0 keeps the content, 1 is full style.'), 1.0, 0.0, 1.0),
+    ('style-scale', 'double', N_('Style sc_ale'),
+     N_("Size of the style's strokes relative to the content."), 1.0, 0.1, 8.0),
+    ('preserve-colors', 'choice', N_('Preser_ve color'),
+     N_("Keep the content's colors: luminance transfers only brightness; histogram matches "
+        "the style's colors to the content's first."),
+     'none', [('none', N_('No')), ('luminance', N_('Luminance only')),
+              ('histogram', N_('Match histogram'))], None),
+    ('size', 'int', N_('Output si_ze (px)'),
+     N_("Quality: the size of the longest side to paint at, in pixels (0 = the layer's own "
+        'size, the sharpest; larger than the layer is not used); a smaller size is faster and '
+        "is scaled to the layer. Fast always works at the layer's own size."), 0, 0, 16384),
+    ('fit', 'bool', N_('Fi_t to memory'),
+     N_('When the output size needs more memory than is free, work at the largest size that '
+        'fits instead of refusing.'), False, None, None),
+    ('preset', 'choice', N_('_Quality preset'),
+     N_('Number of optimisation steps for the Quality method (Draft, Normal, Best).'),
+     'normal', [('draft', N_('Draft')), ('normal', N_('Normal')), ('best', N_('Best'))], None),
+    ('device', 'choice', N_('_Device'),
+     N_("Where to compute: auto uses the device from the installer's configuration "
+        '(by default a GPU when there is one).'),
+     'auto', [('auto', N_('Auto')), ('cpu', N_('CPU')), ('cuda', N_('CUDA (NVIDIA GPU)')),
+              ('mps', N_('MPS (Apple GPU)'))], None),
+    ('seed', 'int', N_('S_eed'), N_('Random seed: the same seed gives the same picture.'),
+     0, 0, 2147483647),
+]
+STYLE_SLOTS = [('style-layer', None), ('style-layer-2', 'style-weight-2'),
+               ('style-layer-3', 'style-weight-3')]
+STYLE_LABELS = {'style-layer': N_('St_yle layer'), 'style-layer-2': N_('Style layer _2'),
+                'style-weight-2': N_('_Weight of style 2'),
+                'style-layer-3': N_('Style layer _3'),
+                'style-weight-3': N_('Wei_ght of style 3')}
+# A network trained for one style (python -m nst_core train, or pytorch/examples' candy.pth
+# ...): the file is the style, so the style layers are not used with it.
+MODEL_ARG = 'trained-model'
+MODEL_LABEL = N_('Trained model (.pt_h)')
+# The dialog's order: what to paint with first, the method and what only Quality uses next to
+# it, then the look, then where and how to compute.
+DIALOG_ORDER = ['style-layer', 'method', MODEL_ARG, 'model-note', 'preset', 'size',
+                'size-note', 'strength', 'style-scale', 'preserve-colors', 'fit', 'device',
+                'seed', 'more-styles-expander']
+QUALITY_ONLY = ('preset', 'size')
+STYLE_ONLY = ('style-layer', 'more-styles-expander')      # greyed out for Trained model
+SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
+# what the dialog's preview shows depends on these (not on Quality's preset, size, seed)
+PREVIEW_OPTIONS = ('style-layer', 'style-layer-2', 'style-weight-2', 'style-layer-3',
+                   'style-weight-3', 'method', MODEL_ARG, 'strength', 'style-scale',
+                   'preserve-colors', 'device')
+
+
+def arguments(config):
+    """(args, styles): the options as stylize()'s names, with 'trained_model' the model
+    file's path; styles [(layer, weight)] with a weight above 0 (none for Trained model)."""
+    args = {name.replace('-', '_'): config.get_property(name) for name, *_ in OPTIONS}
+    model = config.get_property(MODEL_ARG)
+    args['trained_model'] = model.get_path() if model is not None else None
+    if args['method'] == 'trained':
+        return args, []                      # the network is the style
+    styles = []
+    for layer_name, weight_name in STYLE_SLOTS:
+        layer = config.get_property(layer_name)
+        weight = config.get_property(weight_name) if weight_name else 1.0
+        if layer is not None and weight > 0:
+            styles.append((layer, weight))
+    return args, styles
+
+
+def job_options(settings, args):
+    """The job's "options" (docs/protocol.md) from the arguments and the install's settings
+    (neural_style.json: its device for Auto, and the worker's own keys)."""
+    device = args['device']
+    if device == 'auto':
+        device = settings.get('device') or 'auto'
+    # Fast works at the layer's own size (tiled when large): at a smaller size it is no faster
+    # in GIMP (torch's start-up dominates) and only softer once enlarged to the layer.
+    size = args['size'] if args['method'] == 'quality' else 0
+    options = {'method': args['method'], 'strength': args['strength'],
+               'style_scale': args['style_scale'], 'preserve_colors': args['preserve_colors'],
+               'size': size, 'fit': args['fit'], 'preset': args['preset'],
+               'device': device, 'seed': args['seed']}
+    if args['method'] == 'trained':
+        options['trained_model'] = args['trained_model']
+    for key in nst_protocol.WORKER_OPTIONS:
+        if settings.get(key):
+            options[key] = settings[key]
+    return options
