@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nst_core.stylize import stylize
+from nst_core.api import stylize
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = ROOT.parent / 'shared' / 'data' / 'images' / 'inputs'

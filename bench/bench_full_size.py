@@ -62,7 +62,7 @@ def find(name):
 def run_one(args):
     """One stylize() call in this process; prints its figures as JSON."""
     from nst_core import imageio
-    from nst_core.stylize import stylize
+    from nst_core.api import stylize
     content, style = imageio.open_image(args.content), imageio.open_image(args.style)
     use = resource.getrusage(resource.RUSAGE_SELF)
     c0, t0 = use.ru_utime + use.ru_stime, time.perf_counter()

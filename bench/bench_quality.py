@@ -52,7 +52,7 @@ def inputs(pair):
 
 def run_config(args):
     from nst_core import imageio
-    from nst_core.stylize import stylize
+    from nst_core.api import stylize
     sys.path.insert(0, str(Path(__file__).parent))
     from neural_style_recipe import stylize_neural_style
     out_dir = OUT / args.one
@@ -87,7 +87,7 @@ def step_cost(args):
     import torch
     from nst_core.features import load_features, use_bf16
     from nst_core.quality import GatysLoss
-    from nst_core.stylize import options
+    from nst_core.api import options
     o = {k: p.default for k, p in options().items()}
     layers = [*o['content_layers'], *o['style_layers']]
     bf16 = use_bf16('auto', torch.device('cpu'))

@@ -56,7 +56,7 @@ def content_at(path, side):
 
 def run_one(args):
     from nst_core import imageio
-    from nst_core.stylize import stylize
+    from nst_core.api import stylize
     OUT.mkdir(parents=True, exist_ok=True)
     content, enlarged = content_at(IMAGES / args.content, args.one)
     if enlarged:

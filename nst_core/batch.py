@@ -126,7 +126,7 @@ def stylize_all(inputs, styles, out_dir, options, *, fmt='png', callback=None, s
     from .errors import classify
     from .imageio import open_image
     if stylize is None:
-        from .stylize import stylize
+        from .api import stylize
     out_dir = Path(out_dir)
     pairs = targets(sources(inputs), out_dir, fmt)
     prepare_folder(out_dir)

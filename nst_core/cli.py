@@ -52,7 +52,7 @@ def _show(value):
 def _option_docs(func=None):
     """Each option's description in stylize()'s (or func's) docstring."""
     if func is None:
-        from .stylize import stylize as func
+        from .api import stylize as func
     docs, current = {}, None
     for line in (func.__doc__ or '').splitlines():
         text = line.strip()
@@ -88,7 +88,7 @@ def _add_stylize(sub):
 
 def _add_options(p):
     """Every stylize() option as a flag, with its default and choices."""
-    from .stylize import options
+    from .api import options
     for name, param in options().items():
         if name not in SKIP:
             p.add_argument(_flag(name), **_arg_spec(name, param))
@@ -97,7 +97,7 @@ def _add_options(p):
 def _run_stylize(args):
     from .imageio import ImageError, open_image
     from .reporting import Reporter
-    from .stylize import options, stylize
+    from .api import options, stylize
     reporter = Reporter(json_events=args.json, quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
     kwargs['style_weights'] = args.style_weights
@@ -170,7 +170,7 @@ def _run_batch(args):
     from . import batch
     from .imageio import ImageError, open_image
     from .reporting import Reporter
-    from .stylize import options
+    from .api import options
     reporter = Reporter(quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
     kwargs.update(style_weights=args.style_weights, log=reporter.log)

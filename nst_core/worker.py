@@ -93,7 +93,7 @@ def _event_stream():
 
 def _options(job):
     """(stylize() keyword arguments, preview settings) from the job's options."""
-    from .stylize import options
+    from .api import options
     known = set(options()) - {'callback', 'cancel', 'log', 'style_weights', 'init_image'}
     unknown = set(job.options) - known - set(protocol.WORKER_OPTIONS)
     if unknown:
@@ -146,7 +146,7 @@ class PreviewWriter:
 
 def _execute(job, job_path, reporter, cancel, models):
     from .imageio import from_rgba_bytes, with_alpha
-    from .stylize import stylize_with
+    from .api import stylize_with
     opts, (seconds, side) = _options(job)
     callback = reporter.progress if seconds <= 0 else PreviewWriter(
         reporter, os.path.dirname(os.path.abspath(job_path)), seconds, side)

@@ -42,7 +42,7 @@ def run_harness(label, **env):
 
 
 def test_plugin_options_are_stylize_options_with_the_same_defaults_and_choices():
-    from nst_core.stylize import choices, options as stylize_options
+    from nst_core.api import choices, options as stylize_options
     known = stylize_options()
     seen = []
     for name, kind, label, blurb, default, low, high in options.OPTIONS:

@@ -6,7 +6,7 @@ from PIL import Image
 from nst_core import loaded, trained
 from nst_core.loaded import LoadedModels
 from nst_core.models.transformer import TransformerNet
-from nst_core.stylize import stylize_with
+from nst_core.api import stylize_with
 
 
 def tensor_of(n_bytes):

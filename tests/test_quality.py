@@ -10,7 +10,7 @@ from conftest import edge_bands, scene, shared_image, stripes
 from nst_core import Cancelled, colour, imageio, quality, schedule
 from nst_core.features import load_features
 from nst_core.quality import GatysLoss, keep_octave, optimise
-from nst_core.stylize import stylize
+from nst_core.api import stylize
 
 TINY = dict(model='tiny', size=48, preset='draft')
 LAYERS = dict(content_layers=('relu4_2',),
@@ -151,7 +151,7 @@ def test_bad_options_raise_clear_errors(kwargs, words):
 def test_real_vgg_transfers_style_and_keeps_content():
     """Normal with the real weights at 256 px: the style loss falls by a large factor while the
     content stays far closer to the photo than an unrelated picture is."""
-    from nst_core.stylize import options
+    from nst_core.api import options
     o = {k: p.default for k, p in options().items()}
     content = shared_image('tubingen.jpg')
     style = shared_image('starry_night.jpg')
@@ -265,7 +265,7 @@ def random_fast_models():
 
 def test_init_fast_passes_fast_s_options_on(monkeypatch):
     from nst_core import fast
-    from nst_core.stylize import stylize_with
+    from nst_core.api import stylize_with
     given = []
     real = fast.start_picture
     monkeypatch.setattr(fast, 'start_picture',

@@ -283,7 +283,7 @@ def test_previews_over_the_connection(server, private_dir):
 
 def test_stray_prints_go_to_the_log(private_dir):
     """Libraries that print must not reach a client: stdout goes to the log."""
-    patch = ("import sys, functools, nst_core; S = sys.modules['nst_core.stylize']\n"
+    patch = ("import sys, functools, nst_core; S = sys.modules['nst_core.api']\n"
              "orig = S.stylize_with\n"
              "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
              "S.stylize_with = functools.wraps(orig)(noisy)")

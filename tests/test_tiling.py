@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from conftest import scene, stripes
 from nst_core import Cancelled, imageio, losses, memory, tiling
 from nst_core.features import load_features, style_grams
-from nst_core.stylize import stylize
+from nst_core.api import stylize
 
 LAYERS = ('relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1')
 

@@ -148,7 +148,7 @@ def test_stray_prints_do_not_reach_the_event_stream(tmp_path):
     """Libraries that print to stdout must not corrupt the event stream."""
     job = write_job(tmp_path, scene(32, 32), [stripes()], size=32, iterations=1,
                     preset='draft')
-    code = ("import sys; from nst_core import worker; S = sys.modules['nst_core.stylize']; "
+    code = ("import sys; from nst_core import worker; S = sys.modules['nst_core.api']; "
             "orig = S.stylize_with\n"
             "def noisy(*a, **k):\n    print('noise from a library'); return orig(*a, **k)\n"
             "import functools; S.stylize_with = functools.wraps(orig)(noisy); sys.exit(worker.run_job_file(%r))" % job)
@@ -274,7 +274,7 @@ def test_the_picture_is_the_region_without_padding_and_the_canvas_in_tiles(monke
     """Quality's Progress.picture: a whole scale shows the image being optimised, pad_min's
     padding cropped; a tiled scale shows the canvas (finished tiles pasted)."""
     from nst_core import memory
-    from nst_core.stylize import stylize
+    from nst_core.api import stylize
     sizes = []
 
     def keep(p):

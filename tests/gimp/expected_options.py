@@ -2,7 +2,7 @@
 # that the batch test inside GIMP can compare them with the procedure's arguments.
 import json
 
-from nst_core.stylize import choices, options
+from nst_core.api import choices, options
 
 out = {}
 for name, param in options().items():

@@ -1,4 +1,5 @@
-"""The one public entry point: repaint a content image in the style of one or more images.
+"""The library's API: stylize(), the one entry point that repaints a content image in the
+style of one or more images, and its options.
 
 The keyword defaults of ``stylize`` are the single source of truth for options: the CLI and
 the worker read them back with ``inspect.signature`` (see ``options()``).
