@@ -85,12 +85,17 @@ def test_weights_and_device_failures_speak_to_a_gimp_user():
 def test_the_engine_sends_the_fields_the_plug_in_words_its_errors_from():
     from nst_core import device, errors
     from nst_core.weights.base import WeightsError
-    from nst_core.weights.cache import refetch_hint
-    error = WeightsError('weights file x.pth is corrupted (...); run `%s`'
-                         % refetch_hint('/cache/magenta.pth'))
+    from nst_core.weights.cache import refetch_command
+    error = WeightsError('weights file x.pth is corrupted (...)',
+                         command=refetch_command('/cache/magenta.pth'))
     fields = errors.details(error)
     assert fields['reason'] == 'weights file x.pth is corrupted (...)' and not fields['after']
-    assert fields['command'][:2] == ['weights', 'fetch'] and fields['command'][-1] == '--force'
+    assert fields['command'] == ['weights', 'fetch', 'magenta', '--force']
+    # the plug-in words it from those fields as the shell's text reads, with its own python
+    config = {'python': '/venv/bin/python'}
+    assert messages.failure(dict(fields, kind='weights', message=str(error)), 1, '', config) == (
+        'Neural Style failed: %s\nRun the command in a terminal, then try again.'
+        % str(error).replace('`python ', '`/venv/bin/python '))
     with pytest.raises(device.DeviceError) as found:
         device.pick('cuda:7' if 'cuda' not in device.available() else 'nonesuch')
     assert errors.classify(found.value)[0] == 'device'
