@@ -1,12 +1,5 @@
 """Sorting exceptions into the protocol's error kinds, with a message a user can act on."""
-import re
-import shlex
-
 from .progress import Cancelled
-
-# The weights code ends an error it knows the repair of with "; run `python -m nst_core ARGS`"
-# (weights.cache.refetch_hint and its kin).
-_REPAIR = re.compile(r'^(.*); run `python -m nst_core ([^`]*)`(.*)$', re.S)
 
 
 def _oom(exc):
@@ -24,18 +17,10 @@ def details(exc):
     fields = dict(found) if isinstance(found, dict) else {}
     from .weights.base import WeightsError
     if isinstance(exc, WeightsError):
-        fields.update(_repair(str(exc)))
+        # raised with its repair as data (weights.base): "command" is the arguments after
+        # `python -m nst_core`, which a client runs with its own interpreter
+        fields.update(exc.repair())
     return fields
-
-
-def _repair(message):
-    """{"reason", "command" (the arguments after `python -m nst_core`), "after"} of a
-    weights error that names its repair: a client runs nst_core with its own interpreter."""
-    found = _REPAIR.match(message)
-    if not found:
-        return {}
-    return {'reason': found.group(1), 'command': shlex.split(found.group(2)),
-            'after': found.group(3)}
 
 
 def classify(exc):

@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -212,8 +213,58 @@ def test_a_worker_folder_others_can_enter_is_refused(place, monkeypatch):
     folder = os.path.join(place[0], 'neural-style')
     os.mkdir(folder, 0o755)
     os.chmod(folder, 0o755)
-    with pytest.raises(nst_client.Failure, match='only you can enter'):
+    with pytest.raises(nst_client.Failure) as found:
         nst_client.state_dir()
+    assert found.value.kind == 'worker_folder' and found.value.fields == {'path': folder}
+
+
+class Silent:
+    """A channel whose worker says nothing more: what follow() makes of the time limits."""
+    kind, pid = 'silent', 0
+
+    def __init__(self, log_path):
+        self.log_path, self.lines, self.stuck = log_path, queue.Queue(), False
+
+    def stop(self, grace=0, stuck=False):
+        self.stuck = self.stuck or stuck
+
+
+@pytest.mark.parametrize('limit', ['stalled', 'time_limit'])
+def test_a_time_limit_stops_the_worker_with_the_fields_to_word_it(tmp_path, limit):
+    log = tmp_path / 'worker.log'
+    log.write_text('loading\nstill loading\n')
+    config = {'stall_seconds': 0.2 if limit == 'stalled' else 0,
+              'time_limit_seconds': 0.2 if limit == 'time_limit' else 0,
+              '_path': '/home/me/neural_style.json'}
+    channel = Silent(str(log))
+    with pytest.raises(nst_client.Failure) as found:
+        nst_client.follow(channel, config)
+    assert found.value.kind == limit and channel.stuck      # stopped as a stuck worker
+    assert found.value.fields == {'seconds': 0.2, 'config': '/home/me/neural_style.json',
+                                  'log_tail': 'loading\nstill loading'}
+
+
+def test_an_interpreter_that_will_not_start_is_a_failure_with_its_fields(place):
+    config = dict(make_config(place, keep_alive=0), python=os.path.join(place[0], 'nope'))
+    with nst_client.JobFolder(config) as folder:
+        with pytest.raises(nst_client.Failure) as found:
+            nst_client.run_job(config, os.path.join(folder.path, 'job.json'))
+    assert found.value.kind == 'interpreter'
+    assert found.value.fields == {'python': config['python'], 'config': config['_path'],
+                                  'reason': 'No such file or directory'}
+
+
+def test_a_missing_or_short_buffer_is_a_failure_with_its_fields(place):
+    with nst_client.JobFolder(make_config(place)) as folder:
+        with pytest.raises(nst_client.Failure) as found:
+            folder.read('result.rgba', 2, 3)
+        assert found.value.kind == 'buffer_missing'
+        assert found.value.fields['name'] == 'result.rgba' and found.value.fields['reason']
+        folder.buffer('result.rgba', 2, 3, b'\0' * 5)
+        with pytest.raises(nst_client.Failure) as found:
+            folder.read('result.rgba', 2, 3)
+        assert (found.value.kind, found.value.fields) == ('buffer_size', {
+            'name': 'result.rgba', 'size': 5, 'expected': 24, 'width': 2, 'height': 3})
 
 
 def test_the_warm_worker_exits_when_idle(place):

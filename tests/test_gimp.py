@@ -85,12 +85,17 @@ def test_weights_and_device_failures_speak_to_a_gimp_user():
 def test_the_engine_sends_the_fields_the_plug_in_words_its_errors_from():
     from nst_core import device, errors
     from nst_core.weights.base import WeightsError
-    from nst_core.weights.cache import refetch_hint
-    error = WeightsError('weights file x.pth is corrupted (...); run `%s`'
-                         % refetch_hint('/cache/magenta.pth'))
+    from nst_core.weights.cache import refetch_command
+    error = WeightsError('weights file x.pth is corrupted (...)',
+                         command=refetch_command('/cache/magenta.pth'))
     fields = errors.details(error)
     assert fields['reason'] == 'weights file x.pth is corrupted (...)' and not fields['after']
-    assert fields['command'][:2] == ['weights', 'fetch'] and fields['command'][-1] == '--force'
+    assert fields['command'] == ['weights', 'fetch', 'magenta', '--force']
+    # the plug-in words it from those fields as the shell's text reads, with its own python
+    config = {'python': '/venv/bin/python'}
+    assert messages.failure(dict(fields, kind='weights', message=str(error)), 1, '', config) == (
+        'Neural Style failed: %s\nRun the command in a terminal, then try again.'
+        % str(error).replace('`python ', '`/venv/bin/python '))
     with pytest.raises(device.DeviceError) as found:
         device.pick('cuda:7' if 'cuda' not in device.available() else 'nonesuch')
     assert errors.classify(found.value)[0] == 'device'
@@ -124,6 +129,54 @@ def test_each_error_kind_is_worded_for_the_dialog():
                             config) == 'Neural Style failed: run `python -m x`'
     assert messages.failure({'kind': 'device', 'message': 'no such device'}, 1) == \
         'Neural Style failed: no such device.\nIn the Neural Style dialog: set "Device" to CPU.'
+
+
+def test_the_clients_failures_are_worded_here_as_before():
+    import nst_client
+    Failure = nst_client.Failure
+    said = messages.said
+    assert said(Failure('buffer_missing', name='result.rgba', reason='No such file')) == (
+        'Neural Style failed: the worker reported result.rgba but it is missing (No such file).')
+    assert said(Failure('buffer_size', name='result.rgba', size=5, expected=24, width=2,
+                        height=3)) == \
+        'Neural Style failed: result.rgba holds 5 bytes, expected 24 (2x3).'
+    assert said(Failure('interpreter', python='/venv/bin/python', reason='No such file',
+                        config='/me/neural_style.json')) == (
+        'Cannot start the worker interpreter /venv/bin/python: No such file.\nRun "python3 '
+        'install.py" again, or correct "python" in /me/neural_style.json.')
+    assert said(Failure('worker_folder', path='/run/user/1/neural-style')) == (
+        'Neural Style cannot use /run/user/1/neural-style for its worker: it must be a folder '
+        'of yours that only you can enter (mode 0700). Remove it, or set "keep_alive_seconds" '
+        'to 0 in "neural_style.json".')
+    stalled = ('Neural Style: the worker sent no progress for 600 s and was stopped; it seemed '
+               'stuck. Try again, perhaps with a smaller "Output size". If steps really take '
+               'that long on this machine, raise "stall_seconds" in /me/neural_style.json (0 = '
+               'no limit).')
+    assert said(Failure('stalled', seconds=600, config='/me/neural_style.json',
+                        log_tail='')) == stalled
+    assert said(Failure('stalled', seconds=600, config='/me/neural_style.json',
+                        log_tail='a\nb')) == stalled + "\n\nLast lines of the worker's log:\na\nb"
+    assert said(Failure('time_limit', seconds=2.5, config='/me/neural_style.json',
+                        log_tail='')) == (
+        'Neural Style: the worker ran longer than the time limit of 2.5 s and was stopped. '
+        'Choose a smaller "Output size", the Draft preset or the Fast method, or raise '
+        '"time_limit_seconds" in /me/neural_style.json (0 = no limit).')
+    assert messages.loading() == 'loading the model...'
+    # the plug-in's own checks: words made by messages.py, carried as they are
+    failure = Failure.said(messages.zero_weights())
+    assert said(failure) == str(failure) == messages.zero_weights()
+    # a kind from a newer client is still said, if plainly
+    assert said(Failure('new_kind', x=1)) == "Neural Style failed: new_kind x=1"
+
+
+def test_the_client_holds_no_words_for_the_user():
+    """Its string constants are protocol, paths and log lines: none is a sentence a GIMP
+    user reads (those are messages.py's, wrapped for translation)."""
+    tree = ast.parse((PLUGIN.parent / 'nst_client.py').read_text())
+    texts = [node.value for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    assert not [t for t in texts if 'Neural Style' in t or 'python3 install.py' in t
+                or 'loading the model' in t]
 
 
 def test_a_bad_trained_model_file_asks_for_another_file_not_a_weights_command():

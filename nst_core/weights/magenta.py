@@ -170,7 +170,7 @@ def load_magenta(cache_dir=None, allow_fetch=True, log=None):
     cache = resolve_cache_dir(cache_dir)
     if not is_cached(SOURCE, cache):
         if not allow_fetch:
-            raise WeightsError('the Magenta weights are not in the cache %s; run '
-                               '`python -m nst_core weights fetch magenta`' % cache)
+            raise WeightsError('the Magenta weights are not in the cache %s' % cache,
+                               command=['weights', 'fetch', 'magenta'])
         fetch(SOURCE, cache, log=log)
     return SOURCE.load(cache)

@@ -89,7 +89,7 @@ class DialogPreview:
         try:
             job = self._write()
         except Failure as e:
-            probe.log('dialog preview: %s' % e)
+            probe.log('dialog preview: %s' % messages.said(e))
             return
         if job is not None:
             self.busy = True

@@ -66,8 +66,8 @@ def restore_styles(config, image, content):
         style_choice.restore(config, image, content)
     except style_choice.NotFound as e:
         if e.args[0] is None:
-            raise Failure(messages.repeat_without_style()) from None
-        raise Failure(messages.repeat_style_gone(e.args[0])) from None
+            raise Failure.said(messages.repeat_without_style()) from None
+        raise Failure.said(messages.repeat_style_gone(e.args[0])) from None
     probe.log('repeat with style layers %s' % [
         (layer.get_name() if layer is not None else None)
         for layer in (config.get_property(slot) for slot in style_choice.SLOTS)])
@@ -76,20 +76,20 @@ def restore_styles(config, image, content):
 def check_input(drawables, config):
     if len(drawables) != 1 or not isinstance(drawables[0], Gimp.Layer) \
             or isinstance(drawables[0], Gimp.LayerMask):
-        raise Failure(messages.not_one_layer())
+        raise Failure.said(messages.not_one_layer())
     if config.get_property('method') == 'trained':
         _check_model(config.get_property(options.MODEL_ARG))
     elif config.get_property('style-layer') is None:
-        raise Failure(messages.no_style_layer())
+        raise Failure.said(messages.no_style_layer())
 
 
 def _check_model(model):
     """The "Trained model" file must be a file here; the worker checks what is in it."""
     path = model.get_path() if model is not None else None
     if not path:
-        raise Failure(messages.no_trained_model())
+        raise Failure.said(messages.no_trained_model())
     if not os.path.isfile(path):
-        raise Failure(messages.trained_model_missing(path, os.path.isdir(path)))
+        raise Failure.said(messages.trained_model_missing(path, os.path.isdir(path)))
 
 
 def _check_selection(image, content):
@@ -98,7 +98,7 @@ def _check_selection(image, content):
         return
     found = content.mask_intersect()
     if not (found[0] if isinstance(found, tuple) else found):
-        raise Failure(messages.selection_misses(content.get_name()))
+        raise Failure.said(messages.selection_misses(content.get_name()))
 
 
 def _own_process_group():
@@ -114,11 +114,11 @@ def stylize(image, content, config, interactive=False):
     """Everything after the dialog; returns the new layer."""
     if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
         # the menu greys it out, but scripts can still call the procedure
-        raise Failure(messages.indexed_image())
+        raise Failure.said(messages.indexed_image())
     install = settings.load()
     args, styles = options.arguments(config)
     if not styles and args['method'] != 'trained':
-        raise Failure(messages.zero_weights())
+        raise Failure.said(messages.zero_weights())
     _check_selection(image, content)
     presence = Presence(image, content)
     # named now: the style's image may close meanwhile
@@ -182,5 +182,5 @@ def _run_worker(install, job_path, bar, presence, method):
     try:
         return nst_client.run_job(install, job_path, bar, poll, probe.HOOKS)
     except nst_client.WorkerFailed as e:
-        raise Failure(messages.failure(e.error, e.code, nst_client.tail(e.log_path),
-                                       install, method)) from None
+        raise Failure.said(messages.failure(e.error, e.code, nst_client.tail(e.log_path),
+                                            install, method)) from None

@@ -4,7 +4,9 @@ user's own terminal, and wrapped for translation.
 Worker errors are worded from the fields the worker sends with them (docs/protocol.md,
 "Errors": the kind, and e.g. a memory refusal's figures or the command that repairs the
 weights), never from its English, which speaks to the command line; a worker that sends no
-fields gets its message shown as it is. Standard library only, so the tests import it.
+fields gets its message shown as it is. The worker client's own failures (nst_client.Failure:
+a kind and its fields) are worded here too (said()). Standard library only, so the tests
+import it.
 """
 import gettext
 import os
@@ -126,6 +128,49 @@ def device(error):
         reason = error['message']
     return (_(FAILED) % reason + '.\n'
             + _('In the Neural Style dialog: set "Device" to CPU.'))
+
+
+# ---------------------------------------------------------------- the client's failures
+
+def said(failure):
+    """The message of an nst_client.Failure: the client sends a kind and its fields, worded
+    here (kind 'said': words made here already, by the plug-in's own checks)."""
+    kind, f = failure.kind, failure.fields
+    if kind == 'said':
+        return f['text']
+    if kind == 'buffer_missing':
+        return _('Neural Style failed: the worker reported %s but it is missing (%s).') % (
+            f['name'], f['reason'])
+    if kind == 'buffer_size':
+        return _('Neural Style failed: %s holds %d bytes, expected %d (%dx%d).') % (
+            f['name'], f['size'], f['expected'], f['width'], f['height'])
+    if kind == 'interpreter':
+        return _('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" again, '
+                 'or correct "python" in %s.') % (f['python'], f['reason'], f['config'])
+    if kind == 'worker_folder':
+        return _('Neural Style cannot use %s for its worker: it must be a folder of yours that '
+                 'only you can enter (mode 0700). Remove it, or set "keep_alive_seconds" to 0 in '
+                 '"neural_style.json".') % f['path']
+    if kind == 'stalled':
+        text = _('Neural Style: the worker sent no progress for %g s and was stopped; it seemed '
+                 'stuck. Try again, perhaps with a smaller "Output size". If steps really take '
+                 'that long on this machine, raise "stall_seconds" in %s (0 = no limit).') % (
+            f['seconds'], f['config'])
+    elif kind == 'time_limit':
+        text = _('Neural Style: the worker ran longer than the time limit of %g s and was '
+                 'stopped. Choose a smaller "Output size", the Draft preset or the Fast method, '
+                 'or raise "time_limit_seconds" in %s (0 = no limit).') % (
+            f['seconds'], f['config'])
+    else:       # a kind this plug-in does not know: say what there is
+        return _(FAILED) % failure
+    if f.get('log_tail'):
+        text += '\n\n' + _("Last lines of the worker's log:") + '\n' + f['log_tail']
+    return text
+
+
+def loading():
+    """The progress text while the worker loads the model."""
+    return _('loading the model...')
 
 
 # ---------------------------------------------------------------- the plug-in's own checks

@@ -17,6 +17,7 @@ from gi.repository import Gimp, Gio, GLib, GObject  # noqa: E402
 
 import dialog  # noqa: E402  (the modules beside this file)
 import job  # noqa: E402
+import messages  # noqa: E402
 import probe  # noqa: E402
 import settings  # noqa: E402
 import style_choice  # noqa: E402
@@ -62,10 +63,11 @@ def _run(procedure, run_mode, image, drawables, config):
         probe.log('ended quietly: the image or the layer is gone')
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except Failure as e:
-        probe.log('failed: %s' % e)
+        text = messages.said(e)
+        probe.log('failed: %s' % text)
         Gimp.progress_end()
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
-                                           GLib.Error(str(e)))
+                                           GLib.Error(text))
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 

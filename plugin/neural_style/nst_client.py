@@ -37,7 +37,30 @@ START_SECONDS = 120.0                # a new warm worker listens after Python an
 
 
 class Failure(Exception):
-    """The run failed; the message is for the user: what went wrong and what to do."""
+    """The run failed, and the user is to be told what went wrong and what to do.
+
+    The client holds no words for the user: it raises a kind and the fields its message is
+    made from, and the plug-in's messages.py words each kind (messages.said). Its kinds:
+    buffer_missing (name, reason), buffer_size (name, size, expected, width, height),
+    interpreter (python, reason, config), worker_folder (path), stalled and time_limit
+    (seconds, config, log_tail). Kind 'said' carries words made elsewhere (text): the
+    plug-in's own checks, already worded by messages.py.
+    """
+
+    def __init__(self, kind, **fields):
+        super().__init__(kind, fields)
+        self.kind, self.fields = kind, fields
+
+    @classmethod
+    def said(cls, text):
+        return cls('said', text=text)
+
+    def __str__(self):
+        """Its words where it carries them (kind 'said'); else its kind and fields, for logs."""
+        if self.kind == 'said':
+            return str(self.fields.get('text'))
+        return '%s %s' % (self.kind, ' '.join('%s=%r' % item
+                                              for item in sorted(self.fields.items())))
 
 
 class Cancelled(Exception):
@@ -109,11 +132,10 @@ class JobFolder:
             with open(os.path.join(self.path, name), 'rb') as f:
                 data = f.read()
         except OSError as e:
-            raise Failure('Neural Style failed: the worker reported %s but it is missing (%s).'
-                          % (name, e.strerror)) from None
+            raise Failure('buffer_missing', name=name, reason=e.strerror) from None
         if len(data) != width * height * 4:
-            raise Failure('Neural Style failed: %s holds %d bytes, expected %d (%dx%d).'
-                          % (name, len(data), width * height * 4, width, height))
+            raise Failure('buffer_size', name=name, size=len(data),
+                          expected=width * height * 4, width=width, height=height)
         return data
 
 
@@ -223,9 +245,8 @@ def _popen(config, args, env=None, **kw):
                                 env=dict(worker_env(config), **(env or {})),
                                 creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0), **kw)
     except OSError as e:
-        raise Failure('Cannot start the worker interpreter %s: %s.\nRun "python3 install.py" '
-                      'again, or correct "python" in %s.'
-                      % (config['python'], e.strerror or e, config['_path'])) from None
+        raise Failure('interpreter', python=config['python'], reason=str(e.strerror or e),
+                      config=config['_path']) from None
 
 
 def _pump(stream, lines):
@@ -376,9 +397,7 @@ def state_dir():
         # not named like a job folder (JOB_PREFIX): the sweep of stale jobs must not see it
         path = os.path.join(tempfile.gettempdir(), 'nst-warm-%d' % os.getuid())
     if nst_protocol.private_folder(path):
-        raise Failure('Neural Style cannot use %s for its worker: it must be a folder of yours '
-                      'that only you can enter (mode 0700). Remove it, or set '
-                      '"keep_alive_seconds" to 0 in %s.' % (path, '"neural_style.json"'))
+        raise Failure('worker_folder', path=path)
     return path
 
 
@@ -529,18 +548,13 @@ class Watchdog:
         self.last = time.monotonic()
 
     def overrun(self):
-        """None while within the limits, else the message for the user."""
+        """None while within the limits, else the limit passed: ('stalled' | 'time_limit',
+        its seconds)."""
         now = time.monotonic()
         if self.stall and now - self.last > self.stall:
-            return ('Neural Style: the worker sent no progress for %g s and was stopped; it '
-                    'seemed stuck. Try again, perhaps with a smaller "Output size". If steps '
-                    'really take that long on this machine, raise "stall_seconds" in %s '
-                    '(0 = no limit).' % (self.stall, self.path))
+            return 'stalled', self.stall
         if self.limit and now - self.start > self.limit:
-            return ('Neural Style: the worker ran longer than the time limit of %g s and was '
-                    'stopped. Choose a smaller "Output size", the Draft preset or the Fast '
-                    'method, or raise "time_limit_seconds" in %s (0 = no limit).'
-                    % (self.limit, self.path))
+            return 'time_limit', self.limit
         return None
 
 
@@ -548,8 +562,11 @@ class Handler:
     """What a caller does with the events; these do nothing. progress() returns True to
     cancel the job."""
 
+    def started(self, event):
+        """The worker has started the job: it loads the model now."""
+
     def text(self, message):
-        pass
+        """A line of the worker's log (in the worker's words)."""
 
     def progress(self, event):
         return False
@@ -573,11 +590,10 @@ def follow(channel, config, handler=Handler(), poll=lambda: None, hooks=Hooks())
             poll()
             overrun = watch.overrun()          # also while events pour in
             if overrun:
-                hooks.log('time limit: %s' % overrun)
+                hooks.log('time limit: %s %g s' % overrun)
                 channel.stop(stuck=True)
-                text = tail(channel.log_path)
-                raise Failure(overrun + ('\n\nLast lines of the worker\'s log:\n' + text
-                                         if text else ''))
+                raise Failure(overrun[0], seconds=overrun[1], config=watch.path,
+                              log_tail=tail(channel.log_path))
             if line is None:
                 break
             if not line:
@@ -595,7 +611,7 @@ def follow(channel, config, handler=Handler(), poll=lambda: None, hooks=Hooks())
                 hooks.log('cancel requested')
                 raise Cancelled()
             elif kind == 'start':
-                handler.text('loading the model...')
+                handler.started(event)
             elif kind == 'log' and isinstance(event.get('message'), str):
                 logs.append(event['message'])
                 handler.text(event['message'])

@@ -9,6 +9,7 @@ from gi.repository import Gimp, GLib  # noqa: E402
 import nst_protocol  # noqa: E402
 import nst_client  # noqa: E402
 import probe  # noqa: E402
+import messages  # noqa: E402
 from messages import _  # noqa: E402
 
 INTERVAL = 0.1                       # at most this often a progress call into GIMP
@@ -48,6 +49,9 @@ class ProgressBar(nst_client.Handler):
     def preview(self, event):
         if self.window is not None:
             self.window.show(event)
+
+    def started(self, event):
+        self.text(messages.loading())
 
     def text(self, message):
         Gimp.progress_set_text(_('Neural Style: %s') % message)

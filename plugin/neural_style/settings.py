@@ -26,16 +26,16 @@ def load():
         with open(path, encoding='utf-8') as f:
             config = json.load(f)
     except FileNotFoundError:
-        raise Failure(messages.not_set_up(path)) from None
+        raise Failure.said(messages.not_set_up(path)) from None
     except (OSError, ValueError) as e:
-        raise Failure(messages.config_unreadable(path, e)) from None
+        raise Failure.said(messages.config_unreadable(path, e)) from None
     if not isinstance(config, dict) or config.get('version') != 1 \
             or not isinstance(config.get('python'), str):
-        raise Failure(messages.config_unknown(path))
+        raise Failure.said(messages.config_unknown(path))
     for key, default in nst_protocol.TIME_LIMITS.items():    # why these: nst_protocol
         value = config.setdefault(key, default)
         if not nst_protocol.is_seconds(value):
-            raise Failure(messages.config_not_seconds(key, path, value))
+            raise Failure.said(messages.config_not_seconds(key, path, value))
     config['_path'] = path
     return config
 
