@@ -12,7 +12,7 @@ import style_choice  # noqa: E402
 from messages import _  # noqa: E402
 from options import (DIALOG_ORDER, MODEL_ARG, OPTIONS, QUALITY_ONLY,  # noqa: E402
                      SLIDERS, STYLE_ONLY, STYLE_SLOTS)
-from style_chooser import StyleChooser  # noqa: E402
+from layer_chooser import StyleChooser  # noqa: E402
 
 # The dialog beside the buttons, its title bar and a panel: what is left of the screen's
 # height for the options, which scroll beyond it (a 768 px screen showed no OK button).
