@@ -4,11 +4,15 @@
     python3 install.py                    # venv + nst_core + weights + plug-in + config
     python3 install.py --dry-run          # show every step, change nothing
     python3 install.py --uninstall        # remove the plug-in and the venv (weights kept)
+    python3 install.py --worker-only      # on a GPU box: the engine alone, no GIMP there
+    python3 install.py --remote me@gpu-box   # here: GIMP's jobs run on that box, over ssh
 
 Steps: find GIMP 3's profiles, create (or reuse) a venv, pip-install nst_core from this
 checkout into it, copy plugin/neural_style/ into each profile's plug-ins folder with
 nst_protocol.py beside it, write neural_style.json (JSON data, never
-executed) naming the venv's interpreter, then fetch and verify the weights.
+executed) naming the venv's interpreter, then fetch and verify the weights. --worker-only
+leaves out the GIMP steps; --remote does only those, with a config naming the engine on the
+other computer, which it asks over ssh first (docs/remote.md).
 See docs/install.md. Standard library only: this runs before any venv exists.
 """
 from __future__ import print_function   # so that Python 2 reaches the version message below
@@ -25,21 +29,27 @@ if sys.version_info < MIN_PYTHON:   # before the imports an old Python lacks (pa
 import argparse  # noqa: E402
 import collections
 import contextlib
+import getpass
 import json
 import os
 import re
+import shlex
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, urlsplit
 
+import nst_client    # beside this file too: the worker client, whose ssh command --remote uses
 import nst_protocol  # beside this file: the stdlib-only contract, importable before any venv
 
 CONFIG_VERSION = 1
 PLUGIN = 'neural_style'                    # folder and file name GIMP requires to match
 CONFIG_NAME = 'neural_style.json'
 PROTOCOL_COPY = 'nst_protocol.py'
+CLIENT_COPY = 'nst_client.py'   # the worker client: stdlib, shared with the engine's shell
 VENV_MARKER = 'neural-style-installer.json'    # "this installer created the venv"
 PARENT_PTH = 'neural_style_parent_site.pth'
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
@@ -719,11 +729,12 @@ def fetch_weights(python, cache_dir, act):
 # ---------------------------------------------------------------- the GIMP side
 
 def plugin_source(checkout=CHECKOUT):
-    """Files to copy: plugin/neural_style/ (its help pages in help/ too; no caches) and the
-    protocol, as relative path ('help/en/index.html') -> source path."""
+    """Files to copy: plugin/neural_style/ (its help pages in help/ too; no caches), the
+    protocol and the worker client, as relative path ('help/en/index.html') -> source path."""
     folder, protocol = checkout / 'plugin' / PLUGIN, checkout / PROTOCOL_COPY
+    client = checkout / CLIENT_COPY
     main = folder / (PLUGIN + '.py')
-    for needed in (main, protocol):
+    for needed in (main, protocol, client):
         if not needed.is_file():
             raise InstallError('%s is missing: this checkout is incomplete. Get a complete copy '
                                'of the project and run its install.py.' % needed)
@@ -734,6 +745,7 @@ def plugin_source(checkout=CHECKOUT):
                 and p.suffix not in ('.pyc', '.part') and rel.as_posix() != CONFIG_NAME:
             files[rel.as_posix()] = p
     files[PROTOCOL_COPY] = protocol
+    files[CLIENT_COPY] = client
     return files
 
 
@@ -789,26 +801,268 @@ def read_config(folder):
         return {}
 
 
+# ---------------------------------------------------------------- a worker on another computer
+
+# What --remote [user@]host looks for there when no interpreter is named: --worker-only's
+# default venv of a Linux, then of a macOS box, relative to the remote home.
+REMOTE_PYTHONS = tuple(venv_python(default_venv(Where(s, {}, PurePosixPath())), s).as_posix()
+                       for s in ('linux', 'darwin'))
+SSH_SECONDS = 180       # ssh's connect (ConnectTimeout 15 s), then torch's import over there
+# Run by the remote's login shell through `sh -c` (so a fish or csh login shell does not
+# matter): the first of the default interpreters there, as an absolute path.
+FIND_PYTHON = 'for p in "$@"; do if [ -x "$HOME/$p" ]; then printf "%s\\n" "$HOME/$p"; ' \
+              'exit 0; fi; done; exit 127'
+
+
+def remote_option(text):
+    """(URL or None, 'ssh://[user@]host[:port]') from --remote: an ssh:// URL naming the
+    interpreter there, or [user@]host[:port] (or an ssh:// URL without a path) for the default
+    place of --worker-only's engine."""
+    whole = text if text.startswith('ssh://') else 'ssh://' + text
+    parts = urlsplit(whole)
+    url = whole if parts.path not in ('', '/') else None
+    base = '%s://%s' % (parts.scheme, parts.netloc)
+    try:
+        if '://' in whole[len('ssh://'):]:
+            raise nst_client.Failure('remote_url', url=text)     # another scheme than ssh
+        nst_client.RemoteSpec(url or base + '/python')    # checks host, port and the rest
+    except nst_client.Failure:
+        raise InstallError('--remote %s: expected [user@]host[:port], or '
+                           'ssh://[user@]host[:port]/path/to/python naming the engine\'s '
+                           'interpreter there.' % text)
+    return url, base
+
+
+def ssh_line(argv):
+    return ' '.join(shlex.quote(str(a)) for a in argv)
+
+
+def run_ssh(argv, spec):
+    """ssh's result (stdout and stderr as bytes), or InstallError in one clear line when ssh
+    itself could not run or log in (exit code 255). BatchMode (nst_client.SSH_OPTIONS): never a
+    password prompt, which the plug-in in GIMP could not answer either."""
+    try:
+        out = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=SSH_SECONDS)
+    except OSError as e:
+        raise InstallError('Cannot run %s (%s). Install an OpenSSH client (Debian/Ubuntu: sudo '
+                           'apt install openssh-client; Windows 10+ and macOS have one) or name '
+                           'yours with --ssh-command.' % (argv[0], e.strerror or e))
+    except subprocess.TimeoutExpired:
+        raise InstallError('%s did not answer within %d s over ssh: %s' % (
+            spec.label, SSH_SECONDS, ssh_line(argv)))
+    if out.returncode == 255:
+        raise InstallError(ssh_refusal(spec, last_line(out.stderr)))
+    return out
+
+
+def last_line(data):
+    lines = [ln.strip() for ln in data.decode('utf-8', 'replace').splitlines() if ln.strip()]
+    return lines[-1] if lines else ''
+
+
+def ssh_refusal(spec, said):
+    """ssh's own reason, and what to do about the usual ones."""
+    login = ' '.join(spec.login())
+    by_hand = 'ssh ' + login
+    refusal = nst_client.ssh_refusal(said)
+    if refusal == 'no_key':
+        advice = ('Set up key login (the plug-in cannot type a password): ssh-keygen -t '
+                  'ed25519 (once), then ssh-copy-id %s; check it with: %s true.' % (
+                      login, by_hand))
+    elif refusal in ('host_key_unknown', 'host_key_changed'):
+        advice = ("ssh does not know this computer's host key for %s, or it changed: log in "
+                  'once by hand (%s) to check and accept it.' % (spec.host, by_hand))
+    else:
+        advice = 'Check that %s works in a terminal.' % by_hand
+    return 'ssh could not log in to %s: %s\n%s\nThen run this again.' % (
+        spec.label, said or 'no reason given (exit code 255)', advice)
+
+
+def find_remote_python(base, ssh_command, act):
+    """The absolute path of --worker-only's engine on the remote (its default venv)."""
+    spec = nst_client.RemoteSpec(base + '/python')
+    argv = spec.argv({'ssh_command': ssh_command})[:-1] + [ssh_line(
+        ['sh', '-c', FIND_PYTHON, 'sh'] + list(REMOTE_PYTHONS))]   # [..., host, command]
+    act.out('Looking for the engine on %s over ssh: %s' % (spec.label, ssh_line(argv)))
+    found = run_ssh(argv, spec).stdout.decode('utf-8', 'replace').strip().splitlines()
+    if not found or not found[-1].startswith('/'):
+        raise InstallError(
+            '%s has no Neural Style engine in its usual place (~/%s). On %s, in a Neural Style '
+            'folder of the same version as this one (%s), run:\n    %s\nthen run this again '
+            '(or name the engine\'s interpreter: --remote %s/path/to/python).' % (
+                spec.label, ' or ~/'.join(REMOTE_PYTHONS), spec.host,
+                nst_protocol.ENGINE_VERSION, nst_protocol.WORKER_ONLY, base))
+    return base + quote(found[-1])
+
+
+def read_hello(stdout):
+    """(hello, lines printed before it) from the output of `nst_core remote --probe`."""
+    lines = stdout.decode('utf-8', 'replace').splitlines()
+    for i, line in enumerate(lines):
+        try:
+            return nst_protocol.parse_hello(line), lines[:i]
+        except ValueError:
+            continue
+    return None, lines
+
+
+def describe_devices(hello):
+    """'NVIDIA H200 (cuda:0), x86_64 (cpu)'"""
+    return ', '.join('%s (%s)' % (d.get('label'), d.get('name'))
+                     if d.get('label') and d.get('label') != d.get('name') else
+                     str(d.get('name')) for d in hello.get('devices') or [])
+
+
+def best_device(hello):
+    """The label of the device Auto picks there: its first accelerator, else its CPU."""
+    devices = hello.get('devices') or []
+    gpus = [d for d in devices if d.get('name') != 'cpu']
+    return str((gpus or [{'label': 'CPU'}])[0].get('label') or gpus[0].get('name'))
+
+
+def probe_remote(url, ssh_command, act):
+    """Ask the remote engine for its hello over ssh, as the plug-in will (nst_client's very
+    command); (RemoteSpec, hello), or InstallError saying what to run there."""
+    spec = nst_client.RemoteSpec(url)
+    argv = spec.argv({'ssh_command': ssh_command}, 'remote', '--probe')
+    act.out('Asking %s for its engine over ssh: %s' % (spec.label, ssh_line(argv)))
+    out = run_ssh(argv, spec)
+    hello, before = read_hello(out.stdout)
+    here = nst_protocol.ENGINE_VERSION
+    if hello is None:
+        said = last_line(out.stderr) or last_line(out.stdout) or 'exit code %d' % out.returncode
+        raise InstallError(
+            'No Neural Style engine answered on %s: %s -m nst_core remote said: %s\nOn %s, in '
+            'a Neural Style folder of the same version as this one (%s), run:\n    %s\nthen '
+            'run this again.' % (spec.label, spec.python, said, spec.host, here,
+                                 nst_protocol.WORKER_ONLY))
+    if hello.get('version') != here or hello.get('protocol') != nst_protocol.PROTOCOL_VERSION:
+        raise InstallError(
+            '%s has nst_core %s, this folder is %s: they must be the same release. On %s, '
+            'update its Neural Style folder to %s (e.g. git pull) and run there:\n    %s\nthen '
+            'run this again.' % (spec.label, hello.get('version'), here, spec.host, here,
+                                 nst_protocol.WORKER_ONLY))
+    if before:
+        act.out("warning: %s's shell printed %d line(s) before the engine's answer (%r...): "
+                'jobs may fail to start. Make its start-up files (e.g. ~/.bashrc) print '
+                'nothing when not interactive.' % (spec.host, len(before), before[0][:80]))
+    return spec, hello
+
+
+def make_remote_config(url, label, ssh_command, device):
+    """The plug-in's config for a worker over ssh: no local interpreter or weights (the
+    remote uses its own); "remote_label" is what the dialog says the work runs on."""
+    config = dict({'version': CONFIG_VERSION, 'remote': url, 'remote_label': label,
+                   'device': device, 'model': 'auto'}, **nst_protocol.TIME_LIMITS)
+    if ssh_command:
+        config['ssh_command'] = list(ssh_command)
+    return config
+
+
+def install_remote(args, where, act):
+    """--remote: probe the engine on the other computer and point the plug-in at it."""
+    targets = choose_plugin_dirs(args, where)
+    files = plugin_source()
+    ssh_command = shlex.split(args.ssh_command) if args.ssh_command else None
+    url, base = remote_option(args.remote)
+    url = url or find_remote_python(base, ssh_command, act)
+    spec, hello = probe_remote(url, ssh_command, act)
+    host = hello.get('host')
+    act.out('Found %s%s: nst_core %s, %s' % (
+        spec.label, ' (%s)' % host if host and host != spec.host else '', hello['version'],
+        describe_devices(hello)))
+    kinds = {str(d.get('name')).split(':')[0] for d in hello.get('devices') or []}
+    if args.device != 'auto' and kinds and args.device not in kinds:
+        act.out('warning: --device %s: %s has no such device; jobs asking for it will fail '
+                'there.' % (args.device, spec.label))
+    label = '%s: %s' % (spec.host, best_device(hello))
+    config = make_remote_config(url, label, ssh_command, args.device)
+    installed = []
+    for plugins_dir, _ in targets:
+        act.mkdir(plugins_dir)
+        installed.append(install_plugin(files, plugins_dir, config, act))
+    report_install(installed, targets, None, None, args, where, act,
+                   runs_on='%s (%s)' % (label, url), devices=describe_devices(hello))
+
+
+def local_hello(python):
+    """The engine's own probe on this computer (`nst_core remote --probe`, as ssh will run
+    it from another): (hello, what went wrong)."""
+    try:
+        out = subprocess.run([str(python), '-m', 'nst_core', 'remote', '--probe'],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, timeout=SSH_SECONDS,
+                             cwd=tempfile.gettempdir())
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    hello, _ = read_hello(out.stdout)
+    return hello, last_line(out.stderr) or 'exit code %d' % out.returncode
+
+
+def worker_address(python, where):
+    """(the short --remote argument, or None where it would not find this engine; the full
+    ssh:// URL) that another computer names this worker by."""
+    login = '%s@%s' % (getpass.getuser(), socket.gethostname())
+    url = 'ssh://%s%s' % (login, quote(Path(python).as_posix()))
+    usual = {str(where.home / p) for p in REMOTE_PYTHONS}
+    return (login if str(python) in usual else None), url
+
+
+def report_worker(python, cache_dir, args, where, act, torch_line=None):
+    """--worker-only's summary: what the other computer is to run to use this engine."""
+    lines = ['', 'Dry run: nothing was changed. The steps above show what would happen.'
+             if act.dry_run else "Neural Style's engine is installed (worker only: no GIMP "
+                                 'plug-in on this computer).',
+             '  worker Python:  %s' % python,
+             '  weights:        %s%s' % (cache_dir, ' (not fetched: --skip-weights)'
+                                         if args.skip_weights else '')]
+    if torch_line:
+        lines.append('  %s' % torch_line.replace('torch: ', 'torch:          ', 1))
+    if not act.dry_run:
+        hello, why = local_hello(python)
+        if hello is None:
+            raise InstallError('The engine does not answer as it must over ssh: %s -m nst_core '
+                               'remote --probe said: %s' % (python, why))
+        lines.append('  devices:        %s' % describe_devices(hello))
+    short, url = worker_address(python, where)
+    lines += ['', 'On the computer where GIMP runs, in its Neural Style folder (of this same '
+                  'version, %s), run:' % nst_protocol.ENGINE_VERSION]
+    if short:
+        lines += ['    python3 install.py --remote %s' % short,
+                  'or, naming this engine in full:']
+    lines += ['    python3 install.py --remote %s' % url,
+              '(%s is this computer\'s name: use its address, or your ssh alias for it, if the '
+              'other computer knows it by another). That computer logs in here with ssh and a '
+              'key, never a password: see docs/remote.md.' % socket.gethostname(),
+              'Remove it again with: ' + uninstall_command(args, where)]
+    act.out('\n'.join(lines))
+
+
 # ---------------------------------------------------------------- the two commands
 
 def install(args, where, act):
-    try:
-        targets = choose_plugin_dirs(args, where)  # first: no point installing torch for nothing
-    except InstallError as e:
-        if not args.demo:
-            raise
-        act.out('warning: %s\nContinuing without the plug-in (--demo).' % e)
-        targets = []
-    files = plugin_source()
+    if args.remote:
+        return install_remote(args, where, act)
+    targets, files = [], None
+    if not args.worker_only:            # the GPU box of a worker over ssh needs no GIMP
+        try:
+            targets = choose_plugin_dirs(args, where)  # first: no installing torch for nothing
+        except InstallError as e:
+            if not args.demo:
+                raise
+            act.out('warning: %s\nContinuing without the plug-in (--demo).' % e)
+        files = plugin_source()
     base = probe(args.python)
     check_python_version(base['version'], 'The interpreter %s' % base['executable'])
     venv = Path(args.venv).expanduser().absolute() if args.venv else default_venv(where)
     torch_line = None
     if args.plugin_only:
         python = venv_python(venv, where.system)
+        option = '--local' if args.local else '--plugin-only'
         if not python.exists():
-            raise InstallError('--plugin-only needs an existing venv, but %s does not exist. Run '
-                               'without --plugin-only.' % python)
+            raise InstallError('%s needs an existing venv, but %s does not exist. Run without '
+                               '%s.' % (option, python, option))
     else:
         python = ensure_venv(venv, base, args.system_site_packages, where.system, act)
         if args.system_site_packages and base['in_venv']:
@@ -823,7 +1077,10 @@ def install(args, where, act):
         installed.append(install_plugin(files, plugins_dir, config, act))
     if not args.skip_weights and not args.plugin_only:
         fetch_weights(python, cache_dir, act)
-    report_install(installed, targets, python, cache_dir, args, where, act, torch_line)
+    if args.worker_only:
+        report_worker(python, cache_dir, args, where, act, torch_line)
+    else:
+        report_install(installed, targets, python, cache_dir, args, where, act, torch_line)
     if args.demo:
         run_demo(python, cache_dir, act)
 
@@ -839,14 +1096,19 @@ def run_demo(python, cache_dir, act):
     act.out('demo: %s %s' % ('would write' if act.dry_run else 'wrote', out))
 
 
-def report_install(installed, targets, python, cache_dir, args, where, act, torch_line=None):
+def report_install(installed, targets, python, cache_dir, args, where, act, torch_line=None,
+                   runs_on='this computer', devices=None):
+    """The summary; python and cache_dir are None for a worker on another computer (runs_on,
+    with its devices)."""
     head = 'Dry run: nothing was changed. The steps above show what would happen.' \
         if act.dry_run else 'Neural Style is installed.'
-    lines = ['', head,
-             '  worker Python:  %s' % python,
-             '  weights:        %s%s' % (cache_dir, ' (not fetched: --skip-weights)'
-                                         if args.skip_weights else ''),
-             '  default device: %s' % args.device]
+    lines = ['', head, '  runs on:        %s' % runs_on]
+    if python is not None:
+        lines += ['  worker Python:  %s' % python,
+                  '  weights:        %s%s' % (cache_dir, ' (not fetched: --skip-weights)'
+                                             if args.skip_weights else '')]
+    lines.append('  default device: %s%s' % (args.device, " (of the remote's: %s)" % devices
+                                              if devices else ''))
     if torch_line:
         lines.append('  %s' % torch_line.replace('torch: ', 'torch:          ', 1))
     lines += ['  plug-in:        %s (config %s)' % (d, CONFIG_NAME) for d in installed]
@@ -858,8 +1120,11 @@ def report_install(installed, targets, python, cache_dir, args, where, act, torc
     lines += ['',
               'Restart GIMP 3 (it loads plug-ins at start-up). Open a photo, add the painting '
               'as a second layer (or open it as another image), select the photo layer and '
-              'choose %s' % MENU,
-              'Remove it again with: ' + uninstall_command(args, where)]
+              'choose %s' % MENU]
+    if devices:
+        lines.append('To run the work on this computer again: python3 install.py (or --local '
+                     'to reuse its venv as it is).')
+    lines.append('Remove it again with: ' + uninstall_command(args, where))
     act.out('\n'.join(lines))
 
 
@@ -965,6 +1230,22 @@ def parse_args(argv):
     p.add_argument('--plugin-only', action='store_true',
                    help='only copy the plug-in and write its config, reusing the existing venv '
                         'as it is (e.g. after installing another GIMP version)')
+    p.add_argument('--worker-only', action='store_true',
+                   help='install the engine alone (venv, nst_core, weights), no GIMP needed: '
+                        'on a GPU box that the computer with GIMP uses over ssh; it prints the '
+                        '--remote argument to use there (docs/remote.md)')
+    p.add_argument('--remote', metavar='[USER@]HOST[:PORT]',
+                   help='run the work on another computer over ssh, where --worker-only '
+                        'installed the engine (or name its interpreter: ssh://[USER@]HOST'
+                        '[:PORT]/path/to/python): probes it, then installs the plug-in here '
+                        'pointing at it (no torch needed here). Back to this computer: '
+                        "--local (or --remote ''), or a normal install")
+    p.add_argument('--ssh-command', metavar='COMMAND',
+                   help='with --remote: the ssh to run, with its options, e.g. "ssh -F '
+                        'FILE" (default: ssh)')
+    p.add_argument('--local', action='store_true',
+                   help='run the work on this computer again: as --plugin-only, which writes '
+                        'a config without the remote')
     p.add_argument('--demo', action='store_true',
                    help='afterwards, stylise a sample photo into ./neural_style_demo.png '
                    '(also works where GIMP 3 is not installed: the plug-in step is skipped)')
@@ -976,6 +1257,20 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.purge_weights and not args.uninstall:
         p.error('--purge-weights only goes with --uninstall')
+    if args.remote == '':
+        args.remote, args.local = None, True
+    if args.local:
+        args.plugin_only = True         # the config written without "remote"
+    given = [name for name, on in (('--remote', args.remote), ('--local', args.local),
+                                   ('--plugin-only', args.plugin_only and not args.local),
+                                   ('--gimp-plugins-dir', args.gimp_plugins_dir),
+                                   ('--uninstall', args.uninstall)) if on]
+    if args.worker_only and given:
+        p.error('--worker-only installs no plug-in: it does not go with %s' % given[0])
+    if args.remote and (args.local or args.plugin_only or args.demo or args.uninstall):
+        p.error('--remote does not go with --local, --plugin-only, --demo or --uninstall')
+    if args.ssh_command and not args.remote:
+        p.error('--ssh-command only goes with --remote')
     return args
 
 

@@ -2,7 +2,7 @@
 
 `nst_core.stylize` is the function (nst_core/api.py, with its options and choices).
 """
-__version__ = '0.1.0'
+from nst_protocol import ENGINE_VERSION as __version__  # noqa: E402
 
 from .progress import Cancelled, Progress  # noqa: E402
 from .api import stylize  # noqa: E402

@@ -71,7 +71,10 @@ def _option_docs(func=None):
 
 def _add_stylize(sub):
     p = sub.add_parser('stylize', help='repaint CONTENT in the style of STYLE(s)',
-                       description='Repaint CONTENT in the style of one or more STYLE images.')
+                       description='Repaint CONTENT in the style of one or more STYLE images, '
+                       "here or, with --remote, on another machine's engine over SSH (its "
+                       'devices, the same picture). Exit status 0: written; 1: failed; 2: bad '
+                       'input, device or remote; 3: cancelled (Ctrl+C).')
     p.add_argument('content', help='content image file')
     p.add_argument('style', nargs='*', help='style image file(s) (none for --method trained)')
     p.add_argument('-o', '--output', required=True, help='output image file (PNG, JPEG, ...)')
@@ -82,8 +85,33 @@ def _add_stylize(sub):
     p.add_argument('--json', action='store_true',
                    help='print progress as JSON events (the worker protocol) on stdout')
     p.add_argument('--quiet', action='store_true', help='no progress output')
+    _add_remote_options(p, many=False)
     _add_options(p)
     p.set_defaults(run=_run_stylize)
+
+
+def _add_remote_options(p, many):
+    p.add_argument('--remote', metavar='ssh://[USER@]HOST[:PORT]/PYTHON',
+                   action='append' if many else 'store',
+                   help="run on that machine's engine over SSH: PYTHON is the interpreter "
+                   'nst_core is installed in there, --device chooses among its devices, its '
+                   'engine stays loaded between runs; needs key login (docs/remote.md)' +
+                   ('; several --remote spread the photos over the machines, and a machine '
+                    'that fails hands its photo to the others' if many else ''))
+    p.add_argument('--ssh-command', dest='ssh_command', metavar='"ssh OPTIONS..."',
+                   help="the ssh program and options for --remote, e.g. \"ssh -F my_config\" "
+                   '(split as a shell splits words, never run through one; default: ssh)')
+
+
+def _remote_hosts(args):
+    """The remote.Host of each --remote (none: run here)."""
+    import shlex
+    urls = args.remote if isinstance(args.remote, list) else [args.remote] * bool(args.remote)
+    ssh = shlex.split(args.ssh_command) if args.ssh_command is not None else None
+    if args.ssh_command is not None and not (urls and ssh):
+        raise ValueError('--ssh-command needs a program, and --remote to use it')
+    from .remote import Host
+    return [Host(url, ssh) for url in urls]
 
 
 def _add_options(p):
@@ -103,11 +131,16 @@ def _run_stylize(args):
     kwargs['style_weights'] = args.style_weights
     try:
         _check_output(args.output)
+        hosts = _remote_hosts(args)
+        if hosts and args.init_image_path:
+            raise ValueError('--init-image does not travel to a --remote: use --init with '
+                             'content, palette, noise or fast there')
         content = open_image(args.content)
         styles = [open_image(s) for s in args.style]
         if args.init_image_path:
             kwargs.update(init='image', init_image=open_image(args.init_image_path))
-        result = stylize(content, styles, callback=reporter.progress, log=reporter.log, **kwargs)
+        paint = hosts[0].stylize if hosts else stylize
+        result = paint(content, styles, callback=reporter.progress, log=reporter.log, **kwargs)
         result.save(args.output)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line each
         return _failed(reporter, e, (ImageError, OSError))
@@ -150,8 +183,10 @@ def _add_batch(sub):
                        description='Repaint every PHOTO (files, or folders of pictures) in the '
                        'style of STYLE(s) into the folder OUTPUT, in one process: the network '
                        'loads once, one progress bar; a photo that fails gets one line and the '
-                       'rest go on. Exit status 0: all written; 1: some failed; 2: nothing '
-                       'could start (bad style, options or output folder).')
+                       'rest go on. With --remote (once or more) the photos are painted on '
+                       "those machines' engines over SSH, each result renamed into place once "
+                       'whole. Exit status 0: all written; 1: some failed; 2: nothing could '
+                       'start (bad style, options, output folder or --remote).')
     p.add_argument('photos', nargs='+', metavar='PHOTO', help='photo file or folder of photos')
     p.add_argument('-s', '--style', nargs='+', default=[], metavar='STYLE',
                    help='style image file(s) (none for --method trained)')
@@ -162,6 +197,7 @@ def _add_batch(sub):
     p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
                    help='blend weight per style (default: equal)')
     p.add_argument('--quiet', action='store_true', help='only the lines for photos that fail')
+    _add_remote_options(p, many=True)
     _add_options(p)
     p.set_defaults(run=_run_batch)
 
@@ -174,12 +210,18 @@ def _run_batch(args):
     reporter = Reporter(quiet=args.quiet)
     kwargs = {n: getattr(args, n) for n in options() if n not in SKIP}
     kwargs.update(style_weights=args.style_weights, log=reporter.log)
+    report = dict(fmt=args.format, callback=reporter.progress, say=reporter.log,
+                  warn=lambda text: reporter.error('bad_input', text))
     try:
+        hosts = _remote_hosts(args)
         styles = [open_image(s) for s in args.style]
-        summary = batch.stylize_all(args.photos, styles, args.output, kwargs,
-                                    fmt=args.format, callback=reporter.progress,
-                                    say=reporter.log,
-                                    warn=lambda text: reporter.error('bad_input', text))
+        if hosts:
+            from . import remote
+            del kwargs['log']                  # each host's log lines go to say, named
+            summary = remote.stylize_all(args.photos, styles, args.output, kwargs, hosts,
+                                         **report)
+        else:
+            summary = batch.stylize_all(args.photos, styles, args.output, kwargs, **report)
     except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - one clear line each
         return _failed(reporter, e, (batch.BatchError, ImageError))
     total = len(summary.written) + len(summary.failed)
@@ -304,6 +346,20 @@ def _add_serve(sub):
         args.socket, args.key, args.keep_alive))
 
 
+def _add_remote(sub):
+    p = sub.add_parser('remote', help="a job over SSH: the remote end (ssh runs this)",
+                       description='Read one job and its files on stdin and stream back its '
+                       'events and files (docs/protocol.md, "Over SSH"), running it on this '
+                       "machine's warm worker. ssh runs this on the GPU box; see docs/remote.md.")
+    p.add_argument('--keep-alive', type=float, default=0, dest='keep_alive', metavar='SECONDS',
+                   help='how long the warm worker here waits for the next job (0: a worker '
+                   'for this job only)')
+    p.add_argument('--probe', action='store_true',
+                   help="only the hello, with this machine's devices (imports torch)")
+    p.set_defaults(run=lambda args: __import__('nst_core.relay', fromlist=['main']).main(
+        args.keep_alive, args.probe))
+
+
 def _keep_alive(text):
     # 0 is not a warm worker: the plug-in then runs the one-shot `worker` instead
     try:
@@ -320,24 +376,26 @@ def _add_weights(sub):
     commands.add_parser(sub)
 
 
-def parser():
+def parser(command=None):
+    """The whole command line; with command='remote', that subcommand alone: train's options
+    come from nst_core.training, which imports torch (1-2 s), and ssh waits for the remote
+    end's hello (its start is paid on every run over SSH)."""
     p = argparse.ArgumentParser(prog='python -m nst_core',
                                 description='Neural style transfer (Gatys, fast arbitrary '
                                 'style, trained per-style networks).')
     p.add_argument('--version', action='version', version='nst_core ' + __version__)
-    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker,serve}')
+    sub = p.add_subparsers(dest='command', metavar='{stylize,batch,train,weights,worker,serve,remote}')
     sub.required = True
-    _add_stylize(sub)
-    _add_batch(sub)
-    _add_train(sub)
-    _add_weights(sub)
-    _add_worker(sub)
-    _add_serve(sub)
+    adders = [_add_stylize, _add_batch, _add_train, _add_weights, _add_worker, _add_serve,
+              _add_remote]
+    for add in [_add_remote] if command == 'remote' else adders:
+        add(sub)
     return p
 
 
 def main(argv=None):
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser(argv[0] if argv else None).parse_args(argv)
     return args.run(args)
 
 

@@ -28,6 +28,9 @@ def classify(exc):
     from .device import DeviceError
     from .imageio import ImageError
     from .weights.base import WeightsError
+    from .remote import RemoteError
+    if isinstance(exc, RemoteError):        # already worded: the remote's, or ssh's
+        return exc.kind, exc.message
     if isinstance(exc, Cancelled):
         return 'cancelled', 'cancelled'
     if isinstance(exc, WeightsError):

@@ -1,4 +1,4 @@
-"""The plug-in's worker client (plugin/neural_style/nst_client.py) without GIMP: real workers
+"""The plug-in's worker client (nst_client.py, beside the plug-in once installed) without GIMP: real workers
 (one-shot and warm, model 'tiny'), real sockets, real processes."""
 import ast
 import json
@@ -20,7 +20,7 @@ from conftest import ROOT, scene, stripes
 sys.path.insert(0, str(ROOT / 'plugin' / 'neural_style'))
 import nst_client  # noqa: E402
 
-CLIENT = ROOT / 'plugin' / 'neural_style' / 'nst_client.py'
+CLIENT = ROOT / 'nst_client.py'
 
 
 class Log(nst_client.Hooks):

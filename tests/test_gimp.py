@@ -2,6 +2,7 @@
 real GIMP 3 (tests/gimp/run.sh: a cached Debian chroot, install.py, gimp-console and GUI gimp
 under Xvfb)."""
 import ast
+import json
 import os
 import re
 import shlex
@@ -172,7 +173,7 @@ def test_the_clients_failures_are_worded_here_as_before():
 def test_the_client_holds_no_words_for_the_user():
     """Its string constants are protocol, paths and log lines: none is a sentence a GIMP
     user reads (those are messages.py's, wrapped for translation)."""
-    tree = ast.parse((PLUGIN.parent / 'nst_client.py').read_text())
+    tree = ast.parse((ROOT / 'nst_client.py').read_text())
     texts = [node.value for node in ast.walk(tree)
              if isinstance(node, ast.Constant) and isinstance(node.value, str)]
     assert not [t for t in texts if 'Neural Style' in t or 'python3 install.py' in t
@@ -213,6 +214,41 @@ def test_the_install_settings_are_checked_and_the_time_limits_filled_in(tmp_path
     path.write_text('{"version": 1, "python": "/venv/bin/python"}')
     loaded = settings.load()
     assert loaded['_path'] == str(path) and loaded['keep_alive_seconds'] == 600
+
+
+def test_the_dialog_says_where_the_work_runs_and_the_client_gets_the_remote(tmp_path,
+                                                                           monkeypatch):
+    """install.py --remote's keys: checked, said under Device, and handed to the client as
+    they are (job.stylize and the preview give nst_client the dict settings.load returns)."""
+    import nst_client
+    path = tmp_path / 'neural_style.json'
+    monkeypatch.setenv(settings.CONFIG_ENV, str(path))
+    path.write_text('{"version": 1, "python": "/venv/bin/python"}')
+    assert messages.runs_on(settings.load()) == 'Runs on: this computer'
+    url = 'ssh://me@gpu-box:2222/home/me/.local/share/neural-style/venv/bin/python'
+    remote = {'version': 1, 'remote': url, 'remote_label': 'gpu-box: NVIDIA H200',
+              'ssh_command': ['ssh', '-F', '/home/me/my config']}     # no local interpreter
+    path.write_text(json.dumps(remote))
+    loaded = settings.load()
+    assert messages.runs_on(loaded) == 'Runs on: gpu-box: NVIDIA H200'
+    assert {k: loaded[k] for k in remote} == remote
+    argv = nst_client.remote_of(loaded).argv(loaded, 'remote', '--probe')
+    assert argv[:3] == ['ssh', '-F', '/home/me/my config'] and argv[-2:] == [
+        'gpu-box', url.split(':2222')[1] + ' -m nst_core remote --probe']
+    path.write_text(json.dumps(dict(remote, remote_label=None)))
+    assert messages.runs_on(settings.load()) == 'Runs on: gpu-box'
+    path.write_text(json.dumps(dict(remote, remote='')))      # --local: this computer again
+    with pytest.raises(settings.Failure, match='naming "python", or "remote"'):
+        settings.load()
+    for bad, said in (({'remote': 'gpu-box'}, '"remote" .* must name the worker as ssh://'),
+                      ({'ssh_command': 'ssh -F x'}, '"ssh_command" .* must be a list of words'),
+                      ({'ssh_command': []}, '"ssh_command" .* must be a list of words')):
+        path.write_text(json.dumps(dict(remote, **bad)))
+        with pytest.raises(settings.Failure, match=said):
+            settings.load()
+    device = next(o for o in options.OPTIONS if o[0] == 'device')
+    assert "that computer's devices" in device[3]
+    assert options.DIALOG_ORDER.index('runs-on-note') == options.DIALOG_ORDER.index('device') + 1
 
 
 class Config:
@@ -266,15 +302,16 @@ def test_plugin_imports_only_the_standard_library_gi_and_each_other():
     files = sorted(p for p in PLUGIN.parent.rglob('*') if p.is_file()
                    and '__pycache__' not in p.parts and p.suffix not in ('.html', '.xml'))
     assert files and all(p.suffix == '.py' for p in files), files
-    own = {p.stem for p in files} | {'nst_protocol'}     # install.py copies it beside them
+    shared = {'nst_protocol', 'nst_client'}     # install.py copies them beside the plug-in
+    own = {p.stem for p in files} | shared
     allowed = set(sys.stdlib_module_names) | {'gi'} | own
-    for path in files + [ROOT / 'nst_protocol.py']:
+    for path in files + [ROOT / (name + '.py') for name in shared]:
         assert _imports(path) <= allowed, (path.name, _imports(path) - allowed)
-    assert _imports(ROOT / 'install.py') <= set(sys.stdlib_module_names) | {'nst_protocol'}
+    assert _imports(ROOT / 'install.py') <= set(sys.stdlib_module_names) | shared
 
 
 def test_no_product_module_but_the_probe_knows_the_test_environment():
-    product = [ROOT / 'install.py', ROOT / 'nst_protocol.py'] + \
+    product = [ROOT / 'install.py', ROOT / 'nst_protocol.py', ROOT / 'nst_client.py'] + \
         sorted((ROOT / 'nst_core').rglob('*.py')) + sorted(PLUGIN.parent.rglob('*.py'))
     # the environment the tests and tests/gimp/run.sh set (NEURAL_STYLE_TEST_DIR, NST_TEST_VENV,
     # NS_KEEP_ALIVE, ...), never the product's own settings (NST_CORE_CACHE, NEURAL_STYLE_CONFIG)
@@ -360,3 +397,24 @@ def test_warm_worker_in_real_gimp():
     killed, stale or foreign worker is replaced; a second image gets its own worker;
     keep_alive 0; idle exit (tests/gimp/warm_test.py)."""
     run_harness('warm worker in GIMP', BATCH_SCRIPT=str(RUN.parent / 'warm_test.py'), GUI='0')
+
+
+@pytest.mark.slow
+@pytest.mark.gimp
+@pytest.mark.ssh
+def test_the_worker_over_ssh_in_real_gimp():
+    """A Quality and a Fast run through ssh to 127.0.0.1 (the host is the GPU box: its sshd,
+    this interpreter's engine) each add one layer that one Ctrl+Z removes; GIMP's Cancel
+    (the plug-in killed) ends the remote job within a second and the box's warm worker
+    stays (tests/gimp/remote_test.py, remote_host.py)."""
+    import sshd
+    from conftest import cached_weights
+    from nst_core import weights
+    reason = sshd.MISSING or _cannot_run_gimp()
+    if reason:
+        pytest.skip(reason)
+    # the box's engine is this one: its weights, in the cache the ssh session's engine reads
+    # (remote_host.py passes NST_CORE_CACHE on)
+    cached_weights('magenta', weights.VGG_AUTO_ORDER[0])
+    run_harness('the worker over SSH in GIMP', NS_REMOTE_PYTHON=sys.executable,
+                GUI_SCRIPT=str(RUN.parent / 'remote_test.py'), BATCH='0')

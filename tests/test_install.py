@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -34,7 +35,7 @@ def checkout(tmp_path):
     not install.py's business and may not exist yet)."""
     co = tmp_path / 'checkout'
     co.mkdir()
-    for name in ('install.py', 'nst_protocol.py', 'setup.cfg', 'setup.py', 'pyproject.toml',
+    for name in ('install.py', 'nst_protocol.py', 'nst_client.py', 'setup.cfg', 'setup.py', 'pyproject.toml',
                  'README.md'):
         if (ROOT / name).is_file():
             shutil.copy2(ROOT / name, co / name)
@@ -226,7 +227,8 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
     for profile in profiles:
         target = profile / 'plug-ins' / 'neural_style'
         assert sorted(p.name for p in target.iterdir()) == [
-            'dialog_help.py', 'help', 'neural_style.json', 'neural_style.py', 'nst_protocol.py']
+            'dialog_help.py', 'help', 'neural_style.json', 'neural_style.py', 'nst_client.py',
+            'nst_protocol.py']
         assert sorted(p.relative_to(target).as_posix() for p in (target / 'help').rglob('*')
                       if p.is_file()) == ['help/en/gimp-help.xml', 'help/en/index.html']
         assert (target / 'help/en/index.html').read_bytes() == \
@@ -235,8 +237,8 @@ def test_copies_plugin_with_run_bit_protocol_and_config(checkout, home, bare_ven
         assert main.read_bytes() == (checkout / 'plugin/neural_style/neural_style.py').read_bytes()
         assert main.stat().st_mode & stat.S_IXUSR
         assert not (target / 'dialog_help.py').stat().st_mode & stat.S_IXUSR
-        assert (target / 'nst_protocol.py').read_bytes() == \
-            (ROOT / 'nst_protocol.py').read_bytes()
+        for shared in ('nst_protocol.py', 'nst_client.py'):
+            assert (target / shared).read_bytes() == (ROOT / shared).read_bytes()
         config = json.loads((target / 'neural_style.json').read_text())
         assert config == {'version': 1, 'python': str(bare_venv / 'bin' / 'python'),
                           'cache_dir': str(weights), 'device': 'cpu', 'model': 'auto',
@@ -883,3 +885,213 @@ def test_real_install_onto_a_small_disk_stops_before_pip_and_loses_nothing(
     assert 'error: Not enough disk space for torch: %s has' % venv in r.stderr, r.stderr
     assert 'pip install --disable' not in r.stdout       # nothing downloaded
     assert tree_state(plugins) == before
+
+
+# ---------------------------------------------------------------- a worker on another computer
+
+def test_the_remote_option_and_what_goes_with_it():
+    assert inst.remote_option('me@gpu-box') == (None, 'ssh://me@gpu-box')
+    assert inst.remote_option('gpu-box:2222') == (None, 'ssh://gpu-box:2222')
+    assert inst.remote_option('ssh://me@gpu-box/') == (None, 'ssh://me@gpu-box')
+    url = 'ssh://me@gpu-box:2222/opt/my%20venv/bin/python'
+    assert inst.remote_option(url) == (url, 'ssh://me@gpu-box:2222')
+    for bad in ('me@', 'gpu-box:port', 'http://gpu-box/python', 'ssh://gpu-box/python?x=1'):
+        with pytest.raises(inst.InstallError, match='expected \\[user@\\]host\\[:port\\]'):
+            inst.remote_option(bad)
+    assert inst.REMOTE_PYTHONS == ('.local/share/neural-style/venv/bin/python',
+                                   'Library/Application Support/neural-style/venv/bin/python')
+    local = inst.parse_args(['--remote', ''])
+    assert local.remote is None and local.local and local.plugin_only
+    for wrong in (['--worker-only', '--remote', 'box'], ['--worker-only', '--plugin-only'],
+                  ['--worker-only', '--gimp-plugins-dir', 'x'], ['--remote', 'box', '--local'],
+                  ['--ssh-command', 'ssh -F x']):
+        with pytest.raises(SystemExit):
+            inst.parse_args(wrong)
+
+
+def test_the_hello_is_found_and_said(capsys):
+    hello = {'event': 'hello', 'protocol': 1, 'version': '0.1.0', 'host': 'gpu-box',
+             'devices': [{'name': 'cuda:0', 'label': 'NVIDIA H200'},
+                         {'name': 'cpu', 'label': 'x86_64'}]}
+    out = ('Welcome to the box\n%s\n' % json.dumps(hello)).encode()
+    assert inst.read_hello(out) == (hello, ['Welcome to the box'])
+    assert inst.describe_devices(hello) == 'NVIDIA H200 (cuda:0), x86_64 (cpu)'
+    assert inst.best_device(hello) == 'NVIDIA H200'
+    assert inst.best_device(dict(hello, devices=[{'name': 'cpu', 'label': 'x'}])) == 'CPU'
+    assert inst.read_hello(b'/usr/bin/python3: No module named nst_core\n')[0] is None
+
+
+def test_worker_only_needs_no_gimp_and_says_how_to_reach_it(checkout, home, tmp_path):
+    """The GPU box has no GIMP: no profile is looked for, no plug-in written, and the summary
+    names the --remote argument for the laptop (short with the default venv, else the URL)."""
+    import getpass
+    import socket
+    env = user_env(home)
+    login = '%s@%s' % (getpass.getuser(), socket.gethostname())
+    before = tree_state(tmp_path)
+    r = run_install(checkout, '--worker-only', '--dry-run', '--skip-weights', '--torch-index',
+                    'pypi', env=env)
+    assert r.returncode == 0, r.stderr
+    assert tree_state(tmp_path) == before
+    venv = home / '.local/share/neural-style/venv'
+    assert '-m venv %s' % venv in r.stdout and '-m pip install' in r.stdout
+    assert 'plug-in' not in r.stdout.replace('no GIMP plug-in', '') and 'GIMP 3' not in r.stdout
+    assert '    python3 install.py --remote %s\n' % login in r.stdout
+    assert '    python3 install.py --remote ssh://%s%s\n' % (login, venv / 'bin/python') \
+        in r.stdout
+    r = run_install(checkout, '--worker-only', '--dry-run', '--skip-weights', '--torch-index',
+                    'pypi', '--venv', tmp_path / 'my venv', env=env)
+    assert r.returncode == 0, r.stderr
+    assert '--remote %s\n' % login not in r.stdout          # not where the laptop looks
+    assert '--remote ssh://%s%s\n' % (login, str(tmp_path / 'my%20venv/bin/python')) \
+        in r.stdout
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.1 (tests/sshd.py) standing in for the GPU box."""
+    import sshd as ssh_server
+    if ssh_server.MISSING:
+        pytest.skip(ssh_server.MISSING)
+    servers = []
+
+    def start(**more):
+        server = ssh_server.SSHServer(tmp_path / ('sshd%d' % len(servers)), **more)
+        servers.append(server)
+        return server
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def wrapper(path, command):
+    """A stand-in for the remote engine's interpreter: a script that runs `command`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('#!/bin/sh\nexec %s "$@"\n' % command)
+    path.chmod(0o755)
+    return path
+
+
+def remote_home(server, home):
+    """Make the server run each command in `home` with HOME set to it, as sshd does in the
+    user's own home, which a test must not touch."""
+    home.mkdir(parents=True, exist_ok=True)
+    with open(server.folder / 'sshd_config', 'a') as f:
+        f.write('ForceCommand HOME=%s; export HOME; cd "$HOME" && eval "$SSH_ORIGINAL_COMMAND"\n'
+                % shlex.quote(str(home)))
+
+
+def remote_install(checkout, server, target, env):
+    return run_install(checkout, '--remote', target, '--ssh-command',
+                       shlex.join(server.ssh_command), env=env, timeout=300)
+
+
+@pytest.mark.parametrize('named', ['host only', 'full url'])
+def test_remote_probes_the_engine_over_ssh_and_points_the_plugin_at_it(checkout, home,
+                                                                       tmp_path, sshd, named,
+                                                                       bare_venv):
+    """install.py --remote against a real sshd whose engine is this checkout's (its venv's
+    interpreter behind a wrapper script): the plug-in is installed with no torch here, its
+    config names the remote, and --local goes back to this computer."""
+    profile, = make_profiles(home, '3.0')
+    server = sshd()
+    there = tmp_path / 'gpu-box-home'
+    python = wrapper(there / inst.REMOTE_PYTHONS[0], sys.executable)
+    if named == 'host only':
+        remote_home(server, there)
+        target = '%s@127.0.0.1:%d' % (server.user, server.port)
+    else:
+        target = server.url(str(python))
+    server.start()
+    env = user_env(home)
+    r = remote_install(checkout, server, target, env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+    label = '127.0.0.1: %s' % inst.best_device(json.loads(subprocess.run(
+        [sys.executable, '-m', 'nst_core', 'remote', '--probe'], capture_output=True,
+        text=True, cwd=str(tmp_path)).stdout))
+    target_dir = profile / 'plug-ins' / 'neural_style'
+    config = json.loads((target_dir / 'neural_style.json').read_text())
+    assert config == {'version': 1, 'remote': server.url(str(python)), 'remote_label': label,
+                      'ssh_command': server.ssh_command, 'device': 'auto', 'model': 'auto',
+                      'stall_seconds': 600, 'time_limit_seconds': 0, 'keep_alive_seconds': 600}
+    assert (target_dir / 'neural_style.py').is_file() and (target_dir / 'nst_client.py').is_file()
+    assert 'Found 127.0.0.1:%d' % server.port in r.stdout
+    assert 'nst_core %s, ' % inst.nst_protocol.ENGINE_VERSION in r.stdout and '(cpu)' in r.stdout
+    assert '  runs on:        %s (%s)' % (label, config['remote']) in r.stdout
+    assert not (home / '.local/share/neural-style').exists()      # no engine here
+    if named == 'full url':
+        return
+    r = run_install(checkout, '--local', '--venv', bare_venv, '--weights-dir', tmp_path / 'w',
+                    env=env)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((target_dir / 'neural_style.json').read_text())
+    assert 'remote' not in config and config['python'] == str(bare_venv / 'bin/python')
+    assert '  runs on:        this computer' in r.stdout
+
+
+@pytest.mark.parametrize('engine, said', [
+    ('/usr/bin/python3 -I', 'No module named nst_core'),
+    ('echo \'{"event": "hello", "protocol": 1, "version": "0.0.9", "host": "old"}\' #',
+     'has nst_core 0.0.9, this folder is %s' % inst.nst_protocol.ENGINE_VERSION),
+    (None, 'has no Neural Style engine in its usual place'),
+])
+def test_a_remote_without_our_engine_is_refused_with_the_command_to_run_there(
+        checkout, home, tmp_path, sshd, engine, said):
+    if engine and not Path(engine.split()[0]).exists() and engine.startswith('/'):
+        pytest.skip('no %s' % engine.split()[0])
+    profile, = make_profiles(home, '3.0')
+    server = sshd()
+    there = tmp_path / 'gpu-box-home'
+    remote_home(server, there)
+    if engine:
+        wrapper(there / inst.REMOTE_PYTHONS[0], engine)
+    server.start()
+    r = remote_install(checkout, server, '%s@127.0.0.1:%d' % (server.user, server.port),
+                       user_env(home))
+    assert r.returncode == 1, r.stdout
+    assert said in r.stderr
+    assert '\n    python3 install.py --worker-only\nthen run this again' in r.stderr
+    assert not (profile / 'plug-ins').exists()
+
+
+def test_an_ssh_refusal_is_one_clear_line_within_seconds(checkout, home, tmp_path, sshd):
+    """Key login not set up: ssh's own reason and how to set it up, never a password prompt,
+    nothing written."""
+    import time
+    profile, = make_profiles(home, '3.0')
+    server = sshd()
+    (server.folder / 'authorized_keys').write_text('')          # the key is not authorized
+    server.start()
+    t0 = time.monotonic()
+    r = remote_install(checkout, server, server.url('/opt/python'), user_env(home))
+    assert time.monotonic() - t0 < 10
+    assert r.returncode == 1
+    first = r.stderr.splitlines()[0]
+    assert first.startswith('error: ssh could not log in to 127.0.0.1:%d: ' % server.port)
+    assert 'Permission denied' in first, r.stderr
+    assert 'ssh-copy-id -p %d %s@127.0.0.1' % (server.port, server.user) in r.stderr
+    assert not (profile / 'plug-ins').exists()
+
+
+@pytest.mark.slow
+def test_worker_only_then_remote_the_two_commands(checkout, home, tmp_path, sshd):
+    """The two commands for real: --worker-only builds the engine's venv (on this
+    interpreter's torch) without any GIMP, and --remote with the URL it printed (its host
+    made the test's sshd) points the plug-in at it."""
+    env = user_env(home)
+    venv = tmp_path / 'gpu-box' / 'venv'
+    r = run_install(checkout, '--worker-only', '--python', sys.executable,
+                    '--system-site-packages', '--venv', venv, '--skip-weights', env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    assert 'devices:        ' in r.stdout and '(cpu)' in r.stdout
+    assert not (home / '.config').exists()
+    url = next(line.split('--remote ')[1] for line in r.stdout.splitlines()
+               if '--remote ssh://' in line)
+    path = inst.urlsplit(url).path
+    assert path == str(venv / 'bin' / 'python')
+    profile, = make_profiles(home, '3.0')
+    server = sshd().start()
+    r = remote_install(checkout, server, server.url(path), env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr
+    config = json.loads((profile / 'plug-ins/neural_style/neural_style.json').read_text())
+    assert config['remote'] == server.url(path)

@@ -8,8 +8,10 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 import dialog_preview  # noqa: E402
 import messages  # noqa: E402
 import probe  # noqa: E402
+import settings  # noqa: E402
 import style_choice  # noqa: E402
 from messages import _  # noqa: E402
+from nst_client import Failure  # noqa: E402
 from options import (DIALOG_ORDER, MODEL_ARG, OPTIONS, QUALITY_ONLY,  # noqa: E402
                      SLIDERS, STYLE_ONLY, STYLE_SLOTS)
 from layer_chooser import StyleChooser  # noqa: E402
@@ -76,11 +78,20 @@ def _widgets(dialog, Gtk):
             dialog.get_widget(name, Gtk.ComboBox.__gtype__)
 
 
+def _runs_on():
+    """Where the work runs (this computer, or the worker over ssh), said under Device."""
+    try:
+        return messages.runs_on(settings.load())
+    except Failure:
+        return ''                 # OK says what is wrong with the configuration
+
+
 def _notes(dialog, config, content):
     notes = {}
     for name, text in (('size-note', _size_note(config, content)),
                        ('model-note', _("Choose the trained model's file (.pth) to paint "
-                                        'with it.'))):
+                                        'with it.')),
+                       ('runs-on-note', _runs_on())):
         note = notes[name] = dialog.get_label(name, text, False, False)
         note.set_xalign(0.0)
         note.set_line_wrap(True)

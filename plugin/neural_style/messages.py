@@ -11,6 +11,9 @@ import it.
 import gettext
 import os
 
+import nst_protocol
+from urllib.parse import urlsplit
+
 # As GIMP's own Python plug-ins do, but with a text domain of the plug-in's own: GIMP's
 # catalogues do not hold these strings. No catalogue installed: the English as written.
 TEXT_DOMAIN = 'gimp30-neural-style'
@@ -100,16 +103,35 @@ def shell_word(text):
 
 def repair_command(command, config):
     """The worker's repair as a command line that works pasted into a terminal: the python
-    of a GIMP user's terminal has no nst_core, and the weights folder is the config's."""
+    of a GIMP user's terminal has no nst_core, and the weights folder is the config's. For a
+    remote worker: that python, there, through ssh (its own weights folder)."""
+    remote = remote_parts(config)
+    if remote:
+        python, ssh = remote
+        inner = ' '.join(shell_word(w) for w in [python, '-m', 'nst_core'] + list(command))
+        return ' '.join(shell_word(w) for w in ssh + [inner])
     words = [config['python'], '-m', 'nst_core'] + list(command)
     if config.get('cache_dir') and '--cache-dir' not in words:
         words += ['--cache-dir', config['cache_dir']]
     return ' '.join(shell_word(w) for w in words)
 
 
+def remote_parts(config):
+    """(the remote's python, the ssh command that reaches it) for a remote worker, else
+    None."""
+    if not config.get('remote'):
+        return None
+    try:
+        from nst_client import RemoteSpec
+        spec = RemoteSpec(config['remote'])
+    except Exception:  # noqa: BLE001 - a bad URL is worded where it is used
+        return None
+    return spec.python, ['ssh'] + spec.login()
+
+
 def weights(error, config):
     command = error.get('command')
-    if not (isinstance(command, list) and config.get('python')):
+    if not (isinstance(command, list) and (config.get('python') or remote_parts(config))):
         return _(FAILED) % error['message']
     return (_(FAILED) % ('%s; run `%s`%s' % (error.get('reason', ''),
                                               repair_command(command, config),
@@ -151,7 +173,9 @@ def said(failure):
         return _('Neural Style cannot use %s for its worker: it must be a folder of yours that '
                  'only you can enter (mode 0700). Remove it, or set "keep_alive_seconds" to 0 in '
                  '"neural_style.json".') % f['path']
-    if kind == 'stalled':
+    if kind.startswith('remote_') or kind in ('ssh', 'ssh_missing'):
+        text = remote_failure(kind, f)
+    elif kind == 'stalled':
         text = _('Neural Style: the worker sent no progress for %g s and was stopped; it seemed '
                  'stuck. Try again, perhaps with a smaller "Output size". If steps really take '
                  'that long on this machine, raise "stall_seconds" in %s (0 = no limit).') % (
@@ -166,6 +190,58 @@ def said(failure):
     if f.get('log_tail'):
         text += '\n\n' + _("Last lines of the worker's log:") + '\n' + f['log_tail']
     return text
+
+
+
+
+def remote_failure(kind, f):
+    """A worker over SSH that could not be reached or used (docs/remote.md)."""
+    if kind == 'remote_url':
+        return _('Neural Style: "remote" in neural_style.json must be '
+                 'ssh://[user@]host[:port]/path/to/python, not %r. Run "python3 install.py '
+                 '--remote USER@HOST" again.') % (f['url'],)
+    if kind == 'ssh_missing':
+        return _('Neural Style cannot start ssh (%s): %s. Install an OpenSSH client, or run '
+                 '"python3 install.py" to work on this computer.') % (f['ssh'], f['reason'])
+    host = f['host']
+    if kind == 'ssh':
+        return _('Neural Style could not reach %s over ssh: %s') % (host, ssh_reason(
+            f.get('reason') or '', host))
+    if kind in ('remote_engine', 'remote_version'):
+        what = (_('%s has no Neural Style engine at %s') % (host, f['python'])
+                if kind == 'remote_engine' else
+                _('the Neural Style engine on %s is version %s, this plug-in needs %s') % (
+                    host, f['found'], f['wanted']))
+        return _('Neural Style: %s.\nOn %s, in the Neural Style folder, run: %s\nthen, here: '
+                 'python3 install.py --remote %s') % (
+                     what, host, nst_protocol.WORKER_ONLY, host) + (
+            '\n\n' + f['reason'] if kind == 'remote_engine' and f.get('reason') else '')
+    if kind == 'remote_silent':
+        return _('Neural Style: %s did not answer within %g s.') % (host, f['seconds'])
+    if kind == 'remote_lost':
+        return _('Neural Style: the connection to %s was lost in the middle of the job; '
+                 'nothing was changed. Try again when %s can be reached.') % (host, host)
+    return _(FAILED) % kind
+
+
+def ssh_reason(said, host):
+    """ssh's own words, and what to do about the refusals a user can mend."""
+    from nst_client import ssh_refusal
+    refusal = ssh_refusal(said)
+    if refusal == 'no_key':
+        advice = _('Key login to %s is not set up: in a terminal, run "ssh-copy-id %s" (or add '
+                   'your public key to ~/.ssh/authorized_keys there), check that "ssh %s" logs '
+                   'in without a password, then try again.') % (host, host, host)
+    elif refusal == 'host_key_changed':
+        advice = _("%s's host key is not the one ssh knows: if the machine really was "
+                   'reinstalled, remove its old key with "ssh-keygen -R %s"; otherwise '
+                   'someone may be in between.') % (host, host)
+    elif refusal == 'host_key_unknown':
+        advice = _('ssh does not know %s yet: in a terminal, run "ssh %s" once and accept its '
+                   'host key.') % (host, host)
+    else:
+        advice = ''
+    return said.strip() + ('\n' + advice if advice else '')
 
 
 def loading():
@@ -187,13 +263,26 @@ def config_unreadable(path, error):
 
 def config_unknown(path):
     return _('The Neural Style configuration %s is not one this plug-in understands (expected '
-             'version 1 naming "python").\nRun "python3 install.py" again.') % path
+             'version 1 naming "python", or "remote").\nRun "python3 install.py" again.') % path
 
 
 def config_not_seconds(key, path, value):
     return _('"%s" in the Neural Style configuration %s must be a number of seconds (0 = no '
              'limit), not %r.\nCorrect it, or run "python3 install.py" again.') % (
         key, path, value)
+
+
+def config_bad_remote(path, value):
+    return _('"remote" in the Neural Style configuration %s must name the worker as '
+             'ssh://[user@]host[:port]/path/to/python, not %r.\nRun "python3 install.py '
+             '--remote [user@]host" again, or "python3 install.py --local" to work on this '
+             'computer.') % (path, value)
+
+
+def config_bad_ssh_command(path, value):
+    return _('"ssh_command" in the Neural Style configuration %s must be a list of words, e.g. '
+             '["ssh", "-F", "my_ssh_config"], not %r.\nCorrect it, or run "python3 install.py '
+             '--remote [user@]host" again.') % (path, value)
 
 
 def repeat_without_style():
@@ -258,6 +347,18 @@ def size_note(method, size, width, height):
     scale = size / side
     return _("Works at %d x %d px, then scales to the layer's %d x %d.") % (
         max(1, round(width * scale)), max(1, round(height * scale)), width, height)
+
+
+def runs_on(config):
+    """Where the work runs, said under Device: this computer, or the worker on another one
+    (install.py --remote: its "remote_label", e.g. "gpu-box: NVIDIA H200", else its host)."""
+    remote = config.get('remote')
+    if not remote:
+        return _('Runs on: this computer')
+    label = config.get('remote_label')
+    if not (isinstance(label, str) and label):
+        label = urlsplit(remote).hostname or remote
+    return _('Runs on: %s') % label
 
 
 def preview_note(method, ticked, quality_steps, step=None):

@@ -41,7 +41,8 @@ OPTIONS = [
      'normal', [('draft', N_('Draft')), ('normal', N_('Normal')), ('best', N_('Best'))], None),
     ('device', 'choice', N_('_Device'),
      N_("Where to compute: auto uses the device from the installer's configuration "
-        '(by default a GPU when there is one).'),
+        '(by default a GPU when there is one). When the work runs on another computer '
+        '(install.py --remote; "Runs on" says where), these are that computer\'s devices.'),
      'auto', [('auto', N_('Auto')), ('cpu', N_('CPU')), ('cuda', N_('CUDA (NVIDIA GPU)')),
               ('mps', N_('MPS (Apple GPU)'))], None),
     ('seed', 'int', N_('S_eed'), N_('Random seed: the same seed gives the same picture.'),
@@ -61,7 +62,7 @@ MODEL_LABEL = N_('Trained model (.pt_h)')
 # it, then the look, then where and how to compute.
 DIALOG_ORDER = ['style-layer', 'method', MODEL_ARG, 'model-note', 'preset', 'size',
                 'size-note', 'strength', 'style-scale', 'preserve-colors', 'fit', 'device',
-                'seed', 'more-styles-expander']
+                'runs-on-note', 'seed', 'more-styles-expander']
 QUALITY_ONLY = ('preset', 'size')
 STYLE_ONLY = ('style-layer', 'more-styles-expander')      # greyed out for Trained model
 SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')

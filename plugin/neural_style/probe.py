@@ -124,8 +124,8 @@ class DialogProbe:
             'style-layer=%s chooser-label=%s thumbnail=%s method=%s seed=%d size=%d fit=%s '
             'preset-sensitive=%s size-sensitive=%s strength-widget=%s style-scale-widget=%s '
             'style-scale-position=%.2f style-layer-sensitive=%s more-styles-sensitive=%s '
-            'more-styles-expanded=%s ok-sensitive=%s model-note=%s preview=%s height=%d '
-            'min-height=%d screen-height=%d preview-label=%s note=%s' % (
+            'more-styles-expanded=%s ok-sensitive=%s model-note=%s runs-on=%s preview=%s '
+            'height=%d min-height=%d screen-height=%d preview-label=%s note=%s' % (
                 layer.get_name() if layer else None, self.style.label(),
                 '%dx%d' % self.style.thumbnail if self.style.thumbnail else None,
                 config.get_property('method'), config.get_property('seed'),
@@ -136,7 +136,8 @@ class DialogProbe:
                 widget['style-layer'].is_sensitive(),
                 widget['more-styles-expander'].is_sensitive(),
                 widget['more-styles-expander'].get_expanded(), self.ok.is_sensitive(),
-                self.notes['model-note'].get_visible(), config.get_property('preview'),
+                self.notes['model-note'].get_visible(), self.notes['runs-on-note'].get_text(),
+                config.get_property('preview'),
                 dialog.get_allocated_height(), dialog.get_preferred_height()[0],
                 monitor.get_workarea().height if monitor is not None else 0,
                 self.preview.label.get_text(), self.notes['size-note'].get_text()))

@@ -1,6 +1,7 @@
 """The plug-in's two settings files: the install's (neural_style.json, written by install.py:
-the worker's interpreter, weights folder, device and time limits), and the dialog's last
-values, kept where and as GIMP keeps a successful run's.
+the worker's interpreter, weights folder, device and time limits, or the worker on another
+computer: "remote", "remote_label", "ssh_command"), and the dialog's last values, kept where
+and as GIMP keeps a successful run's.
 
 Standard library only; GIMP's calls import gi only when made, so the tests import the rest.
 """
@@ -11,7 +12,7 @@ import nst_protocol
 import messages
 import probe
 import style_choice
-from nst_client import Failure
+from nst_client import Failure, RemoteSpec
 from options import MODEL_ARG, OPTIONS, STYLE_SLOTS
 
 CONFIG_NAME = 'neural_style.json'
@@ -20,7 +21,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load():
-    """The install's settings, with the time limits' defaults and '_path' (where they are)."""
+    """The install's settings, with the time limits' defaults and '_path' (where they are):
+    the very dict the worker client gets, so "remote" and "ssh_command" reach it as they are."""
     path = os.environ.get(CONFIG_ENV) or os.path.join(HERE, CONFIG_NAME)
     try:
         with open(path, encoding='utf-8') as f:
@@ -30,14 +32,34 @@ def load():
     except (OSError, ValueError) as e:
         raise Failure.said(messages.config_unreadable(path, e)) from None
     if not isinstance(config, dict) or config.get('version') != 1 \
-            or not isinstance(config.get('python'), str):
+            or not (isinstance(config.get('python'), str) or config.get('remote')):
         raise Failure.said(messages.config_unknown(path))
+    _check_remote(config, path)
     for key, default in nst_protocol.TIME_LIMITS.items():    # why these: nst_protocol
         value = config.setdefault(key, default)
         if not nst_protocol.is_seconds(value):
             raise Failure.said(messages.config_not_seconds(key, path, value))
     config['_path'] = path
     return config
+
+
+def _check_remote(config, path):
+    """A worker on another computer (install.py --remote): "remote" an ssh:// URL ("" or none:
+    this computer), "ssh_command" a list of words; a "remote_label" that is no text is dropped
+    (the dialog then names the host)."""
+    remote = config.get('remote')
+    if remote in (None, ''):
+        return
+    try:
+        RemoteSpec(remote)
+    except Failure:
+        raise Failure.said(messages.config_bad_remote(path, remote)) from None
+    ssh = config.get('ssh_command')
+    if ssh is not None and not (isinstance(ssh, list) and ssh
+                                and all(isinstance(word, str) and word for word in ssh)):
+        raise Failure.said(messages.config_bad_ssh_command(path, ssh))
+    if not isinstance(config.get('remote_label'), str):
+        config.pop('remote_label', None)
 
 
 def _quoted(text):

@@ -270,3 +270,33 @@ def print_worker_torch():
     print('TIME worker torch %s, %s threads (OMP_NUM_THREADS=%s)' % (
         about[0] if about else '?', about[1] if len(about) > 1 else '?',
         os.environ.get('OMP_NUM_THREADS', 'unset')), flush=True)
+
+
+# ---- the GUI tests' hands: requests to tests/gimp/screen.py (serve), which presses keys -----
+REQ = os.path.join(OUT, 'req')
+_requests = [0]
+
+
+def ask(*steps):
+    """Queue a request for screen.py; returns its number (see done)."""
+    os.makedirs(REQ, exist_ok=True)
+    n = _requests[0]
+    _requests[0] += 1
+    path = os.path.join(REQ, '%03d.json' % n)
+    with open(path + '.part', 'w') as f:
+        json.dump(list(steps), f)
+    os.replace(path + '.part', path)
+    return n
+
+
+def done(n, seconds=180):
+    """screen.py's report on request n: {'ok': ..., 'log': [...], 'error': ...}."""
+    path = os.path.join(REQ, '%03d.done' % n)
+    deadline = time.time() + seconds
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.1)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {'ok': False, 'error': 'no answer from screen.py within %d s' % seconds}

@@ -20,39 +20,13 @@ S = Gimp.PDBStatusType
 W, H = 160, 120
 CONFIG = os.path.join(os.environ['NS_PLUGIN_DIR'], 'neural_style.json')
 GUI_LOG = os.path.join(fx.OUT, 'gui.log')
-REQ = os.path.join(fx.OUT, 'req')
-os.makedirs(REQ, exist_ok=True)
-_count = [0]
 DIALOG = '^Neural Style$'
 MAIN = ' – GIMP$'
 MAGENTA = (255, 0, 255)
 # the plug-in logs what its dialog shows a second after it appears; one without that log
 # (an older plug-in) still gets its keys after 15 s
 SHOWN = {'wait_log': '^dialog-shown ', 'timeout': 15, 'optional': True}
-
-
-def ask(*steps):
-    """Queue a request for screen.py; returns its number (see done)."""
-    n = _count[0]
-    _count[0] += 1
-    path = os.path.join(REQ, '%03d.json' % n)
-    with open(path + '.part', 'w') as f:
-        json.dump(list(steps), f)
-    os.replace(path + '.part', path)
-    return n
-
-
-def done(n, seconds=180):
-    """screen.py's report on request n: {'ok': ..., 'log': [...], 'error': ...}."""
-    path = os.path.join(REQ, '%03d.done' % n)
-    deadline = time.time() + seconds
-    while not os.path.exists(path) and time.time() < deadline:
-        time.sleep(0.1)
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {'ok': False, 'error': 'no answer from screen.py within %d s' % seconds}
+ask, done = fx.ask, fx.done          # requests to screen.py
 
 
 def gui_log():

@@ -30,6 +30,9 @@
 #      FAULT_RUNS     mixed runs in faults_test.py (default 50)
 #      GIMP_LOG       passed to GIMP (its debug domains, e.g. help)
 #      NS_KEEP_ALIVE  keep_alive_seconds of the installed config (default 0: a worker per run)
+#      NS_REMOTE_PYTHON  a host python with the engine (torch, weights): the "GPU box" that
+#                     remote_test.py reaches by ssh to 127.0.0.1 (tests/gimp/remote_host.py
+#                     starts sshd for it; needs openssh-server on the host)
 # Needs root (debootstrap, chroot); no bind mounts. Exit 0 = all passed, 2 = cannot build.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,7 +43,8 @@ TEST_TIMEOUT=${TEST_TIMEOUT:-600}
 ROOT=$CACHE/$SUITE-root
 BASE_PKGS="gimp python3-gi gir1.2-gimp-3.0 python3-venv xvfb xauth xdotool"
 DEPS="python3-torch python3-torchvision python3-h5py python3-pil python3-numpy python3-onnx"
-FONT_PKG=fonts-dejavu-core        # text layers need a font (faults_test.py: text layer as style)
+# text layers need a font (faults_test.py: text layer as style); remote_test.py needs ssh
+EXTRA_PKGS="fonts-dejavu-core openssh-client"
 [ -n "${SHOT:-}" ] && SHOT=$(realpath -m "$SHOT")
 NST=/opt/nst                      # inside the chroot: src/, venv/, weights/ (kept between runs)
 log() { echo "[gimp-e2e $(date +%T)] $*" >&2; }
@@ -97,12 +101,16 @@ install_deps() {
   echo "$DEPS" > "$ROOT/.deps"
 }
 
-ensure_font() {  # checked on every run: chroots cached before the font was needed get it too
-  in_root dpkg-query -W -f='${Status}' "$FONT_PKG" 2>/dev/null | grep -q 'ok installed' && return
-  log "apt-get install $FONT_PKG ..."
+ensure_extra() {  # checked on every run: chroots cached before a package was needed get it too
+  local p missing=
+  for p in $EXTRA_PKGS; do
+    in_root dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+  done
+  [ -n "$missing" ] || return 0
+  log "apt-get install$missing ..."
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   in_root apt-get update -q >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -5 "$CACHE/install-$SUITE.log"; exit 2; }
-  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$FONT_PKG" \
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing \
     >> "$CACHE/install-$SUITE.log" 2>&1 || { tail -20 "$CACHE/install-$SUITE.log"; exit 2; }
   in_root apt-get clean; rm -rf "$ROOT"/var/lib/apt/lists/*
 }
@@ -111,7 +119,7 @@ mkdir -p "$CACHE"
 exec 9>"$CACHE/.lock-$SUITE"; flock 9          # one run per suite at a time
 [ -f "$ROOT/.gimp-version" ] || build_base
 [ "$(cat "$ROOT/.deps" 2>/dev/null)" = "$DEPS" ] || install_deps
-ensure_font
+ensure_extra
 log "chroot: $(cat "$ROOT/.gimp-version"), $(du -shx "$ROOT" | cut -f1)"
 
 # ---- this checkout -> $NST/src; install.py -> venv, weights, plug-in in a fresh profile ----
@@ -124,6 +132,7 @@ RUN=/opt/nst-run-$$
 R=$ROOT$RUN
 XVFB_PID=
 PROC_MOUNTED=
+REMOTE_PID=
 kill_warm_workers() {  # warm workers (nst_core serve) of this chroot that a test left behind
   local p
   for p in /proc/[0-9]*; do
@@ -132,7 +141,13 @@ kill_warm_workers() {  # warm workers (nst_core serve) of this chroot that a tes
   done
   return 0
 }
+stop_remote() {  # the GPU box's helper: it stops sshd, ends its warm worker, leaves their logs
+  [ -n "$REMOTE_PID" ] && kill "$REMOTE_PID" 2>/dev/null && wait "$REMOTE_PID" 2>/dev/null
+  REMOTE_PID=
+  return 0
+}
 cleanup() {
+  stop_remote
   kill_warm_workers
   [ -n "$XVFB_PID" ] && kill "$XVFB_PID" 2>/dev/null
   rm -rf "$R"
@@ -191,10 +206,26 @@ genv() {  # environment of GIMP runs (plug-ins inherit it)
        NS_TEST=$RUN/test NS_OUT=$RUN/out NS_VENV_PY=$VENV/bin/python \
        NS_SCREEN=${SCREEN:-1366x768} \
        NS_PLUGIN_DIR=$RUN/home/gimp/plug-ins/neural_style NEURAL_STYLE_TEST_DIR=$RUN/out/hook \
+       NS_REMOTE=$RUN/remote \
        ${FAULT_RUNS:+FAULT_RUNS=$FAULT_RUNS} ${GIMP_LOG:+GIMP_LOG=$GIMP_LOG} "$@"
 }
 FLAGS="-n -d --batch-interpreter=python-fu-eval"   # fonts loaded (no -f): text layers need them
 mkdir -p "$R/out/hook"
+
+# ---- the GPU box of remote_test.py: the host, its sshd on 127.0.0.1 (the chroot shares the
+# host's network); remote_host.py writes $RUN/remote/remote.json once it listens
+if [ -n "${NS_REMOTE_PYTHON:-}" ]; then
+  env ${THREADS:+OMP_NUM_THREADS=$THREADS} "$NS_REMOTE_PYTHON" "$HERE/remote_host.py" "$ROOT" "$RUN" \
+    > "$R/out/remote-host.log" 2>&1 &
+  REMOTE_PID=$!
+  for _ in $(seq 300); do
+    [ -f "$R/remote/remote.json" ] || ! kill -0 "$REMOTE_PID" 2>/dev/null && break
+    sleep 0.1
+  done
+  [ -f "$R/remote/remote.json" ] \
+    || { cat "$R/out/remote-host.log"; log "RESULT: FAIL (no sshd for the GPU box)"; exit 1; }
+  log "GPU box: $(head -1 "$R/out/remote-host.log")"
+fi
 
 # ---- batch tests: gimp-console ----------------------------------------------------------
 RC1=0
@@ -244,6 +275,10 @@ if [ "${GUI:-1}" != 0 ]; then
 fi
 
 # ---- verdict ---------------------------------------------------------------------------
+stop_remote
+if [ -n "${NS_REMOTE_PYTHON:-}" ]; then
+  tail -n +1 "$R"/out/remote-*.log > "$CACHE/last-remote-$SUITE.log" 2>/dev/null || true
+fi
 [ -f "$R/out/batch.log" ] && cp "$R/out/batch.log" "$CACHE/last-batch-$SUITE.log"
 [ -f "$R/out/gui.log" ] && cp "$R/out/gui.log" "$CACHE/last-gui-$SUITE.log"
 cp "$R/out/install.log" "$CACHE/last-install-$SUITE.log"

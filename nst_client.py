@@ -12,6 +12,7 @@ its connection close and drops the job; the folder's janitor, a process in a ses
 own, removes the folder once the plug-in is gone.
 """
 import hashlib
+import json
 import os
 import queue
 import shutil
@@ -353,8 +354,11 @@ class Connection:
         self.lines = queue.Queue()
         self.reader = sock.makefile('rb')
 
-    def send_job(self, job_path):
-        self.sock.sendall(nst_protocol.encode_request(job_path, gimp_owner()).encode())
+    def send_job(self, job_path, owner=None):
+        """owner: the process the job runs for (default: this plug-in's GIMP); the remote end
+        names none, so that its warm worker outlives each SSH session."""
+        owner = gimp_owner() if owner is None else owner or None
+        self.sock.sendall(nst_protocol.encode_request(job_path, owner).encode())
         threading.Thread(target=_pump, args=(self.reader, self.lines), daemon=True).start()
 
     def stop(self, grace=TERMINATE_GRACE, stuck=False):
@@ -374,15 +378,17 @@ class Connection:
         return None                      # the worker died in the middle of the job
 
     def close(self):
+        # shutdown first: it reaches the worker at once and wakes the reader thread, whose
+        # readline holds the lock that closing the reader waits for
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         for thing in (self.reader, self.sock):
             try:
                 thing.close()
             except OSError:
                 pass
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 # ---------------------------------------------------------------- the warm worker
@@ -524,12 +530,252 @@ class WarmWorker:
         return None
 
 
-def open_channel(config, job_path, poll=lambda: None, hooks=Hooks()):
-    """The warm worker's connection with the job sent, or a one-shot worker."""
+# ---------------------------------------------------------------- a worker over SSH
+
+STRAY_LINES = 20                     # lines a remote shell may print before the hello
+REMOTE_HELLO_SECONDS = 60.0          # ssh's connect (ConnectTimeout below) and a Python start
+SSH_OPTIONS = ('-T', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=15',
+               '-o', 'ServerAliveInterval=5', '-o', 'ServerAliveCountMax=3')
+
+
+class RemoteSpec:
+    """A worker named ssh://[user@]host[:port]/path/to/python: the remote engine's
+    interpreter (docs/remote.md)."""
+
+    def __init__(self, url):
+        from urllib.parse import unquote, urlsplit
+        self.url = url
+        parts = urlsplit(url) if isinstance(url, str) else None
+        try:
+            port = parts and parts.port
+        except ValueError:
+            port = -1
+        if not parts or parts.scheme != 'ssh' or not parts.hostname or port == -1 \
+                or not parts.path.startswith('/') or parts.path == '/' \
+                or parts.query or parts.fragment:
+            raise Failure('remote_url', url=url)
+        self.user = unquote(parts.username) if parts.username else None
+        self.host = unquote(parts.hostname) if not parts.netloc.endswith(']') \
+            else parts.hostname
+        self.port = port
+        self.python = unquote(parts.path)
+
+    def login(self):
+        """The words after `ssh` that reach this host by hand: ['-p', PORT, 'user@host']."""
+        return (['-p', str(self.port)] if self.port else []) + \
+            ['%s@%s' % (self.user, self.host) if self.user else self.host]
+
+    @property
+    def label(self):
+        return self.host if self.port is None else '%s:%d' % (self.host, self.port)
+
+    def argv(self, config, *args):
+        """ssh's arguments to run `python -m nst_core ARGS` there: every part a separate
+        argument here (no shell on this side), the remote command quoted for the POSIX
+        shell sshd runs it with."""
+        import shlex
+        ssh = list(config.get('ssh_command') or ['ssh'])
+        where = (['-p', str(self.port)] if self.port else []) + \
+            (['-l', self.user] if self.user else [])
+        command = ' '.join(shlex.quote(a) for a in (self.python, '-m', 'nst_core', *args))
+        return ssh + list(SSH_OPTIONS) + where + ['--', self.host, command]
+
+
+def ssh_refusal(said):
+    """Which refusal a user can mend ssh's stderr shows: 'no_key' (no key login),
+    'host_key_changed', 'host_key_unknown', or None; each client words it its own way."""
+    if 'Permission denied' in said:
+        return 'no_key'
+    if 'IDENTIFICATION HAS CHANGED' in said:
+        return 'host_key_changed'
+    if 'Host key verification failed' in said:
+        return 'host_key_unknown'
+    return None
+
+
+def remote_of(config):
+    """The RemoteSpec of the config's "remote", or None when jobs run on this computer."""
+    return RemoteSpec(config['remote']) if config.get('remote') else None
+
+
+class Remote:
+    """A job on a worker over SSH: ssh runs the remote end (`python -m nst_core remote`),
+    which runs the job on the remote's warm worker (or a one-shot one) and streams back the
+    events and the files the job writes, which land here in the job's folder under the same
+    names. Closing ssh's stdin, or ssh dying with the plug-in, cancels the job there."""
+
+    kind = 'remote'
+
+    def __init__(self, config, job_path, poll=lambda: None, hooks=Hooks()):
+        self.spec, self.hooks = remote_of(config), hooks
+        self.folder = os.path.dirname(os.path.abspath(job_path))
+        self.log_path = os.path.join(self.folder, 'ssh-stderr.txt')
+        self.lines, self.hello = queue.Queue(), None
+        argv = self.spec.argv(config, 'remote', '--keep-alive',
+                              '%g' % config.get('keep_alive_seconds', 0))
+        hooks.log('ssh: %r' % argv)
+        with open(self.log_path, 'wb') as err:
+            try:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                    cwd=self.folder, creationflags=getattr(subprocess, 'CREATE_NO_WINDOW', 0))
+            except OSError as e:
+                raise Failure('ssh_missing', ssh=argv[0], reason=str(e.strerror or e)) \
+                    from None
+        self.pid = self.proc.pid
+        self.greeted = threading.Event()
+        try:
+            self._send(job_path)       # packed while ssh logs in, sent once the hello is ours
+            try:
+                self._greet(poll)
+            finally:
+                self.greeted.set()
+        except BaseException:
+            self.stop(0)
+            raise
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _greet(self, poll):
+        """Wait for the remote end's hello and check it is our engine, of our version."""
+        deadline = time.monotonic() + REMOTE_HELLO_SECONDS
+        first = queue.Queue()
+        threading.Thread(target=self._first_line, args=(first,), daemon=True).start()
+        while True:
+            try:
+                line = first.get(timeout=POLL_SECONDS)
+                break
+            except queue.Empty:
+                poll()
+                if time.monotonic() > deadline:
+                    raise Failure('remote_silent', host=self.spec.label,
+                                  seconds=REMOTE_HELLO_SECONDS, log_tail=tail(self.log_path))
+        try:
+            hello = nst_protocol.parse_hello(line)
+        except ValueError:
+            self._refused(line)
+        if hello.get('protocol') != nst_protocol.PROTOCOL_VERSION \
+                or hello.get('version') != nst_protocol.ENGINE_VERSION:
+            raise Failure('remote_version', host=self.spec.label, found=hello.get('version'),
+                          wanted=nst_protocol.ENGINE_VERSION)
+        self.hello = hello
+        self.hooks.log('remote: hello %r' % hello)
+
+    def _first_line(self, into, skip=STRAY_LINES):
+        """The hello line, past what a chatty shell start-up file printed before it."""
+        for _ in range(skip):
+            line = self.proc.stdout.readline()
+            if not line or line.startswith(b'{'):
+                break
+            self.hooks.log('remote: before the hello: %r' % line[:200])
+        into.put(line)
+
+    def _refused(self, line):
+        """No hello: ssh could not log in, or no engine answered there. Raises."""
+        try:
+            code = self.proc.wait(TERMINATE_GRACE)
+        except subprocess.TimeoutExpired:
+            code = None
+        said = tail(self.log_path)
+        if code == 255 or not line and code is None:
+            raise Failure('ssh', host=self.spec.label, reason=said, code=code)
+        # the remote shell ran, but not our engine: no interpreter there (127), no nst_core
+        raise Failure('remote_engine', host=self.spec.label, python=self.spec.python,
+                      reason=said or line.decode('utf-8', 'replace')[:200])
+
+    def _send(self, job_path):
+        """The request line and the files' bytes, in a thread: packing overlaps ssh's
+        log-in, a large photo takes a while on a slow link, and the events may start before
+        the last byte has gone."""
+        with open(job_path, encoding='utf-8') as f:
+            job = json.load(f)
+        names = [job['content']['path']] + [s['path'] for s in job['styles']]
+        trained = job['options'].get('trained_model')
+        if trained:
+            # the network travels as a file; the remote loads it as it would here
+            # (weights_only), from the job's folder there
+            names.append(('trained_model.pth', trained))
+            job['options']['trained_model'] = 'trained_model.pth'
+        job['options'].pop('cache_dir', None)        # the remote's own weights folder
+        threading.Thread(target=self._write, args=(job, names), daemon=True).start()
+
+    def _write(self, job, names):
+        try:
+            packed = []
+            for item in names:
+                name, path = item if isinstance(item, tuple) else (item, item)
+                with open(os.path.join(self.folder, path), 'rb') as f:
+                    packed.append((name,) + nst_protocol.pack(f.read()))
+            head = nst_protocol.encode_stream_request(
+                job, [(n, e, len(data)) for n, e, data in packed])
+            self.greeted.wait()
+            if self.hello is None:              # not our engine: it gets nothing
+                return
+            self.proc.stdin.write(head.encode())
+            for _, _, data in packed:
+                self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+            self.hooks.log('remote: sent %d bytes' % (len(head) + sum(len(d) for *_, d in
+                                                                       packed)))
+        except (OSError, ValueError) as e:     # ssh gone: the reader sees the end
+            self.hooks.log('remote: sending stopped: %s' % e)
+
+    def _read(self):
+        """Reader thread: events to self.lines; each announced file into the job's folder."""
+        stream = self.proc.stdout
+        try:
+            for line in iter(stream.readline, b''):
+                try:
+                    event = nst_protocol.parse_event(line.decode('utf-8', 'replace'))
+                except nst_protocol.ProtocolError:
+                    self.lines.put(line)              # follow() reports it
+                    continue
+                if event['event'] == 'file':
+                    self._receive(stream, event)
+                else:
+                    self.lines.put(line)
+        except (OSError, ValueError, nst_protocol.ProtocolError) as e:
+            self.hooks.log('remote: reading stopped: %s' % e)
+        self.lines.put(None)
+
+    def _receive(self, stream, event):
+        start = time.monotonic()
+        name, encoding, nbytes = nst_protocol.parse_file_header(event)
+        data = nst_protocol.unpack(encoding, nst_protocol.read_exact(stream, nbytes))
+        nst_protocol.write_buffer_atomic(os.path.join(self.folder, name), data)
+        # what travelled, for the hook log and bench/bench_remote.py
+        self.hooks.log('remote: received %s: %d bytes %s, %d unpacked, in %.3f s' % (
+            name, nbytes, encoding, len(data), time.monotonic() - start))
+
+    def stop(self, grace=TERMINATE_GRACE, stuck=False):
+        """End-of-file on its stdin cancels the job there; ssh itself goes after `grace`."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def finish(self, done, error):
+        code = self.proc.wait()
+        if done is None and error is None:
+            # the connection, or the remote end, went in the middle of the job
+            raise Failure('remote_lost', host=self.spec.label, code=code,
+                          log_tail=tail(self.log_path))
+        return code
+
+
+def open_channel(config, job_path, poll=lambda: None, hooks=Hooks(), owner=None):
+    """The job sent to the remote worker, or the warm worker's connection with the job sent,
+    or a one-shot worker. owner: see Connection.send_job."""
+    if config.get('remote'):
+        return Remote(config, job_path, poll, hooks)
     if warm_possible(config):
         connection = WarmWorker(config, hooks).connect(poll)
         if connection is not None:
-            connection.send_job(job_path)
+            connection.send_job(job_path, owner)
             return connection
     return Pipe(config, job_path)
 
