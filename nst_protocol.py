@@ -19,6 +19,9 @@ ENGINE_VERSION = '0.1.0'
 # finds none there, or another version.
 WORKER_ONLY = 'python3 install.py --worker-only'
 BYTES_PER_PIXEL = 4
+# Masks (where a style paints, which part of a painting it is read from) are one byte a
+# pixel, 0 = not here, 255 = here: the 8-bit grey a GIMP channel reads as ("Y u8").
+MASK_BYTES_PER_PIXEL = 1
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,36 +75,61 @@ class ProtocolError(ValueError):
 
 @dataclass
 class Buffer:
+    """A raw buffer file: RGBA8 pictures, or with bytes_per_pixel 1 a mask (MASK_...).
+    painting_mask: a style's mask at its own size (the part of the painting it is read
+    from), None for all of it."""
     path: str
     width: int
     height: int
     weight: float = 1.0
+    bytes_per_pixel: int = BYTES_PER_PIXEL
+    painting_mask: 'Buffer' = None
 
     @property
     def nbytes(self):
-        return self.width * self.height * BYTES_PER_PIXEL
+        return self.width * self.height * self.bytes_per_pixel
+
+
+def mask_buffer(path, width, height):
+    return Buffer(path, width, height, bytes_per_pixel=MASK_BYTES_PER_PIXEL)
 
 
 @dataclass
 class Job:
+    """style_masks: per style a mask Buffer at the content's size (where it paints) or None
+    (everywhere); for a trained network, which has no style images, at most one."""
     content: Buffer
     styles: list
     output: str
     options: dict = field(default_factory=dict)
+    style_masks: list = None
 
     def to_json(self):
         def buf(b, with_weight):
             d = {'path': b.path, 'width': b.width, 'height': b.height}
             if with_weight:
                 d['weight'] = b.weight
+                if b.painting_mask is not None:
+                    d['painting_mask'] = buf(b.painting_mask, False)
             return d
-        return {
+        out = {
             'protocol': PROTOCOL_VERSION,
             'content': buf(self.content, False),
             'styles': [buf(s, True) for s in self.styles],
             'output': {'path': self.output},
             'options': dict(self.options),
         }
+        if self.style_masks and any(m is not None for m in self.style_masks):
+            out['style_masks'] = [None if m is None else buf(m, False)
+                                  for m in self.style_masks]
+        return out
+
+    def buffers(self):
+        """Every buffer the job names (what a remote worker must be sent)."""
+        found = [self.content, *self.styles]
+        found += [s.painting_mask for s in self.styles if s.painting_mask is not None]
+        found += [m for m in self.style_masks or () if m is not None]
+        return found
 
 
 def _require(cond, message):
@@ -124,7 +152,39 @@ def _parse_buffer(d, what, base_dir, with_weight):
         _require(isinstance(weight, (int, float)) and not isinstance(weight, bool)
                  and weight >= 0 and weight == weight and weight != float('inf'),
                  '%s.weight must be a finite number >= 0' % what)
-    return Buffer(os.path.join(base_dir, path), w, h, float(weight))
+    buffer = Buffer(os.path.join(base_dir, path), w, h, float(weight))
+    if with_weight and d.get('painting_mask') is not None:
+        mask = _parse_buffer(d['painting_mask'], what + '.painting_mask', base_dir, False)
+        _require((mask.width, mask.height) == (w, h),
+                 '%s.painting_mask is %dx%d, not %dx%d as its painting'
+                 % (what, mask.width, mask.height, w, h))
+        buffer.painting_mask = _as_mask(mask)
+    return buffer
+
+
+def _as_mask(buffer):
+    buffer.bytes_per_pixel = MASK_BYTES_PER_PIXEL
+    return buffer
+
+
+def _parse_style_masks(data, content, styles, method, base_dir):
+    masks = data.get('style_masks')
+    if masks is None:
+        return None
+    room = 1 if method == 'trained' and not styles else len(styles)
+    _require(isinstance(masks, list) and len(masks) <= room,
+             'style_masks must be a list of at most %d (one per style)' % room)
+    out = []
+    for i, m in enumerate(masks):
+        if m is None:
+            out.append(None)
+            continue
+        mask = _as_mask(_parse_buffer(m, 'style_masks[%d]' % i, base_dir, False))
+        _require((mask.width, mask.height) == (content.width, content.height),
+                 'style_masks[%d] is %dx%d, not %dx%d as the content'
+                 % (i, mask.width, mask.height, content.width, content.height))
+        out.append(mask)
+    return out
 
 
 def parse_job(data, base_dir='.'):
@@ -147,7 +207,8 @@ def parse_job(data, base_dir='.'):
     out = data.get('output')
     _require(isinstance(out, dict) and isinstance(out.get('path'), str) and out['path'],
              'output.path must be a non-empty string')
-    return Job(content, styles, os.path.join(base_dir, out['path']), options)
+    masks = _parse_style_masks(data, content, styles, options.get('method'), base_dir)
+    return Job(content, styles, os.path.join(base_dir, out['path']), options, masks)
 
 
 def read_job(path):
@@ -170,15 +231,17 @@ def write_job(job, directory, name='job.json'):
 
 
 def read_buffer(buf):
-    """Read a raw RGBA8 buffer, checking its size against the declared width and height."""
+    """Read a raw buffer (RGBA8, or a mask's one byte a pixel), checking its size against
+    the declared width and height."""
     try:
         with open(buf.path, 'rb') as f:
             data = f.read(buf.nbytes + 1)
     except OSError as e:
         raise JobError('cannot read buffer %s: %s' % (buf.path, e.strerror)) from None
     _require(len(data) == buf.nbytes,
-             'buffer %s holds %d bytes, expected %d (%dx%d RGBA8)'
-             % (buf.path, len(data), buf.nbytes, buf.width, buf.height))
+             'buffer %s holds %d bytes, expected %d (%dx%d %s)'
+             % (buf.path, len(data), buf.nbytes, buf.width, buf.height,
+                'RGBA8' if buf.bytes_per_pixel == BYTES_PER_PIXEL else '8-bit grey mask'))
     return data
 
 

@@ -30,6 +30,8 @@ def stylize(
     *,
     method: Method = 'quality',
     style_weights: Optional[Sequence[float]] = None,
+    style_masks: Optional[Sequence[Optional[Image.Image]]] = None,
+    painting_masks: Optional[Sequence[Optional[Image.Image]]] = None,
     strength: float = 1.0,
     style_scale: float = 1.0,
     preserve_colors: ColourMode = 'none',
@@ -66,6 +68,14 @@ def stylize(
         'fast' runs a pretrained arbitrary-style network (Ghiasi et al.) in one pass;
         'trained' runs trained_model, a network trained for one style (Johnson et al.).
     style_weights: blend weight per style (default equal); normalised to sum 1.
+    style_masks: where each style paints: per style a greyscale image at the content's size,
+        white = here, soft masks blend; None (or a missing one) = everywhere. Complementary
+        masks split the picture, overlapping ones blend by style_weights, and where no mask
+        reaches the content stays as it is. Quality matches each region to its own painting
+        (guided Gram matrices); Fast and Trained paint once per style and mix by the masks.
+        For 'trained', one mask: where its network paints.
+    painting_masks: per style a greyscale image at that painting's size: the part of the
+        painting its style is read from (None = all of it).
     strength: 0..1, how much style: 0 returns the content; for 'quality' it scales the style
         and TV weights logarithmically (0.67 = a tenth), which looks even to the eye, and the
         palette init linearly.
@@ -145,6 +155,8 @@ def _fast_start(kw, models):
 
     def start(content, styles):
         return start_picture(content, styles, style_weights=kw['style_weights'],
+                             style_masks=kw['style_masks'],
+                             painting_masks=kw['painting_masks'],
                              strength=kw['strength'], style_scale=kw['style_scale'],
                              detail=kw['detail'], tile_size=kw['tile_size'], seed=kw['seed'],
                              cache_dir=kw['cache_dir'], log=kw['log'], models=models)
@@ -219,3 +231,15 @@ def _validate(content, styles, kw):
     for img in (content, *styles):
         if min(img.size) < 1:
             raise ValueError('empty image (%dx%d)' % img.size)
+    _validate_masks(content, styles, kw)
+
+
+def _validate_masks(content, styles, kw):
+    from . import regions
+    trained = kw['method'] == 'trained'
+    regions.check(kw['style_masks'], [content.size] * (1 if trained else len(styles)),
+                  'style mask', 'trained network' if trained else 'styles')
+    if trained and kw['painting_masks'] is not None and regions.given(kw['painting_masks']):
+        raise regions.MaskError('a trained network is its own style: it has no painting '
+                                'to take a part of (painting masks)')
+    regions.check(kw['painting_masks'], [s.size for s in styles], 'painting mask', 'styles')

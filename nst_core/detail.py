@@ -56,23 +56,26 @@ def band_rows(width, band_pixels=BAND_PIXELS):
 
 
 def enlarge(content, small, painted, amount=1.0, finish=None, report=None,
-            band_pixels=BAND_PIXELS):
+            band_pixels=BAND_PIXELS, mix=None):
     """(1, 3, H, W): painted (the canvas, small's size) at content's size, detail restored.
 
     content: the photo at the output size; small: the photo on the canvas (what the network
     painted from). amount scales the detail (0: the canvas enlarged as painted).
     finish(band, content_band) -> band runs on each band (strength, colours); report(done,
-    total) after each band.
+    total) after each band. painted may be a list of canvases (one per style region) with
+    mix(bands, y0, y1, content_band) -> band making one band of them, before finish.
     """
     H, W = content.shape[-2:]
     h, w = small.shape[-2:]
     resize = Resize((h, w), (H, W))
-    maps = [painted]
+    # the network's channels-last: pooling 3x slower
+    canvases = [p.contiguous() for p in (painted if mix is not None else [painted])]
+    k = len(canvases)
+    maps = list(canvases)
     detail = amount != 0 and (H > h or W > w)      # shrinking the canvas: nothing is lost
-    painted = painted.contiguous()          # the network's channels-last: pooling 3x slower
     if detail:
         y = luminance(small)
-        maps += [y, amount * local_gain(y, painted)]
+        maps += [y] + [amount * local_gain(y, p) for p in canvases]
     maps = resize.cols(torch.cat(maps, 1))
     out = content.new_empty(content.shape)
     rows = band_rows(W, band_pixels)
@@ -81,9 +84,12 @@ def enlarge(content, small, painted, amount=1.0, finish=None, report=None,
         y1 = min(H, y0 + rows)
         band = resize.rows(maps, y0, y1)
         photo = content[..., y0:y1, :]
-        picture = band[:, :3]
+        pictures = [band[:, 3 * i:3 * i + 3] for i in range(k)]
         if detail:
-            picture = picture + band[:, 4:7] * (luminance(photo) - band[:, 3:4])
+            lost = luminance(photo) - band[:, 3 * k:3 * k + 1]
+            pictures = [p + band[:, 3 * k + 1 + 3 * i:3 * k + 4 + 3 * i] * lost
+                        for i, p in enumerate(pictures)]
+        picture = pictures[0] if mix is None else mix(pictures, y0, y1, photo)
         if finish is not None:
             picture = finish(picture, photo)
         out[..., y0:y1, :] = picture.clamp(0, 1)

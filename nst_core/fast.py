@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from . import detail, imageio, loaded
+from . import detail, imageio, loaded, regions
 from .colour import luminance_transfer, match_histogram
 from .device import pick
 from .canvas import MIN_SIDE, Tiles, canvas_size, check_detail, pad_to, padded_size
@@ -88,9 +88,18 @@ def _starts(n, side):
     return [round(i * (n - side) / (count - 1)) for i in range(count)]
 
 
-def style_vector(net: ArbitraryStyleNet, image: torch.Tensor) -> torch.Tensor:
-    """(1, 100) style vector of a (1, 3, H, W) image in 0..1: the mean over its tiles."""
-    return net.predictor(predictor_input(image)).mean(0, keepdim=True)
+def style_vector(net: ArbitraryStyleNet, image: torch.Tensor, mask=None) -> torch.Tensor:
+    """(1, 100) style vector of a (1, 3, H, W) image in 0..1: the mean over its tiles; with
+    a mask (1, 1, H, W), of the part of the image inside it's bounding box, each tile
+    counted by how much of it the mask covers."""
+    if mask is None:
+        return net.predictor(predictor_input(image)).mean(0, keepdim=True)
+    ys, xs = torch.nonzero(mask[0, 0] > 0, as_tuple=True)
+    box = (..., slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+    image, mask = image[box], mask[box]
+    weights = predictor_input(mask.expand(-1, 3, -1, -1))[:, 0].mean((1, 2))
+    vectors = net.predictor(predictor_input(image))
+    return (vectors * weights[:, None]).sum(0, keepdim=True) / weights.sum().clamp_min(1e-12)
 
 
 def blend_vectors(vectors: Sequence[torch.Tensor], weights=None) -> torch.Tensor:
@@ -325,16 +334,40 @@ def paint_canvas(net, canvas, vec, out_hw, seed=0, tile_size=2048, report=None):
 
 
 def paint(net, content, vec, style_scale=1.0, detail_amount=1.0, tile_size=2048,
-          finish=None, report_paint=None, report_detail=None, seed=0):
+          finish=None, report_paint=None, report_detail=None, seed=0, share=None):
     """(1, 3, H, W): content painted on the canvas, enlarged to content's size with detail.
 
     report_paint(step, total) after each network tile, report_detail(step, total) after
     each band of output rows; finish(band, content_band) as in detail.enlarge.
+    share: by region (regions.py): vec is a list of K vectors, share (K, 1, H, W) each
+    one's share of each pixel; the canvas is painted with each and the pictures mixed by
+    the shares at the output size (a hard mask keeps its edge at 100 %), the content where
+    no share reaches.
     """
     small = resize(content, canvas_size(*content.shape[-2:], style_scale)).clamp(0, 1)
-    painted = paint_canvas(net, small, vec, content.shape[-2:], seed, tile_size, report_paint)
+    if share is None:
+        painted = paint_canvas(net, small, vec, content.shape[-2:], seed, tile_size,
+                               report_paint)
+        return detail.enlarge(content, small, painted, detail_amount, finish=finish,
+                              report=report_detail)
+    done, each = [0], paint_steps(small.shape[-2:], content.shape[-2:], tile_size)
+
+    def tick(step, total):
+        if report_paint:
+            report_paint(done[0] * each + step, each * len(vec))
+    painted = []
+    for v in vec:
+        painted.append(paint_canvas(net, small, v, content.shape[-2:], seed, tile_size, tick))
+        done[0] += 1
+
+    def mix(pictures, y0, y1, photo):
+        part = share[..., y0:y1, :]
+        out = photo * (1 - part.sum(0))
+        for s, p in zip(part, pictures):
+            out = out + s[None] * p
+        return out
     return detail.enlarge(content, small, painted, detail_amount, finish=finish,
-                          report=report_detail)
+                          report=report_detail, mix=mix)
 
 
 def fade_to_content(out, content, strength):
@@ -356,11 +389,12 @@ COST = {'style': 1.4, 'paint': 1.0, 'detail': 0.07}
 def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, strength=1.0,
                 style_scale=1.0, preserve_colors='none', detail=1.0, size=512, device='cpu',
                 tile_size=2048, seed=0, callback=None, cancel=None, models=None,
-                net_key=None) -> torch.Tensor:
+                net_key=None, style_masks=None, painting_masks=None) -> torch.Tensor:
     """The fast method on PIL images with a given network; returns (1, 3, H, W) in 0..1.
 
     models, net_key: where the styles' vectors are kept, under the network's key, so that a
-    batch reads each style once (None: read every time)."""
+    batch reads each style once (None: read every time). style_masks, painting_masks: as
+    stylize()'s."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
     content = imageio.rgb(content)
@@ -370,10 +404,13 @@ def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, 
     h, w = canvas_size(H, W, style_scale)
     recolour = preserve_colors == 'histogram'         # styles recoloured to this content
     memo = models if models is not None else loaded.LoadedModels()
-    keys = [None if recolour or models is None else (net_key, *_style_key(dev, s))
-            for s in styles]
+    pmasks = regions.padded(painting_masks, len(styles))
+    keys = [None if recolour or models is None else (net_key, *_style_key(dev, s, m))
+            for s, m in zip(styles, pmasks)]
     n_vec = sum(k is None or k not in memo for k in keys) + (strength < 1.0)
-    steps, bands = paint_steps((h, w), (H, W), tile_size), detail_bands(H, W)
+    by_region = regions.given(style_masks)
+    steps = paint_steps((h, w), (H, W), tile_size) * (len(styles) if by_region else 1)
+    bands = detail_bands(H, W)
     tracker = Tracker([('Reading the style', n_vec, COST['style'] * PREDICTOR_SIZE ** 2),
                        ('Stylizing', steps, COST['paint'] * h * w / steps),
                        ('Adding detail', bands, COST['detail'] * H * W / bands)],
@@ -381,9 +418,9 @@ def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, 
     tracker.report(0, 0)
     done = [0]
 
-    def read(image):
+    def read(image, mask=None):
         done[0] += 1
-        vec = style_vector(net, image)
+        vec = style_vector(net, image, mask)
         tracker.report(0, done[0])
         return vec
 
@@ -392,24 +429,38 @@ def paint_photo(net: ArbitraryStyleNet, content, styles, *, style_weights=None, 
         return luminance_transfer(band, photo) if preserve_colors == 'luminance' else band
 
     with torch.inference_mode():
-        def read_style(style):
+        def read_style(style, mask):
             style_t = imageio.to_tensor(imageio.rgb(style), dev)
-            return read(match_histogram(style_t, content_t) if recolour else style_t)
+            mask_t = regions.to_tensor(mask, style.size, dev)
+            return read(match_histogram(style_t, content_t) if recolour else style_t, mask_t)
 
-        vectors = [memo.get(key, lambda: read_style(style)) for style, key in zip(styles, keys)]
-        vec = blend_vectors(vectors, style_weights)
-        if strength < 1.0:
-            vec = strength * vec + (1.0 - strength) * read(content_t)
+        vectors = [memo.get(key, lambda: read_style(style, mask))
+                   for style, key, mask in zip(styles, keys, pmasks)]
+        own = read(content_t) if strength < 1.0 else None
+        share = None
+        if by_region:
+            share = regions.shares([regions.to_tensor(m, (W, H), dev) for m in
+                                    regions.padded(style_masks, len(styles))],
+                                   style_weights or [1.0] * len(styles), (H, W))
+            vec = [v if own is None else strength * v + (1.0 - strength) * own
+                   for v in vectors]
+        else:
+            vec = blend_vectors(vectors, style_weights)
+            if own is not None:
+                vec = strength * vec + (1.0 - strength) * own
         return paint(net, content_t, vec, style_scale, detail, tile_size, finish,
                      lambda step, total: tracker.report(1, step, total=total),
-                     lambda step, total: tracker.report(2, step, total=total), seed)
+                     lambda step, total: tracker.report(2, step, total=total), seed, share)
 
 
-def _style_key(device, image):
-    """Identifies a style image's vector for one network: device and pixels (a digest)."""
+def _style_key(device, image, mask=None):
+    """Identifies a style image's vector for one network: device and pixels (a digest), and
+    the painting mask's."""
     image = imageio.rgb(image)
-    digest = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-    return 'style vector', str(device), image.size, digest
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+    if mask is not None:
+        digest.update(b'mask' + regions.to_array(mask).tobytes())
+    return 'style vector', str(device), image.size, digest.digest()
 
 
 def detail_bands(h, w):
@@ -420,7 +471,8 @@ def detail_bands(h, w):
 def stylize_fast(content, styles, *, style_weights=None, strength=1.0, style_scale=1.0,
                  preserve_colors='none', detail=1.0, size=512, device='auto', seed=0,
                  model='auto', cache_dir=None, tile_size=2048, callback=None, cancel=None,
-                 log=None, models=None, **_quality_only):
+                 log=None, models=None, style_masks=None, painting_masks=None,
+                 **_quality_only):
     """stylize(method='fast'): see nst_core.stylize for the options. Returns a PIL RGB image.
 
     `seed` chooses which grid position paints each patch of an enlarged canvas (see
@@ -436,22 +488,44 @@ def stylize_fast(content, styles, *, style_weights=None, strength=1.0, style_sca
                           strength=strength, style_scale=style_scale,
                           preserve_colors=preserve_colors, detail=detail, size=size,
                           device=device, tile_size=tile_size, seed=seed, callback=callback,
-                          cancel=cancel, models=models, net_key=network_key(model, cache_dir))
+                          cancel=cancel, models=models, net_key=network_key(model, cache_dir),
+                          style_masks=style_masks, painting_masks=painting_masks)
     return imageio.to_pil(out)
 
 
 def start_picture(content: torch.Tensor, styles, *, style_weights=None, strength=1.0,
                   style_scale=1.0, detail=1.0, tile_size=2048, seed=0, cache_dir=None,
-                  log=None, models=None) -> torch.Tensor:
+                  log=None, models=None, style_masks=None,
+                  painting_masks=None) -> torch.Tensor:
     """Quality's start for init='fast': the fast result at the content's size.
 
     content: (1, 3, H, W) in 0..1 on the working device; styles: PIL images. The network is
     the 'auto' one: Quality's `model` names a VGG.
     """
     net = load_network('auto', cache_dir, log, models).to(content.device)
+    dev = content.device
     with torch.inference_mode():
-        styles = [imageio.to_tensor(imageio.rgb(s), content.device) for s in styles]
-        vec = target_vector(net, content, styles, style_weights, strength)
-        out = paint(net, content, vec, style_scale, detail, tile_size=tile_size, seed=seed)
+        tensors = [imageio.to_tensor(imageio.rgb(s), dev) for s in styles]
+        if not regions.given(style_masks) and not regions.given(painting_masks):
+            vec = target_vector(net, content, tensors, style_weights, strength)
+            out = paint(net, content, vec, style_scale, detail, tile_size=tile_size,
+                        seed=seed)
+        else:
+            vectors = [style_vector(net, t, regions.to_tensor(m, s.size, dev)) for s, t, m
+                       in zip(styles, tensors, regions.padded(painting_masks, len(styles)))]
+            own = style_vector(net, content) if strength < 1.0 else None
+            vectors = [v if own is None else strength * v + (1.0 - strength) * own
+                       for v in vectors]
+            weights = style_weights or [1.0] * len(styles)
+            H, W = content.shape[-2:]
+            share = None
+            if regions.given(style_masks):
+                share = regions.shares([regions.to_tensor(m, (W, H), dev) for m in
+                                        regions.padded(style_masks, len(styles))],
+                                       weights, (H, W))
+            else:
+                vectors = blend_vectors(vectors, weights)
+            out = paint(net, content, vectors, style_scale, detail, tile_size=tile_size,
+                        seed=seed, share=share)
     # a plain (not inference-mode, not channels-last) tensor: the optimiser views it flat
     return out.contiguous(memory_format=torch.contiguous_format).clone()

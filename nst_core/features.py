@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch.nn import functional as F
 
-from . import loaded, losses
+from . import loaded, losses, regions
 from .models.vgg import VGGFeatures, tiny_random
 
 # VGG halves the image 4 times before relu5_1: a side under 16 px leaves a layer no pixels
@@ -95,14 +95,21 @@ def features(vgg, image, bf16) -> Dict[str, torch.Tensor]:
 
 
 def style_grams(vgg, styles: List[torch.Tensor], blend: Sequence[float], layers, bf16,
-                tile: Optional[int] = None) -> Dict[str, torch.Tensor]:
+                tile: Optional[int] = None, masks=None) -> Dict[str, torch.Tensor]:
     """The blended Gram matrix of each style layer; styles larger than `tile` are read in
     cells (a Gram matrix is a sum over pixels), so a 4096 px painting needs no more memory
-    than a tile."""
+    than a tile. masks: per style, None or (1, 1, h, w) at its size: the part of the
+    painting to read (regions.py)."""
+    grams = each_style_grams(vgg, styles, layers, bf16, tile, masks)
+    return {n: losses.blend_grams([g[n] for g in grams], blend) for n in layers}
+
+
+def each_style_grams(vgg, styles, layers, bf16, tile=None, masks=None):
+    """[{layer: Gram}] for each painting (inside its mask, if any)."""
+    masks = masks if masks is not None else [None] * len(styles)
     vgg.to(memory_format=layout(bf16))
     with torch.no_grad():
-        grams = [_cell_grams(vgg, s, layers, bf16, tile) for s in styles]
-    return {n: losses.blend_grams([g[n] for g in grams], blend) for n in layers}
+        return [_cell_grams(vgg, s, layers, bf16, tile, m) for s, m in zip(styles, masks)]
 
 
 # Cells start on multiples of VGG's deepest stride, so every layer's grid cuts them cleanly,
@@ -111,10 +118,12 @@ def style_grams(vgg, styles: List[torch.Tensor], blend: Sequence[float], layers,
 CELL_ALIGN, CELL_MARGIN = 16, 32
 
 
-def _cell_grams(vgg, style, layers, bf16, tile):
+def _cell_grams(vgg, style, layers, bf16, tile, mask=None):
     h, w = style.shape[-2:]
     if tile is None or max(h, w) <= tile:
         feats = features(vgg, style, bf16)
+        if mask is not None:
+            return {n: regions.guided_gram(feats[n], mask) for n in layers}
         return {n: losses.gram(feats[n]) for n in layers}
     cell = max(CELL_ALIGN, (tile - 2 * CELL_MARGIN) // CELL_ALIGN * CELL_ALIGN)
     stride = {n: 2 ** sum(1 for m in vgg.names[:vgg.names.index(n)] if m.startswith('pool'))
@@ -124,14 +133,19 @@ def _cell_grams(vgg, style, layers, bf16, tile):
         for x in range(0, w, cell):
             y0, x0 = max(0, y - CELL_MARGIN), max(0, x - CELL_MARGIN)
             y1, x1 = min(h, y + cell + CELL_MARGIN), min(w, x + cell + CELL_MARGIN)
+            y2, x2 = min(h, y + cell), min(w, x + cell)
             feats = features(vgg, style[..., y0:y1, x0:x1], bf16)
             for n in layers:
                 k = stride[n]       # the cell's own part of this layer's grid
-                inner = feats[n][..., (y - y0) // k:(min(h, y + cell) - y0) // k,
-                                 (x - x0) // k:(min(w, x + cell) - x0) // k].float()
-                flat = inner.reshape(inner.shape[0], inner.shape[1], -1)
-                sums[n] = sums.get(n, 0) + flat @ flat.transpose(1, 2)
-                counts[n] = counts.get(n, 0) + flat.shape[-1]
+                inner = feats[n][..., (y - y0) // k:(y2 - y0) // k,
+                                 (x - x0) // k:(x2 - x0) // k].float()
+                if mask is None:
+                    flat = inner.reshape(inner.shape[0], inner.shape[1], -1)
+                    part, count = flat @ flat.transpose(1, 2), flat.shape[-1]
+                else:
+                    part, count = regions.guided_sums(inner, mask[..., y:y2, x:x2])
+                sums[n] = sums.get(n, 0) + part
+                counts[n] = counts.get(n, 0) + count
     return {n: sums[n] / (sums[n].shape[-1] * counts[n]) for n in layers}
 
 

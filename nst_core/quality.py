@@ -1,15 +1,16 @@
 """Quality method: Gatys et al. (2016) image optimisation on VGG features, coarse to fine."""
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import detail, imageio, losses, memory, schedule, tiling
+from . import detail, imageio, losses, memory, regions, schedule, tiling
 from .colour import luminance_transfer, match_colours, match_histogram
 from .device import pick
-from .features import (features, layout, load_features, pad_min, repeat_min, style_grams,
-                       use_bf16)
+from .features import (each_style_grams, features, layout, load_features, pad_min,
+                       repeat_min, style_grams, use_bf16)
 from .models.vgg import VGGFeatures
 from .progress import Tracker
 from .resample import resize
@@ -28,11 +29,30 @@ LBFGS_HISTORY = 100
 MAX_STEP = 0.1
 
 
+@dataclass
+class RegionTargets:
+    """Style targets by region: each style's share of each pixel of the picture (K, 1, h, w)
+    and its painting's Gram matrices, [{layer: Gram}] (regions.py)."""
+    shares: torch.Tensor
+    grams: list
+
+    def crop(self, box) -> 'RegionTargets':
+        return RegionTargets(box.crop(self.shares), self.grams)
+
+    def padded(self, hw) -> 'RegionTargets':
+        """Padded with no share where pad_min pads the picture."""
+        h, w = self.shares.shape[-2:]
+        return RegionTargets(F.pad(self.shares, (0, hw[1] - w, 0, hw[0] - h)), self.grams)
+
+
 class GatysLoss(nn.Module):
     """Weighted content + blended-style + total-variation loss for one scale.
 
     style_targets (from style_grams) replaces `styles` and `style_blend` when the same
-    targets serve many regions: the tiles of one scale.
+    targets serve many regions: the tiles of one scale. RegionTargets instead: each
+    region's guided Grams matched to its own painting's, weighed by its share of the
+    picture, so a pixel pays for its own region's style only (and, where no region
+    reaches, for none).
     """
 
     def __init__(self, vgg: VGGFeatures, content: torch.Tensor,
@@ -57,12 +77,27 @@ class GatysLoss(nn.Module):
     def features(self, image) -> Dict[str, torch.Tensor]:
         return features(self.vgg, image, self.bf16)
 
+    def _region_style(self, feats, targets: RegionTargets):
+        style = torch.zeros((), device=targets.shares.device)
+        for share, grams in zip(targets.shares, targets.grams):
+            part = share.mean()
+            if part < regions.MIN_SHARE:
+                continue
+            share = share[None]
+            style = style + part * sum(
+                w * losses.relative_mse(regions.guided_gram(feats[n], share), grams[n])
+                for n, w in zip(self.style_layers, self.style_layer_weights))
+        return style
+
     def forward(self, image):
         feats = self.features(image)
         content = sum(losses.content_loss(feats[n], t)
                       for n, t in self.content_targets.items()) / len(self.content_targets)
-        style = sum(w * losses.style_loss(feats[n], self.style_targets[n])
-                    for n, w in zip(self.style_layers, self.style_layer_weights))
+        if isinstance(self.style_targets, RegionTargets):
+            style = self._region_style(feats, self.style_targets)
+        else:
+            style = sum(w * losses.style_loss(feats[n], self.style_targets[n])
+                        for n, w in zip(self.style_layers, self.style_layer_weights))
         tv = losses.tv_loss(image)
         w = self.weights
         total = w['content'] * content + w['style'] * style + w['tv'] * tv
@@ -145,21 +180,43 @@ def _initial(init, content, init_image, generator, kw):
         # covariance starts with both, as far as strength asks for the style.
         style_ts = [imageio.to_tensor(imageio.resize(s, imageio.working_size(s.size, 512)),
                                       content.device) for s in kw['styles']]
-        matched = match_colours(content, style_ts, kw['style_weights'])
+        shares = kw.get('shares')
+        if shares is None:
+            matched = match_colours(content, style_ts, kw['style_weights'])
+        else:           # each region recoloured to its own painting; the rest stays
+            share = regions.resize(shares, content.shape[-2:])
+            matched = content * (1 - share.sum(0, keepdim=True))
+            for s, t in zip(share, style_ts):
+                matched = matched + s[None] * match_colours(content, [t], [1.0])
         return content + kw['strength'] * (matched - content)
     if init == 'fast':
         return kw['fast_start'](content, kw['styles'])
     return content
 
 
-def _style_tensors(styles, scale_size, style_scale, device, native=False):
-    """The paintings at the scale's size times style_scale; native: never enlarged past
+def _style_tensors(styles, scale_size, style_scale, device, native=False, masks=None):
+    """(paintings, their masks): the paintings at the scale's size times style_scale, and
+    each one's painting mask at its size (None: all of it); native: never enlarged past
     their own size (an enlarged painting's texture is a blur, which its Grams would ask
     the picture for)."""
     size = max(16, round(scale_size * style_scale))
-    return [repeat_min(imageio.to_tensor(imageio.resize(
-        s, imageio.working_size(s.size, min(size, max(s.size)) if native else size)), device))
-        for s in styles]
+    tensors, mask_ts = [], []
+    for s, m in zip(styles, regions.padded(masks, len(styles))):
+        wh = imageio.working_size(s.size, min(size, max(s.size)) if native else size)
+        t = imageio.to_tensor(imageio.resize(s, wh), device)
+        m = regions.to_tensor(m, wh, device)
+        reps = [1, 1, *(-(-32 // n) if n < 32 else 1 for n in t.shape[-2:])]
+        tensors.append(repeat_min(t))
+        mask_ts.append(None if m is None else m.repeat(*reps))
+    return tensors, mask_ts
+
+
+def _targets(vgg, painting, painting_masks, blend, layers, bf16, tile, share):
+    """A scale's style targets: the blended Grams, or with style masks, RegionTargets."""
+    if share is None:
+        return style_grams(vgg, painting, blend, layers, bf16, tile, painting_masks)
+    return RegionTargets(share, each_style_grams(vgg, painting, layers, bf16, tile,
+                                                 painting_masks))
 
 
 def overlap(tile):
@@ -172,7 +229,8 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
                     size, preset, iterations, device, seed, init, init_image, optimizer,
                     content_weight, style_weight, tv_weight, content_layers, style_layers,
                     style_layer_weights, pooling, precision, model, cache_dir, callback, cancel,
-                    log, models=None, fast_start=None, **_fast_only):
+                    log, style_masks=None, painting_masks=None, models=None, fast_start=None,
+                    **_fast_only):
     """stylize(method='quality'): see nst_core.stylize for the options. models: the
     LoadedModels the VGGs are kept in (default: the process's); fast_start(content, styles):
     the start picture for init='fast' (the entry makes it: Fast is no part of this method).
@@ -190,6 +248,10 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
     vgg = load_features(model, [*content_layers, *style_layers], **load).to(dev)
     bf16 = use_bf16(precision, dev)
     blend = style_weights or [1.0] * len(styles)
+    # each style's share of each pixel, at the working size (None: the styles blended all over)
+    share = regions.shares([regions.to_tensor(m, final_wh, dev)
+                            for m in regions.padded(style_masks, len(styles))],
+                           blend, final_wh[::-1]) if regions.given(style_masks) else None
     plan = schedule.plan(max(final_wh), preset, iterations)
     free = memory.available(dev)
     tiles = [memory.tile_side(imageio.working_size(final_wh, sc.size), sc.steps, optimizer,
@@ -222,17 +284,19 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
             # the octave adds the painting's texture of its size, not another layout
             start = detail.enlarge(target, below, image)
             scale_vgg, scale_kw = _refine_features(sc, vgg, model, load, loss_kw, dev)
-            painting = _style_tensors(styles, sc.size, style_scale, dev, native=True)
+            painting = _style_tensors(styles, sc.size, style_scale, dev, native=True,
+                                      masks=painting_masks)
         else:
             if image is None:
                 kw = dict(styles=styles, style_weights=blend, strength=strength,
-                          fast_start=fast_start)
+                          fast_start=fast_start, shares=share)
                 image = _initial(init, target, init_image, generator, kw)
             start = F.interpolate(image, size=wh[::-1], mode='bicubic',
                                   align_corners=False).clamp(0, 1)
             scale_vgg, scale_kw = vgg, loss_kw
-            painting = _style_tensors(styles, sc.size, style_scale, dev)
-        grams = style_grams(scale_vgg, painting, blend, scale_kw['style_layers'], bf16, tile)
+            painting = _style_tensors(styles, sc.size, style_scale, dev, masks=painting_masks)
+        grams = _targets(scale_vgg, *painting, blend, scale_kw['style_layers'], bf16, tile,
+                         None if share is None else regions.resize(share, wh[::-1]))
         image, stage = _optimise_scale(scale_vgg, start if sc.refine else target, start,
                                        grams, scale_kw, sc.steps, optimizer, scale_boxes,
                                        tile, tracker, stage)
@@ -305,7 +369,8 @@ def _optimise_scale(vgg, goal, start, grams, loss_kw, steps, optimizer, boxes, t
     image, fresh = start.clone(), start
     for box in boxes:
         region_start = tiling.start(image, fresh, box, overlap(tile))
-        out = _optimise_region(vgg, box.crop(goal), region_start, grams, loss_kw, steps,
+        tile_grams = grams.crop(box) if isinstance(grams, RegionTargets) else grams
+        out = _optimise_region(vgg, box.crop(goal), region_start, tile_grams, loss_kw, steps,
                                optimizer, _step_report(tracker, stage, image))
         tiling.paste(image, out, box, overlap(tile))
         stage += 1
@@ -334,7 +399,10 @@ def _optimise_region(vgg, target, start, grams, loss_kw, steps, optimizer, repor
     """`steps` of optimisation of one region (a whole scale or a tile) from `start`;
     report(step, loss, region): the region as it is now, without pad_min's padding."""
     h, w = target.shape[-2:]
-    loss_fn = GatysLoss(vgg, pad_min(target), None, None, style_targets=grams, **loss_kw)
+    target = pad_min(target)
+    if isinstance(grams, RegionTargets):
+        grams = grams.padded(target.shape[-2:])
+    loss_fn = GatysLoss(vgg, target, None, None, style_targets=grams, **loss_kw)
     out = optimise(pad_min(start), loss_fn, steps, optimizer,
                    lambda step, loss, image: report(step, loss, image[..., :h, :w]),
                    with_image=True)

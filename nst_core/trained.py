@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from . import imageio, loaded
+from . import imageio, loaded, regions
 from .colour import luminance_transfer, match_histogram
 from .detail import count_bands, enlarge
 from .device import pick
@@ -139,8 +139,10 @@ COST = {'paint': 1.0, 'detail': 0.01}
 
 def paint_photo(net, content, *, strength=1.0, style_scale=1.0, preserve_colors='none',
                 detail=1.0, size=512, device='cpu', tile_size=2048, callback=None,
-                cancel=None) -> torch.Tensor:
-    """The trained method on a PIL image with a loaded network: (1, 3, H, W) in 0..1."""
+                cancel=None, style_mask=None) -> torch.Tensor:
+    """The trained method on a PIL image with a loaded network: (1, 3, H, W) in 0..1;
+    style_mask (a greyscale PIL image at content's size): where it paints, the photo
+    elsewhere."""
     dev = pick(device) if isinstance(device, str) else device
     net = net.to(dev)
     content = imageio.rgb(content)
@@ -154,6 +156,8 @@ def paint_photo(net, content, *, strength=1.0, style_scale=1.0, preserve_colors=
                       callback, cancel)
     tracker.report(0, 0)
 
+    share = regions.to_tensor(style_mask, (W, H), dev)
+
     def finish(band, photo_band):
         band = torch.lerp(photo_band, band, strength)
         return luminance_transfer(band, photo_band) if preserve_colors == 'luminance' else band
@@ -166,14 +170,16 @@ def paint_photo(net, content, *, strength=1.0, style_scale=1.0, preserve_colors=
             # the style is in the network, not in an image that could be recoloured first:
             # the painting takes the photo's colour mean and covariance instead
             painted = match_histogram(painted, small)
-        return enlarge(photo, small, painted, detail, finish=finish,
-                   report=lambda step, total: tracker.report(1, step, total=total))
+        mix = None if share is None else \
+            lambda pictures, y0, y1, band: torch.lerp(band, pictures[0], share[..., y0:y1, :])
+        return enlarge(photo, small, [painted] if mix else painted, detail, finish=finish,
+                       report=lambda step, total: tracker.report(1, step, total=total), mix=mix)
 
 
 def stylize_trained(content, styles=(), *, trained_model=None, strength=1.0, style_scale=1.0,
                     preserve_colors='none', detail=1.0, size=512, device='auto',
                     tile_size=2048, callback=None, cancel=None, log=None, models=None,
-                    **_other_methods):
+                    style_masks=None, **_other_methods):
     """stylize(method='trained'): see nst_core.stylize. The style is the network's own, so
     `styles` are not used; the network is deterministic, so `seed` changes nothing."""
     check_detail(detail)
@@ -186,5 +192,5 @@ def stylize_trained(content, styles=(), *, trained_model=None, strength=1.0, sty
         out = paint_photo(net, content, strength=strength, style_scale=style_scale,
                           preserve_colors=preserve_colors, detail=detail, size=size,
                           device=device, tile_size=tile_size, callback=callback,
-                          cancel=cancel)
+                          cancel=cancel, style_mask=(style_masks or [None])[0])
     return imageio.to_pil(out)
