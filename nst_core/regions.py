@@ -3,12 +3,14 @@ it is taken from.
 
 A style mask is a greyscale image at the content's size, white where its style paints; a
 painting mask, at its painting's size, white where the style is read. None means everywhere
-(all of the painting). Soft masks blend.
+(all of the painting). Soft masks blend. REST ('rest') instead of a style mask means where
+no other style's mask is (with two styles and one mask of the sky: the ground).
 
 The masks become shares: at each pixel, style i's share is its mask times its blend weight,
 over the sum of those of every style there, times how much of the pixel any mask covers
-(at most 1). So complementary masks split the picture whatever the weights, overlapping
-ones blend by the weights, and where no mask reaches the photo stays itself. Quality matches
+(at most 1). So hard complementary masks split the picture whatever the weights; where
+masks overlap (soft edges too) the weights blend them; where no mask reaches the photo
+stays itself. Quality matches
 each region's statistics to its own painting (guided Gram matrices: quality.py); Fast and
 Trained paint the picture once per style and mix the results by the shares (fast.py).
 """
@@ -23,6 +25,7 @@ from torch.nn import functional as F
 from . import imageio
 
 GREY_MODES = ('1', 'L', 'I', 'I;16', 'I;16B', 'I;16L', 'F')
+REST = 'rest'
 # A share below this (a pixel in a thousand) leaves a region out of a tile's loss: its
 # statistics would be of a handful of pixels.
 MIN_SHARE = 1e-3
@@ -45,8 +48,17 @@ def check(masks, sizes: Sequence, what: str, count_what: str) -> None:
         return
     if len(masks) > len(sizes):
         raise MaskError('%d %ss given for %d %s' % (len(masks), what, len(sizes), count_what))
+    drawn = [m for m in masks if m is not None and not _is_rest(m)]
     for i, (mask, size) in enumerate(zip(masks, sizes), 1):
         if mask is None:
+            continue
+        if _is_rest(mask) and what == 'style mask':
+            if not drawn:
+                raise MaskError("style mask %d is 'rest', but no other style has a mask: "
+                                'the rest of nothing is everywhere (give no mask)' % i)
+            if len(drawn) + sum(map(_is_rest, masks)) < len(sizes):
+                raise MaskError("style mask %d is 'rest', but another style paints "
+                                'everywhere (no mask): there is no rest' % i)
             continue
         if not isinstance(mask, Image.Image):
             raise MaskError('%s %d is not an image' % (what, i))
@@ -61,6 +73,13 @@ def check(masks, sizes: Sequence, what: str, count_what: str) -> None:
                             % (what, i) if what == 'style mask' else
                             '%s %d is black everywhere: there is no painting to read'
                             % (what, i))
+    if drawn and any(map(_is_rest, masks)) and what == 'style mask' \
+            and sum(to_array(m) for m in drawn).min() >= 1.0:
+        raise MaskError("the other styles' masks cover everything: the 'rest' is nowhere")
+
+
+def _is_rest(mask):
+    return isinstance(mask, str) and mask == REST
 
 
 def to_array(mask: Image.Image) -> np.ndarray:
@@ -71,9 +90,9 @@ def to_array(mask: Image.Image) -> np.ndarray:
 
 
 def to_tensor(mask: Optional[Image.Image], wh, device) -> Optional[torch.Tensor]:
-    """(1, 1, h, w) 0..1 at wh (w, h), area-averaged; None stays None (everywhere)."""
-    if mask is None:
-        return None
+    """(1, 1, h, w) 0..1 at wh (w, h), area-averaged; None (everywhere) and REST stay."""
+    if mask is None or _is_rest(mask):
+        return mask
     t = torch.from_numpy(to_array(mask).copy())[None, None]
     return resize(t, (wh[1], wh[0])).to(device)
 
@@ -92,10 +111,13 @@ def resize(share: torch.Tensor, hw) -> torch.Tensor:
 def shares(masks: Sequence[Optional[torch.Tensor]], weights: Sequence[float],
            hw) -> torch.Tensor:
     """(K, 1, h, w): each style's share of each pixel (see the module's doc), from masks
-    (1, 1, h, w) or None (everywhere) and blend weights."""
-    ref = next(m for m in masks if m is not None)
+    (1, 1, h, w), None (everywhere) or REST, and blend weights."""
+    ref = next(m for m in masks if m is not None and not _is_rest(m))
     ones = torch.ones(1, 1, *hw, dtype=ref.dtype, device=ref.device)
-    ms = torch.cat([ones if m is None else resize(m, hw) for m in masks])
+    drawn = [ones if m is None else resize(m, hw) for m in masks if not _is_rest(m)]
+    rest = 1 - torch.cat(drawn).sum(0, keepdim=True).clamp(max=1.0)
+    ms = torch.cat([rest if _is_rest(m) else ones if m is None else resize(m, hw)
+                    for m in masks])
     w = torch.tensor([float(x) for x in weights], dtype=ms.dtype, device=ms.device)
     weighted = ms * w.view(-1, 1, 1, 1)
     total = weighted.sum(0, keepdim=True)

@@ -231,3 +231,27 @@ def test_each_half_is_painted_in_its_own_painting(method):
     d_top = [_style_distance(top, p, vgg) for p in paintings]
     d_bottom = [_style_distance(bottom, p, vgg) for p in paintings]
     assert d_top[0] < d_top[1] and d_bottom[1] < d_bottom[0], (d_top, d_bottom)
+
+
+def test_rest_is_where_no_other_mask_is():
+    sky = regions.to_tensor(half(8, 8, soft=4), (8, 8), 'cpu')
+    split = regions.shares([sky, regions.REST], [1.0, 1.0], (8, 8))
+    assert torch.allclose(split.sum(0), torch.ones(1, 8, 8))
+    assert torch.allclose(split[1], 1 - sky[0])
+    out = stylize(scene(), [stripes(), flat((9, 9, 9))],
+                  style_masks=[half(96, 72), regions.REST], **TINY)
+    same = stylize(scene(), [stripes(), flat((9, 9, 9))],
+                   style_masks=[half(96, 72), half(96, 72, top=False)], **TINY)
+    assert out.tobytes() == same.tobytes()
+
+
+@pytest.mark.parametrize('masks, says', [
+    ([regions.REST], "'rest', but no other style has a mask"),
+    ([half(96, 72), regions.REST], "another style paints everywhere"),
+    ([Image.new('L', (96, 72), 255), regions.REST, None][:2] + [Image.new('L', (96, 72), 9)],
+     "the 'rest' is nowhere"),
+])
+def test_a_rest_that_is_nowhere_or_everywhere_is_refused(masks, says):
+    styles = [stripes(), flat((1, 2, 3)), flat((200, 0, 0))]
+    with pytest.raises(MaskError, match=says):
+        stylize(scene(), styles, style_masks=masks, **TINY)
