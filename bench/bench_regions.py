@@ -81,13 +81,13 @@ def band(mask, inside):
 
 
 def border_figure(picture, mask):
-    """Mean step between vertical neighbours where the mask changes, over the mean step
-    inside the regions."""
+    """Mean step between vertical neighbours on the mask's edge (its values between 0.05 and
+    0.95), over the mean step inside the regions."""
     p = np.asarray(picture, dtype=np.float64)
     m = np.asarray(mask, dtype=np.float64) / 255
     step = np.abs(np.diff(p, axis=0)).mean(-1)
-    dm = np.abs(np.diff(m, axis=0))
-    edge = dm > 0.2
+    between = (m > 0.05) & (m < 0.95)          # the mask's edge, however soft
+    edge = between[:-1] | between[1:]
     inside = (m[:-1] > 0.98) & (m[1:] > 0.98) | (m[:-1] < 0.02) & (m[1:] < 0.02)
     return float(step[edge].mean() / step[inside].mean()) if edge.any() else None
 
@@ -115,7 +115,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--methods', nargs='+', default=['quality', 'fast'])
     ap.add_argument('--side', type=int, default=512)
+    ap.add_argument('--fast-norm-mix', action='store_true',
+                    help='Fast only: also the styles mixed inside the network (see '
+                         'fast_norm_mix), with the sky mask as it is and feathered 48 px')
     args = ap.parse_args(argv)
+    if args.fast_norm_mix:
+        return norm_mix_main(args)
     from judging import judge
     OUT.mkdir(parents=True, exist_ok=True)
     rows, results = [], []
@@ -164,6 +169,98 @@ def main(argv=None):
         print('%s %s: time regions / naive = %.2f' % (
             res['case'], res['method'], res['seconds_regions'] / res['seconds_naive']))
     (OUT / 'results.json').write_text(json.dumps(results, indent=1))
+
+
+
+# --- Fast: the alternative to mixing finished pictures, measured (--fast-norm-mix) --------
+
+def fast_norm_mix(photo, paintings, mask):
+    """Fast with the styles mixed inside the network instead: every conditional instance
+    norm's scale and shift taken per pixel as the shares' mix of each style's (they are
+    linear in the style vector, so this is the network run with a per-pixel style vector),
+    untiled, at every phase as the product paints; a measurement only, made here by replacing
+    StyleNorm.forward and fast.render for the run."""
+    import torch
+    from torch.nn import functional as F
+    from nst_core import fast, imageio, regions
+    from nst_core.canvas import canvas_size
+    from nst_core.models import arbitrary_style as A
+    net = fast.load_network()
+    content = imageio.to_tensor(photo)
+    H, W = content.shape[-2:]
+    with torch.inference_mode():
+        vecs = [fast.style_vector(net, imageio.to_tensor(p)) for p in paintings]
+        share = regions.shares([regions.to_tensor(mask, (W, H), 'cpu'), regions.REST],
+                               [1.0, 1.0], (H, W))
+        small = fast.resize(content, canvas_size(H, W, 1.0)).clamp(0, 1)
+        h, w = small.shape[-2:]
+        canvas_share = regions.resize(share, (h, w))
+        field = {}
+        orig, orig_render = A.StyleNorm.forward, fast.render
+
+        def render(net_, canvas, vec, phase=(0, 0), tile_size=2048, report=None):
+            # the shares framed as the canvas is at this phase
+            field['share'] = fast.mirror_pad(canvas_share, *fast.frame(h, w, phase))
+            return orig_render(net_, canvas, vec, phase, 10 ** 6, report)
+
+        def forward(self, x, style, stats=None, region=None):
+            if not isinstance(style, list):
+                return orig(self, x, style, stats, region)
+            mean, var = A.instance_stats(A.within(x, region)) if stats is None else stats
+            m = F.interpolate(field['share'], size=x.shape[-2:], mode='bilinear',
+                              align_corners=False)
+            gamma = sum(m[k:k + 1] * self.gamma(v)[..., None, None] for k, v in enumerate(style))
+            beta = sum(m[k:k + 1] * self.beta(v)[..., None, None] for k, v in enumerate(style))
+            scale = gamma * torch.rsqrt(var + A.EPS)
+            return x * scale + (beta - mean * scale)
+        A.StyleNorm.forward, fast.render = forward, render
+        try:
+            canvas = fast.paint_canvas(net, small, vecs, (H, W), seed=0)
+        finally:
+            A.StyleNorm.forward, fast.render = orig, orig_render
+        painted = fast.detail.enlarge(content, small, canvas)
+    return imageio.to_pil(painted)
+
+
+def norm_mix_main(args):
+    """Fast's two ways of painting by region, side by side: mixing the finished pictures (the
+    product's) and mixing inside the network; the mask as made and feathered 48 px."""
+    from judging import judge
+    from nst_core import stylize
+    OUT.mkdir(parents=True, exist_ok=True)
+    rows, seen = [], []
+    for name, folder, cloud, sky, rest in CASES:
+        photo = Image.open(folder / (name + '.jpg')).convert('RGB')
+        photo.thumbnail((args.side, args.side), Image.LANCZOS)
+        paths = [ROOT / 'samples' / (k + '.jpg') for k in (sky, rest)]
+        paintings = [Image.open(p).convert('RGB') for p in paths]
+        for soft in (0, 48):
+            mask = sky_mask(photo, cloud)
+            if soft:
+                mask = mask.filter(ImageFilter.GaussianBlur(soft / 2))
+            crop = {0: band(mask, True), 1: band(mask, False)}
+            pictures = {
+                'pictures': stylize(photo, paintings, method='fast', size=args.side,
+                                    style_masks=[mask, 'rest']),
+                'network': fast_norm_mix(photo, paintings, mask)}
+            for way, pic in pictures.items():
+                stem = '%s_soft%d_%s' % (name, soft, way)
+                pic.save(OUT / (stem + '.png'))
+                seen.append((stem, border_figure(pic, mask)))
+                for i, path in enumerate(paths):
+                    for what, img in (('content', photo), ('output', pic)):
+                        img.crop(crop[i]).save(OUT / ('%s_%d_%s.png' % (stem, i, what)))
+                    rows.append(dict(content=str(OUT / ('%s_%d_content.png' % (stem, i))),
+                                     style=str(path), key=(stem, i),
+                                     output=str(OUT / ('%s_%d_output.png' % (stem, i)))))
+    if judge(rows, OUT):
+        print('%-32s %-5s %7s %9s %7s' % ('picture', 'where', 'emb', 'emb grey', 'edge F'))
+        for r in rows:
+            print('%-32s %-5s %7.3f %9.3f %7.3f' % (r['key'][0], ('sky', 'rest')[r['key'][1]],
+                                                    r['style_embed_ratio'],
+                                                    r['style_embed_ratio_gray'], r['edge_f']))
+    for stem, figure in seen:
+        print('%s: border %.2f' % (stem, figure))
 
 
 if __name__ == '__main__':

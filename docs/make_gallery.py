@@ -38,6 +38,12 @@ FULL_SIZE = [
      [(1300, 450), (700, 1500)]),
     ('aitzgorri_scream', 'aitzgorri.jpg', 'the_scream.jpg', {}, [(1500, 200), (2100, 850)]),
 ]
+# (name, photo, styles, style masks (a file in samples/ or 'rest'), options): shown reduced,
+# with its mask beside it
+REGIONS = [
+    ('picos_sky_regions', 'picos.jpg', ['starry_night.jpg', 'the_scream.jpg'],
+     ['picos_sky.png', 'rest'], {'size': 1024}),
+]
 CROP = (480, 320)
 WHOLE = 1024
 
@@ -70,6 +76,31 @@ def full_size(force):
     return rows
 
 
+def by_region(force):
+    """The entries painted by region: the picture, and its mask beside it (reduced)."""
+    rows = []
+    for name, photo, styles, masks, options in REGIONS:
+        target = OUT / (name + '.jpg')
+        if force or not target.exists():
+            content = Image.open(SAMPLES / photo)
+            masks_in = [m if m == 'rest' else Image.open(SAMPLES / m) for m in masks]
+            t0 = time.perf_counter()
+            out = nst_core.stylize(content, [Image.open(SAMPLES / s) for s in styles],
+                                   style_masks=masks_in, **options)
+            print(name, '%.1f s' % (time.perf_counter() - t0), flush=True)
+            out.thumbnail((WHOLE, WHOLE), Image.LANCZOS)
+            mask = next(m for m in masks_in if m != 'rest').convert('RGB')
+            mask = mask.resize((out.width // 4, out.height // 4), Image.LANCZOS)
+            sheet = Image.new('RGB', (out.width + 8 + mask.width, out.height), 'white')
+            sheet.paste(out, (0, 0))
+            sheet.paste(mask, (out.width + 8, 0))
+            sheet.save(target, quality=88)
+        label = ', '.join('%s=%s' % kv for kv in options.items())
+        rows.append('| %s | %s by %s | ![%s](docs/img/gallery/%s.jpg) | %s |'
+                    % (photo, ' + '.join(styles), ' + '.join(masks), name, name, label))
+    return rows
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -84,6 +115,7 @@ def main():
         label = ', '.join('%s=%s' % kv for kv in options.items()) or 'defaults'
         rows.append('| %s | %s | ![%s](docs/img/gallery/%s.jpg) | %s |'
                     % (photo, ' + '.join(styles), name, name, label))
+    rows += by_region('--force' in sys.argv)
     rows += full_size('--force' in sys.argv)
     print('\n| photo | style | result | options |\n| --- | --- | --- | --- |')
     print('\n'.join(rows))
