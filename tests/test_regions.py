@@ -255,3 +255,22 @@ def test_a_rest_that_is_nowhere_or_everywhere_is_refused(masks, says):
     styles = [stripes(), flat((1, 2, 3)), flat((200, 0, 0))]
     with pytest.raises(MaskError, match=says):
         stylize(scene(), styles, style_masks=masks, **TINY)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', ['quality', 'fast'])
+def test_a_soft_mask_leaves_no_step_at_its_border(method):
+    """The seam figure of bench_quality_sizes on the mask's border: no line across the
+    picture where the styles meet stands out more than the lines inside either region."""
+    cached_weights('vgg16-caffe', 'magenta')
+    photo = shared_image('coffee.jpg')
+    photo = photo.resize((256, round(256 * photo.height / photo.width)))
+    w, h = photo.size
+    kw = dict(method=method, size=0, seed=0, preset='draft')
+    out = stylize(photo, [shared_image('starry_night.jpg'), shared_image('the_scream.jpg')],
+                  style_masks=[half(w, h, soft=32), regions.REST], **kw)
+    img = np.asarray(out, dtype=np.float64)
+    steps = np.abs(np.diff(img, axis=0)).mean(axis=(1, 2))      # per row boundary
+    border = steps[h // 2 - 16:h // 2 + 16]
+    inside = np.r_[steps[8:h // 2 - 24], steps[h // 2 + 24:-8]]
+    assert border.max() <= inside.max(), (border.max(), inside.max())
