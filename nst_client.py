@@ -123,8 +123,16 @@ class JobFolder:
             f.write(data)
         return nst_protocol.Buffer(name, width, height, weight)
 
-    def write_job(self, content, styles, options):
-        job = nst_protocol.Job(content, styles, 'result.rgba', options)
+    def mask(self, name, width, height, data):
+        """A mask buffer (one byte a pixel: nst_protocol.MASK_BYTES_PER_PIXEL)."""
+        with open(os.path.join(self.path, name), 'wb') as f:
+            f.write(data)
+        return nst_protocol.mask_buffer(name, width, height)
+
+    def write_job(self, content, styles, options, style_masks=None):
+        """style_masks: per style a mask buffer at the content's size or None; a painting's
+        mask rides on its style buffer (Buffer.painting_mask)."""
+        job = nst_protocol.Job(content, styles, 'result.rgba', options, style_masks)
         return nst_protocol.write_job(job, self.path)
 
     def read(self, name, width, height):
@@ -598,6 +606,19 @@ def remote_of(config):
     return RemoteSpec(config['remote']) if config.get('remote') else None
 
 
+def job_files(job):
+    """The buffer files a job.json (decoded) names, each once: the content, the paintings,
+    their painting masks and the style masks (what a remote worker must be sent)."""
+    found = [job['content']] + list(job['styles'])
+    found += [s['painting_mask'] for s in job['styles'] if s.get('painting_mask')]
+    found += [m for m in job.get('style_masks') or () if m]
+    names = []
+    for buf in found:
+        if buf['path'] not in names:
+            names.append(buf['path'])
+    return names
+
+
 class Remote:
     """A job on a worker over SSH: ssh runs the remote end (`python -m nst_core remote`),
     which runs the job on the remote's warm worker (or a one-shot one) and streams back the
@@ -688,7 +709,7 @@ class Remote:
         the last byte has gone."""
         with open(job_path, encoding='utf-8') as f:
             job = json.load(f)
-        names = [job['content']['path']] + [s['path'] for s in job['styles']]
+        names = job_files(job)
         trained = job['options'].get('trained_model')
         if trained:
             # the network travels as a file; the remote loads it as it would here

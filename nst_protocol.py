@@ -238,9 +238,11 @@ def read_buffer(buf):
             data = f.read(buf.nbytes + 1)
     except OSError as e:
         raise JobError('cannot read buffer %s: %s' % (buf.path, e.strerror)) from None
+    # only one byte past the size is read: a longer file "holds more than" it
     _require(len(data) == buf.nbytes,
-             'buffer %s holds %d bytes, expected %d (%dx%d %s)'
-             % (buf.path, len(data), buf.nbytes, buf.width, buf.height,
+             'buffer %s holds %s bytes, expected %d (%dx%d %s)'
+             % (buf.path, len(data) if len(data) <= buf.nbytes else 'more than %d' % buf.nbytes,
+                buf.nbytes, buf.width, buf.height,
                 'RGBA8' if buf.bytes_per_pixel == BYTES_PER_PIXEL else '8-bit grey mask'))
     return data
 

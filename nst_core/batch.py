@@ -115,12 +115,13 @@ def _save(image, path: Path):
 
 
 def stylize_all(inputs, styles, out_dir, options, *, fmt='png', callback=None, say=None,
-                warn=None, stylize=None):
+                warn=None, stylize=None, check=None):
     """Stylise every photo in `inputs` (files and folders) into out_dir; returns a Summary.
 
     styles: PIL images; options: stylize() keyword options (not callback); say(line) gets a
     line for each picture written, warn(line) one for each photo that failed (default: the
-    log).
+    log); check(photo, image), if given, runs on each photo once read: what it raises fails
+    that photo in its words (the shell's masks: one that does not fit names its file).
     """
     say, warn = say or _log.info, warn or _log.warning
     from .errors import classify
@@ -137,6 +138,8 @@ def stylize_all(inputs, styles, out_dir, options, *, fmt='png', callback=None, s
         for i, (photo, out) in enumerate(pairs):
             try:
                 content = open_image(photo)
+                if check is not None:
+                    check(photo, content)
                 result = stylize(content, styles, callback=progress.photo(i, photo.name),
                                  **options)
             except (Cancelled, KeyboardInterrupt):

@@ -13,7 +13,8 @@ import typing
 
 from . import __version__
 
-SKIP = ('callback', 'cancel', 'log', 'style_weights', 'init_image')
+SKIP = ('callback', 'cancel', 'log', 'style_weights', 'init_image', 'style_masks',
+        'painting_masks')
 
 
 def _flag(name):
@@ -80,6 +81,7 @@ def _add_stylize(sub):
     p.add_argument('-o', '--output', required=True, help='output image file (PNG, JPEG, ...)')
     p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
                    help='blend weight per style (default: equal)')
+    _add_mask_options(p, batch=False)
     p.add_argument('--init-image', dest='init_image_path',
                    help="start from this image (implies --init image)")
     p.add_argument('--json', action='store_true',
@@ -103,6 +105,44 @@ def _add_remote_options(p, many):
                    '(split as a shell splits words, never run through one; default: ssh)')
 
 
+def _add_mask_options(p, batch):
+    """--style-masks and --painting-masks: files here, images for stylize() (maskfiles.py)."""
+    photo = 'every photo' if batch else 'the content'
+    p.add_argument('--style-masks', nargs='+', metavar='MASK', dest='style_mask_files',
+                   help='where each style paints: per style, in their order, a greyscale '
+                   'PNG/JPEG of the size of %s, white = this style here, grey blends, '
+                   "black = not here; '-' = everywhere. Where no mask reaches, the photo stays "
+                   'as it is. With --method trained: one, where its network paints%s'
+                   % (photo, '. A photo of another size fails, the others go on'
+                      if batch else ''))
+    p.add_argument('--painting-masks', nargs='+', metavar='MASK', dest='painting_mask_files',
+                   help='which part of each painting its style is taken from: per style, in '
+                   'their order, a greyscale PNG/JPEG of the size of that painting, white = '
+                   "read this part; '-' = all of the painting")
+
+
+def _masks(args, styles, photo=None):
+    """stylize()'s style_masks and painting_masks from the mask files; MaskError or
+    ImageError naming the file. styles: the images of args.style; photo: (name, image) the
+    style masks must fit (batch: None, checked per photo by _mask_fit)."""
+    from . import maskfiles
+    style_masks = maskfiles.read_all(args.style_mask_files, 'style')
+    painting_masks = maskfiles.read_all(args.painting_mask_files, 'painting')
+    maskfiles.fit_check(painting_masks, [(p, s.size) for p, s in zip(args.style, styles)],
+                        'painting')
+    if photo is not None:
+        maskfiles.fit_check(style_masks, [(photo[0], photo[1].size)] * len(style_masks or ()),
+                            'style')
+    return style_masks, painting_masks
+
+
+def _count_masks(args):
+    """More masks than styles: refused on the names, before any file is read."""
+    from . import maskfiles
+    maskfiles.count_check(args.style_mask_files, args.painting_mask_files, args.style,
+                          args.method)
+
+
 def _remote_hosts(args):
     """The remote.Host of each --remote (none: run here)."""
     import shlex
@@ -123,6 +163,7 @@ def _add_options(p):
 
 
 def _run_stylize(args):
+    from . import maskfiles
     from .imageio import ImageError, open_image
     from .reporting import Reporter
     from .api import options, stylize
@@ -135,8 +176,12 @@ def _run_stylize(args):
         if hosts and args.init_image_path:
             raise ValueError('--init-image does not travel to a --remote: use --init with '
                              'content, palette, noise or fast there')
+        _count_masks(args)
         content = open_image(args.content)
         styles = [open_image(s) for s in args.style]
+        style_masks, painting_masks = _masks(args, styles, (args.content, content))
+        kwargs.update(style_masks=maskfiles.images(style_masks),
+                      painting_masks=maskfiles.images(painting_masks))
         if args.init_image_path:
             kwargs.update(init='image', init_image=open_image(args.init_image_path))
         paint = hosts[0].stylize if hosts else stylize
@@ -196,6 +241,7 @@ def _add_batch(sub):
                    '(default: png)')
     p.add_argument('--style-weights', type=float, nargs='+', dest='style_weights',
                    help='blend weight per style (default: equal)')
+    _add_mask_options(p, batch=True)
     p.add_argument('--quiet', action='store_true', help='only the lines for photos that fail')
     _add_remote_options(p, many=True)
     _add_options(p)
@@ -203,7 +249,7 @@ def _add_batch(sub):
 
 
 def _run_batch(args):
-    from . import batch
+    from . import batch, maskfiles
     from .imageio import ImageError, open_image
     from .reporting import Reporter
     from .api import options
@@ -214,7 +260,12 @@ def _run_batch(args):
                   warn=lambda text: reporter.error('bad_input', text))
     try:
         hosts = _remote_hosts(args)
+        _count_masks(args)
         styles = [open_image(s) for s in args.style]
+        style_masks, painting_masks = _masks(args, styles)
+        kwargs.update(style_masks=maskfiles.images(style_masks),
+                      painting_masks=maskfiles.images(painting_masks))
+        report['check'] = _mask_fit(style_masks)
         if hosts:
             from . import remote
             del kwargs['log']                  # each host's log lines go to say, named
@@ -233,6 +284,18 @@ def _run_batch(args):
         len(summary.failed), total, ', '.join(str(p) for p, _ in summary.failed),
         len(summary.written), args.output))
     return 1
+
+
+def _mask_fit(style_masks):
+    """A batch's check of each photo against the style masks, which serve every photo: a
+    photo of another size fails with the mask's name and both sizes, the others go on."""
+    if style_masks is None:
+        return None
+    from . import maskfiles
+
+    def check(photo, content):
+        maskfiles.fit_check(style_masks, [(photo, content.size)] * len(style_masks), 'style')
+    return check
 
 
 TRAIN_SKIP = ('callback', 'cancel', 'log', 'style_weights')

@@ -148,11 +148,14 @@ class Host:
         if ssh_command:
             self.config['ssh_command'] = list(ssh_command)
 
-    def stylize(self, content, styles, *, style_weights=None, callback=None, log=None,
-                cancel=None, **options):
+    def stylize(self, content, styles, *, style_weights=None, style_masks=None,
+                painting_masks=None, callback=None, log=None, cancel=None, **options):
         """stylize(content, styles, **options) on this host: the same picture back (RGB, at
-        the working size). cancel: an Event; once set, the job stops (nst_client.Cancelled)."""
+        the working size). cancel: an Event; once set, the job stops (nst_client.Cancelled).
+        Masks are checked here as stylize() checks them (before ssh is started), and the
+        style masks travel at the working size, as the content does."""
         from .imageio import resize, rgb, working_size
+        _check_masks(content, styles, style_masks, painting_masks, options)
         content = rgb(content)
         content = resize(content, working_size(content.size, options.get('size') or 0))
         content = content.convert('RGBA')
@@ -167,7 +170,14 @@ class Host:
                                       .tobytes(), w)
                         for i, (s, w) in enumerate(zip(styles, style_weights
                                                        or [1.0] * len(styles)))]
-            job = folder.write_job(sent, painting, job_options)
+            for i, (buf, mask) in enumerate(zip(painting, painting_masks or ())):
+                if mask is not None:
+                    buf.painting_mask = folder.mask('painting_mask%d.grey' % i, *mask.size,
+                                                    _mask_bytes(mask, mask.size))
+            masks = [None if m is None else folder.mask('style_mask%d.grey' % i, *content.size,
+                                                        _mask_bytes(m, content.size))
+                     for i, m in enumerate(style_masks or ())]
+            job = folder.write_job(sent, painting, job_options, masks or None)
             try:
                 nst_client.run_job(self.config, job, _Events(callback, log), poll)
                 data = folder.read('result.rgba', *content.size)
@@ -203,6 +213,23 @@ class Host:
             message = '%s: %s' % (self.label, message)
         fields = {k: v for k, v in e.error.items() if k not in ('event', 'kind', 'message')}
         return RemoteError(kind, message, host=self.label, **fields)
+
+
+def _check_masks(content, styles, style_masks, painting_masks, options):
+    """The engine's MaskError for masks it would refuse, here: a bad mask costs no ssh."""
+    from .api import _validate_masks, options as defaults
+    _validate_masks(content, styles, dict(
+        method=options.get('method', defaults()['method'].default),
+        style_masks=style_masks, painting_masks=painting_masks))
+
+
+def _mask_bytes(mask, wh):
+    """A mask as the protocol's one byte a pixel at wh (w, h), brought there as the engine
+    brings a mask to its working size (regions.to_tensor: area means, bilinear enlarged)."""
+    import numpy as np
+    from . import regions
+    share = regions.to_tensor(mask, wh, 'cpu')[0, 0].numpy()
+    return (np.clip(share, 0, 1) * 255 + 0.5).astype(np.uint8).tobytes()
 
 
 def _job_options(options):
@@ -248,10 +275,11 @@ class SharedProgress(batch.BatchProgress):
 
 
 def stylize_all(inputs, styles, out_dir, options, hosts, *, fmt='png', callback=None,
-                say=None, warn=None):
+                say=None, warn=None, check=None):
     """batch.stylize_all on the remote `hosts` (Host objects): their photos spread over them;
     returns a batch.Summary. Each result is saved under a temporary name and renamed, so the
-    folder never holds half a picture."""
+    folder never holds half a picture. check: as batch.stylize_all's, before a photo is
+    sent."""
     from .imageio import rgb
     say, warn = say or batch._log.info, warn or batch._log.warning
     out_dir = Path(out_dir)
@@ -260,14 +288,14 @@ def stylize_all(inputs, styles, out_dir, options, hosts, *, fmt='png', callback=
     # read here, once: the hosts' threads share them, and PIL reads a lazily opened picture's
     # file in whichever thread first asks for its pixels, not safely in two at once
     styles = [rgb(s) for s in styles]
-    return _Spread(pairs, hosts, styles, options, callback, say, warn).run()
+    return _Spread(pairs, hosts, styles, options, callback, say, warn, check).run()
 
 
 class _Spread:
     """The queue of photos and the hosts' threads pulling from it."""
 
-    def __init__(self, pairs, hosts, styles, options, callback, say, warn):
-        self.hosts, self.styles, self.options = hosts, styles, options
+    def __init__(self, pairs, hosts, styles, options, callback, say, warn, check=None):
+        self.hosts, self.styles, self.options, self.check = hosts, styles, options, check
         self.say, self.warn = say, warn
         self.todo = deque(enumerate(pairs))
         self.left, self.live = len(pairs), len(hosts)      # photos not done; hosts not gone
@@ -310,7 +338,10 @@ class _Spread:
                 return
             index, (photo, out) = item
             try:
-                image = host.stylize(open_image(photo), self.styles, cancel=self.stop,
+                content = open_image(photo)
+                if self.check is not None:
+                    self.check(photo, content)
+                image = host.stylize(content, self.styles, cancel=self.stop,
                                      callback=self.progress.photo(index, photo.name,
                                                                   host.label),
                                      log=lambda text: self.say('%s: %s' % (host.label, text)),

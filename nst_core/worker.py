@@ -94,7 +94,9 @@ def _event_stream():
 def _options(job):
     """(stylize() keyword arguments, preview settings) from the job's options."""
     from .api import options
-    known = set(options()) - {'callback', 'cancel', 'log', 'style_weights', 'init_image'}
+    # pictures travel as buffers, never as options: the masks are the job's own fields
+    known = set(options()) - {'callback', 'cancel', 'log', 'style_weights', 'init_image',
+                              'style_masks', 'painting_masks'}
     unknown = set(job.options) - known - set(protocol.WORKER_OPTIONS)
     if unknown:
         raise ValueError('unknown option(s) in job: %s' % ', '.join(sorted(unknown)))
@@ -153,12 +155,30 @@ def _execute(job, job_path, reporter, cancel, models):
     content = from_rgba_bytes(protocol.read_buffer(job.content), job.content.width,
                               job.content.height)
     styles = [from_rgba_bytes(protocol.read_buffer(s), s.width, s.height) for s in job.styles]
+    style_masks, painting_masks = _masks(job)
+    # a bad mask (wrong size, black everywhere) is the engine's MaskError, a ValueError: a
+    # bad_input event, raised before any work, so no result is written
     result = stylize_with(models, content, styles,
                           style_weights=[s.weight for s in job.styles] or None,
+                          style_masks=style_masks, painting_masks=painting_masks,
                           callback=callback, cancel=cancel, log=reporter.log, **opts)
     if cancel.is_set():
         raise Cancelled()
     protocol.write_buffer_atomic(job.output, with_alpha(result, content))
+
+
+def _masks(job):
+    """(style masks, painting masks) of a job as stylize() takes them: greyscale images, None
+    for everywhere (all of the painting), None for a list without any mask."""
+    def image(buf):
+        if buf is None:
+            return None
+        from PIL import Image
+        return Image.frombytes('L', (buf.width, buf.height), protocol.read_buffer(buf))
+    style_masks = [image(m) for m in job.style_masks or ()]
+    painting_masks = [image(s.painting_mask) for s in job.styles]
+    return (style_masks if any(m is not None for m in style_masks) else None,
+            painting_masks if any(m is not None for m in painting_masks) else None)
 
 
 def say_cancelled(reporter):

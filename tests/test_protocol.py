@@ -63,6 +63,82 @@ def test_buffer_size_is_checked(tmp_path):
     assert protocol.read_buffer(buf) == b'\1' * 16
 
 
+# ---- masks (styles by region): one byte a pixel, style masks at the content's size, a
+# painting's mask at the painting's
+
+def _masked(**over):
+    job = _job(style_masks=[{'path': 'm0.grey', 'width': 4, 'height': 3}, None])
+    job['styles'] = [dict(job['styles'][0], painting_mask={'path': 'p0.grey', 'width': 2,
+                                                           'height': 2}),
+                     {'path': 's1.rgba', 'width': 5, 'height': 1}]
+    job.update(over)
+    return job
+
+
+def test_masks_round_trip_through_json(tmp_path):
+    job = protocol.parse_job(_masked(), str(tmp_path))
+    sky, none = job.style_masks
+    assert none is None and (sky.width, sky.height, sky.nbytes) == (4, 3, 12)
+    assert sky.bytes_per_pixel == protocol.MASK_BYTES_PER_PIXEL == 1
+    painting = job.styles[0].painting_mask
+    assert (painting.path, painting.nbytes) == (str(tmp_path / 'p0.grey'), 4)
+    assert job.styles[1].painting_mask is None
+    assert [b.path for b in job.buffers()] == [str(tmp_path / n) for n in (
+        'c.rgba', 's.rgba', 's1.rgba', 'p0.grey', 'm0.grey')]
+    again = protocol.read_job(protocol.write_job(job, str(tmp_path)))
+    assert again == job
+    # the file names what nst_client ships to a remote worker, each once
+    import nst_client
+    data = json.loads((tmp_path / 'job.json').read_text())
+    assert data['style_masks'][1] is None and 'painting_mask' not in data['styles'][1]
+    assert nst_client.job_files(_masked()) == ['c.rgba', 's.rgba', 's1.rgba', 'p0.grey',
+                                               'm0.grey']
+
+
+def test_a_job_without_masks_writes_none():
+    for masks in (None, [], [None, None]):
+        job = protocol.parse_job(_job())
+        job.style_masks = masks
+        assert 'style_masks' not in job.to_json()
+        assert 'painting_mask' not in job.to_json()['styles'][0]
+
+
+def test_a_mask_buffer_is_read_at_one_byte_a_pixel(tmp_path):
+    buf = protocol.mask_buffer(str(tmp_path / 'm.grey'), 4, 3)
+    (tmp_path / 'm.grey').write_bytes(bytes(range(12)))
+    assert protocol.read_buffer(buf) == bytes(range(12))
+    (tmp_path / 'm.grey').write_bytes(b'\0' * 48)           # an RGBA buffer by mistake
+    with pytest.raises(protocol.JobError, match=r'holds more than 12 bytes, expected 12 '
+                                                r'\(4x3 8-bit grey mask\)'):
+        protocol.read_buffer(buf)
+
+
+@pytest.mark.parametrize('change, words', [
+    ({'style_masks': [{'path': 'm', 'width': 3, 'height': 4}]},
+     r'style_masks\[0\] is 3x4, not 4x3 as the content'),
+    ({'style_masks': [None, None, {'path': 'm', 'width': 4, 'height': 3}]},
+     'style_masks must be a list of at most 2'),
+    ({'style_masks': {'path': 'm', 'width': 4, 'height': 3}}, 'style_masks must be a list'),
+    ({'style_masks': ['m.grey']}, r'style_masks\[0\] must be an object'),
+    ({'styles': [{'path': 's', 'width': 2, 'height': 2,
+                  'painting_mask': {'path': 'p', 'width': 2, 'height': 3}}]},
+     r'styles\[0\].painting_mask is 2x3, not 2x2 as its painting'),
+])
+def test_bad_masks_are_refused_with_a_reason(change, words):
+    with pytest.raises(protocol.JobError, match=words):
+        protocol.parse_job(_masked(**change))
+
+
+def test_a_trained_job_takes_one_style_mask_without_styles():
+    mask = {'path': 'm', 'width': 4, 'height': 3}
+    job = protocol.parse_job(_job(styles=[], options={'method': 'trained'},
+                                  style_masks=[mask]))
+    assert job.styles == [] and job.style_masks[0].nbytes == 12
+    with pytest.raises(protocol.JobError, match='at most 1'):
+        protocol.parse_job(_job(styles=[], options={'method': 'trained'},
+                                style_masks=[mask, mask]))
+
+
 def test_atomic_write_leaves_no_part_file(tmp_path):
     path = str(tmp_path / 'out.rgba')
     protocol.write_buffer_atomic(path, b'abcd')
@@ -102,7 +178,7 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(['protocol', 'content', 'styles', 'output', 'options',
-                                        'x']), _json))
+                                        'style_masks', 'x']), _json))
 def test_job_parser_gives_job_or_job_error(data):
     try:
         job = protocol.parse_job(data)

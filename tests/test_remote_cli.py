@@ -112,6 +112,54 @@ def test_stylize_remote_paints_the_local_picture(remotes, pictures, run_cli, mon
     assert not list(pictures.glob('.*'))
 
 
+def _half_mask(w, h):
+    a = np.zeros((h, w), np.uint8)
+    a[:, : w // 2] = 255
+    return Image.fromarray(a)
+
+
+@needs_sshd
+def test_masks_travel_and_paint_the_local_picture(remotes, pictures, run_cli, monkeypatch):
+    """Style masks (sent at the working size, as the content) and painting masks (at the
+    painting's) go over SSH: the picture is the local one. In a batch, a photo the mask does
+    not fit fails here, before anything is sent, and the others are painted there."""
+    a = remotes.a
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    scene(40, 40, seed=5).save(pictures / 'style2.png')
+    _half_mask(60, 40).save(pictures / 'left.png')
+    _half_mask(40, 40).transpose(Image.Transpose.ROTATE_90).save(pictures / 'bottom.png')
+    common = (pictures / 'content.png', pictures / 'style.png', pictures / 'style2.png',
+              '--style-masks', pictures / 'left.png', '-', '--painting-masks', '-',
+              pictures / 'bottom.png', *ARGS, '--iterations', '3', '--size', '48')
+    here = run_cli('stylize', *common, '-o', pictures / 'here.png')
+    there = run_cli('stylize', *common, '-o', pictures / 'there.png', '--remote', a.url,
+                    '--ssh-command', a.ssh)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    local, remote = (np.asarray(Image.open(pictures / n), np.int16)
+                     for n in ('here.png', 'there.png'))
+    assert local.shape == remote.shape == (32, 48, 3)
+    assert np.abs(local - remote).max() <= 1
+    plain = run_cli('stylize', *common[:3], *ARGS, '--iterations', '3', '--size', '48',
+                    '-o', pictures / 'plain.png')
+    assert plain.returncode == 0, plain.stderr
+    assert np.abs(np.asarray(Image.open(pictures / 'plain.png'), np.int16) - remote).mean() > 1
+    photos = pictures / 'photos'
+    photos.mkdir()
+    for i in range(2):
+        scene(60, 40, seed=i).save(photos / ('p%d.png' % i))
+    scene(50, 50).save(photos / 'square.png')
+    out = pictures / 'out'
+    proc = run_cli('batch', photos, '-s', pictures / 'style.png', pictures / 'style2.png',
+                   '-o', out, '--style-masks', pictures / 'left.png', *ARGS, '--iterations', '2',
+                   '--remote', a.url, '--ssh-command', a.ssh)
+    assert proc.returncode == 1, proc.stderr
+    assert errors(proc.stderr)[0] == (
+        'nst_core: error: style mask %s is 60x40 but the photo %s is 50x50: a style mask must '
+        'have the size of its photo' % (pictures / 'left.png', photos / 'square.png'))
+    assert sorted(p.name for p in out.iterdir()) == ['p0.png', 'p1.png']
+
+
 @needs_sshd
 def test_an_error_event_is_the_line_a_local_run_prints(remotes, pictures, run_cli):
     a = remotes.a

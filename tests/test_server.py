@@ -270,6 +270,26 @@ def test_bad_options_are_bad_input_as_in_the_worker(server, private_dir):
     assert events[-1]['kind'] == 'bad_input' and 'preview_seconds' in events[-1]['message']
 
 
+def test_masks_run_as_in_the_worker_and_a_bad_one_is_bad_input(server, private_dir):
+    """The warm worker runs jobs through the one-shot worker's code: masks arrive, a black
+    one is refused before any work, and the server stays for the next job."""
+    from test_worker import half
+    folder = job_dir(private_dir, 'm')
+    job = write_job(folder, scene(48, 36), [stripes(32, 32), scene(30, 30, seed=5)],
+                    style_masks=[half(48, 36), None], painting_masks=[None, half(30, 30)],
+                    size=48, preset='draft', iterations=3)
+    events = run_job(server.sock, job)
+    assert events[-1]['event'] == 'done', events
+    assert (folder / 'result.rgba').stat().st_size == 48 * 36 * 4
+    folder = job_dir(private_dir, 'black')
+    job = write_job(folder, scene(48, 36), [stripes(32, 32)], style_masks=[half(48, 36, 0)],
+                    size=48, preset='draft', iterations=3)
+    events = run_job(server.sock, job)
+    assert events[-1]['kind'] == 'bad_input' and 'black everywhere' in events[-1]['message']
+    assert not (folder / 'result.rgba').exists()
+    assert server.poll() is None
+
+
 def test_previews_over_the_connection(server, private_dir):
     folder = job_dir(private_dir, 'p')
     job = write_job(folder, scene(96, 64), [stripes()], size=96, preset='draft', iterations=4,

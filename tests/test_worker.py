@@ -14,7 +14,10 @@ from conftest import ROOT, scene, stripes
 import nst_protocol as protocol
 
 
-def write_job(tmp_path, content, styles, weights=None, **options):
+def write_job(tmp_path, content, styles, weights=None, style_masks=None, painting_masks=None,
+              **options):
+    """job.json and its buffers in tmp_path; masks: PIL 'L' images (None: none for that
+    style), written as the protocol's one byte a pixel."""
     content = content.convert('RGBA')
     (tmp_path / 'content.rgba').write_bytes(content.tobytes())
     buffers = []
@@ -23,10 +26,21 @@ def write_job(tmp_path, content, styles, weights=None, **options):
         (tmp_path / ('style%d.rgba' % i)).write_bytes(s.tobytes())
         buffers.append(protocol.Buffer('style%d.rgba' % i, s.width, s.height,
                                        weights[i] if weights else 1.0))
+    for i, m in enumerate(painting_masks or ()):
+        buffers[i].painting_mask = _mask_buffer(tmp_path, 'painting_mask%d.grey' % i, m)
+    masks = [_mask_buffer(tmp_path, 'style_mask%d.grey' % i, m)
+             for i, m in enumerate(style_masks or ())]
     options.setdefault('model', 'tiny')
     job = protocol.Job(protocol.Buffer('content.rgba', content.width, content.height),
-                       buffers, 'result.rgba', options)
+                       buffers, 'result.rgba', options, masks or None)
     return protocol.write_job(job, str(tmp_path))
+
+
+def _mask_buffer(folder, name, mask):
+    if mask is None:
+        return None
+    (folder / name).write_bytes(mask.tobytes())
+    return protocol.mask_buffer(name, *mask.size)
 
 
 def start(job_path, stdin=subprocess.DEVNULL):
@@ -308,3 +322,125 @@ def test_a_preview_event_must_name_a_picture_in_the_job_folder(fields, ok):
     else:
         with pytest.raises(protocol.ProtocolError):
             protocol.parse_event(line)
+
+
+# ---- styles by region (issue 24): the masks arrive as one byte a pixel ----------------------
+
+def half(w, h, value=255):
+    """A hard mask: the left half `value`, the right half black."""
+    a = np.zeros((h, w), np.uint8)
+    a[:, : w // 2] = value
+    return Image.fromarray(a)
+
+
+def top(w, h):
+    a = np.zeros((h, w), np.uint8)
+    a[: h // 2] = 255
+    return Image.fromarray(a)
+
+
+def test_a_job_with_masks_paints_the_librarys_picture(tmp_path, monkeypatch):
+    """Quality on the tiny VGG, one thread here and there (the same sums): the worker's
+    result is stylize() with the same masks, and without them it would be another."""
+    from nst_core import stylize
+    import torch
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    content, styles = scene(48, 32), [stripes(40, 40), scene(30, 30, seed=5)]
+    options = dict(method='quality', model='tiny', preset='draft', iterations=2, seed=3,
+                   device='cpu', size=0)
+    job = write_job(tmp_path, content, styles, style_masks=[half(48, 32), None],
+                    painting_masks=[top(40, 40)], **options)
+    code, events, err = run_job(job)
+    assert code == 0, err
+    got = np.asarray(Image.frombytes('RGBA', (48, 32), (tmp_path / 'result.rgba')
+                                     .read_bytes()).convert('RGB'), np.int16)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        want = stylize(content, styles, style_masks=[half(48, 32), None],
+                       painting_masks=[top(40, 40)], **options)
+        plain = stylize(content, styles, **options)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(got, np.asarray(want, np.int16))
+    assert not np.array_equal(got, np.asarray(plain, np.int16))
+
+
+def test_a_trained_job_takes_its_one_mask_without_style_buffers(tmp_path):
+    """Where no mask reaches, the layer stays itself, its alpha too (a random trained
+    network: plumbing)."""
+    import torch
+    from nst_core.models.transformer import TransformerNet
+    torch.manual_seed(0)
+    model = tmp_path / 'net.pth'
+    torch.save(TransformerNet().state_dict(), model)
+    content = with_alpha_pattern(scene(40, 24))
+    job = write_job(tmp_path, content, [], style_masks=[half(40, 24)], method='trained',
+                    trained_model=str(model), size=0, device='cpu')
+    code, events, err = run_job(job)
+    assert code == 0, err
+    got = np.asarray(Image.frombytes('RGBA', (40, 24), (tmp_path / 'result.rgba').read_bytes()))
+    src = np.asarray(content)
+    assert np.array_equal(got[:, 20:], src[:, 20:])
+    assert np.abs(got[:, :20, :3].astype(int) - src[:, :20, :3]).mean() > 2
+
+
+def _bad_mask_job(tmp_path, case):
+    content, styles = scene(32, 32), [stripes(40, 40)]
+    if case == 'black style mask':
+        return write_job(tmp_path, content, styles, style_masks=[half(32, 32, 0)])
+    if case == 'black painting mask':
+        return write_job(tmp_path, content, styles, painting_masks=[half(40, 40, 0)])
+    if case == 'truncated mask buffer':
+        job = write_job(tmp_path, content, styles, style_masks=[half(32, 32)])
+        with open(tmp_path / 'style_mask0.grey', 'r+b') as f:
+            f.truncate(100)
+        return job
+    if case == 'an RGBA buffer as a mask':
+        job = write_job(tmp_path, content, styles, painting_masks=[top(40, 40)])
+        (tmp_path / 'painting_mask0.grey').write_bytes(stripes(40, 40).convert('RGBA')
+                                                       .tobytes())
+        return job
+    if case == 'missing mask buffer':
+        job = write_job(tmp_path, content, styles, style_masks=[half(32, 32)])
+        (tmp_path / 'style_mask0.grey').unlink()
+        return job
+    if case == 'masks as an option':
+        job = write_job(tmp_path, content, styles)
+        data = json.loads(open(job).read())
+        data['options']['style_masks'] = ['sky.png']
+        open(job, 'w').write(json.dumps(data))
+        return job
+    if case == 'style mask of another size':
+        job = write_job(tmp_path, content, styles, style_masks=[half(32, 32)])
+        data = json.loads(open(job).read())
+        data['style_masks'][0].update(width=16, height=64)
+        open(job, 'w').write(json.dumps(data))
+        return job
+    if case == 'more masks than styles':
+        return write_job(tmp_path, content, styles, style_masks=[half(32, 32), half(32, 32)])
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize('case, kind, words', [
+    ('black style mask', 'bad_input', 'style mask 1 is black everywhere: its style would be '
+                                      'painted nowhere'),
+    ('black painting mask', 'bad_input', 'painting mask 1 is black everywhere: there is no '
+                                         'painting to read'),
+    ('truncated mask buffer', 'bad_input', 'holds 100 bytes, expected 1024 (32x32 8-bit grey '
+                                           'mask)'),
+    ('an RGBA buffer as a mask', 'bad_input', 'holds more than 1600 bytes, expected 1600 '
+                                              '(40x40 8-bit grey mask)'),
+    ('missing mask buffer', 'bad_input', 'cannot read buffer'),
+    ('masks as an option', 'bad_input', 'unknown option(s) in job: style_masks'),
+    ('style mask of another size', 'bad_job', 'style_masks[0] is 16x64, not 32x32 as the '
+                                              'content'),
+    ('more masks than styles', 'bad_job', 'style_masks must be a list of at most 1'),
+])
+def test_a_bad_mask_is_one_error_event_and_no_result(tmp_path, case, kind, words):
+    code, events, _ = run_job(_bad_mask_job(tmp_path, case))
+    assert code == (protocol.EXIT_BAD_JOB if kind == 'bad_job' else protocol.EXIT_FAILED)
+    assert events[-1]['event'] == 'error' and events[-1]['kind'] == kind, events
+    assert words in events[-1]['message'], events[-1]
+    assert not (tmp_path / 'result.rgba').exists()
+    assert not list(tmp_path.glob('*.part'))
