@@ -611,7 +611,7 @@ def job_files(job):
     their painting masks and the style masks (what a remote worker must be sent)."""
     found = [job['content']] + list(job['styles'])
     found += [s['painting_mask'] for s in job['styles'] if s.get('painting_mask')]
-    found += [m for m in job.get('style_masks') or () if m]
+    found += [m for m in job.get('style_masks') or () if isinstance(m, dict)]
     names = []
     for buf in found:
         if buf['path'] not in names:

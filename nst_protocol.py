@@ -22,6 +22,8 @@ BYTES_PER_PIXEL = 4
 # Masks (where a style paints, which part of a painting it is read from) are one byte a
 # pixel, 0 = not here, 255 = here: the 8-bit grey a GIMP channel reads as ("Y u8").
 MASK_BYTES_PER_PIXEL = 1
+# In style_masks instead of a buffer: where no other style's mask is (nst_core.regions.REST).
+REST = 'rest'
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -96,8 +98,8 @@ def mask_buffer(path, width, height):
 
 @dataclass
 class Job:
-    """style_masks: per style a mask Buffer at the content's size (where it paints) or None
-    (everywhere); for a trained network, which has no style images, at most one."""
+    """style_masks: per style a mask Buffer at the content's size (where it paints), None
+    (everywhere) or REST; for a trained network, which has no style images, at most one."""
     content: Buffer
     styles: list
     output: str
@@ -120,7 +122,7 @@ class Job:
             'options': dict(self.options),
         }
         if self.style_masks and any(m is not None for m in self.style_masks):
-            out['style_masks'] = [None if m is None else buf(m, False)
+            out['style_masks'] = [m if m is None or m == REST else buf(m, False)
                                   for m in self.style_masks]
         return out
 
@@ -128,7 +130,7 @@ class Job:
         """Every buffer the job names (what a remote worker must be sent)."""
         found = [self.content, *self.styles]
         found += [s.painting_mask for s in self.styles if s.painting_mask is not None]
-        found += [m for m in self.style_masks or () if m is not None]
+        found += [m for m in self.style_masks or () if isinstance(m, Buffer)]
         return found
 
 
@@ -176,8 +178,8 @@ def _parse_style_masks(data, content, styles, method, base_dir):
              'style_masks must be a list of at most %d (one per style)' % room)
     out = []
     for i, m in enumerate(masks):
-        if m is None:
-            out.append(None)
+        if m is None or m == REST:
+            out.append(m)
             continue
         mask = _as_mask(_parse_buffer(m, 'style_masks[%d]' % i, base_dir, False))
         _require((mask.width, mask.height) == (content.width, content.height),

@@ -111,7 +111,9 @@ def _add_mask_options(p, batch):
     p.add_argument('--style-masks', nargs='+', metavar='MASK', dest='style_mask_files',
                    help='where each style paints: per style, in their order, a greyscale '
                    'PNG/JPEG of the size of %s, white = this style here, grey blends, '
-                   "black = not here; '-' = everywhere. Where no mask reaches, the photo stays "
+                   "black = not here; '-' = everywhere; 'rest' = where no other style's mask "
+                   'is (sky.png rest: the sky in the first style, the rest in the second). '
+                   'Where no mask reaches, the photo stays '
                    'as it is. With --method trained: one, where its network paints%s'
                    % (photo, '. A photo of another size fails, the others go on'
                       if batch else ''))

@@ -17,6 +17,7 @@ from .imageio import ImageError
 from .regions import GREY_MODES, MaskError
 
 EVERYWHERE = '-'
+REST = 'rest'           # --style-masks: where no other style's mask is (regions.REST)
 KINDS = {'style': ('--style-masks', 'style mask', 'photo', 'its style would be painted '
                    'nowhere'),
          'painting': ('--painting-masks', 'painting mask', 'painting', 'there is no '
@@ -56,7 +57,8 @@ def read_all(paths: Optional[Sequence[str]], kind: str) -> Optional[List[Optiona
     option was not given or names none."""
     if not paths:
         return None
-    masks = [None if p == EVERYWHERE else read(p, kind) for p in paths]
+    masks = [None if p == EVERYWHERE else p if p == REST and kind == 'style'
+             else read(p, kind) for p in paths]
     return masks if any(m is not None for m in masks) else None
 
 
@@ -113,7 +115,7 @@ def fit_check(masks: Optional[Sequence[Optional[MaskFile]]], pictures: Sequence,
         return
     what, of = KINDS[kind][1], KINDS[kind][2]
     for mask, (name, size) in zip(masks, pictures):
-        if mask is not None and tuple(mask.size) != tuple(size):
+        if isinstance(mask, MaskFile) and tuple(mask.size) != tuple(size):
             raise MaskError('%s %s is %dx%d but the %s %s is %dx%d: a %s must have the size '
                             'of its %s' % (what, mask.path, *mask.size, of, name, *size, what,
                                            of))
@@ -121,4 +123,5 @@ def fit_check(masks: Optional[Sequence[Optional[MaskFile]]], pictures: Sequence,
 
 def images(masks: Optional[Sequence[Optional[MaskFile]]]):
     """What stylize() takes: the images, None for everywhere; None for no masks."""
-    return None if masks is None else [None if m is None else m.image for m in masks]
+    return None if masks is None else [m.image if isinstance(m, MaskFile) else m
+                                       for m in masks]

@@ -174,8 +174,9 @@ class Host:
                 if mask is not None:
                     buf.painting_mask = folder.mask('painting_mask%d.grey' % i, *mask.size,
                                                     _mask_bytes(mask, mask.size))
-            masks = [None if m is None else folder.mask('style_mask%d.grey' % i, *content.size,
-                                                        _mask_bytes(m, content.size))
+            masks = [m if m is None or m == nst_protocol.REST else
+                     folder.mask('style_mask%d.grey' % i, *content.size,
+                                 _mask_bytes(m, content.size))
                      for i, m in enumerate(style_masks or ())]
             job = folder.write_job(sent, painting, job_options, masks or None)
             try:

@@ -171,8 +171,8 @@ def _masks(job):
     """(style masks, painting masks) of a job as stylize() takes them: greyscale images, None
     for everywhere (all of the painting), None for a list without any mask."""
     def image(buf):
-        if buf is None:
-            return None
+        if buf is None or buf == protocol.REST:
+            return buf
         from PIL import Image
         return Image.frombytes('L', (buf.width, buf.height), protocol.read_buffer(buf))
     style_masks = [image(m) for m in job.style_masks or ()]

@@ -252,3 +252,14 @@ def test_paintings_are_sent_at_the_side_the_method_reads_them_at():
     assert protocol.style_side('fast', 2000, 1000) == 1024
     assert protocol.style_side('fast', 600, 400) is None
     assert protocol.style_side('quality', 4000, 3000) is None
+
+
+def test_rest_travels_as_a_word(tmp_path):
+    job = protocol.parse_job(_masked(style_masks=[
+        {'path': 'm0.grey', 'width': 4, 'height': 3}, protocol.REST]), str(tmp_path))
+    assert job.style_masks[1] == protocol.REST
+    assert protocol.read_job(protocol.write_job(job, str(tmp_path))) == job
+    import nst_client
+    assert nst_client.job_files(job.to_json())[-1].endswith('m0.grey')
+    with pytest.raises(protocol.JobError):
+        protocol.parse_job(_masked(style_masks=[None, 'sky']), str(tmp_path))

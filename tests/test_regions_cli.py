@@ -313,3 +313,19 @@ def test_dashes_alone_are_no_masks(tmp_path):
     masks = maskfiles.read_all(['-', str(tmp_path / 'm.png')], 'painting')
     assert masks[0] is None and masks[1].path == str(tmp_path / 'm.png')
     assert maskfiles.images(masks)[1].size == (W, H)
+
+
+def test_rest_is_the_second_style_where_the_first_mask_is_not(files, run_cli, one_thread):
+    """`--style-masks left.png rest`: the library's picture with [left, 'rest']."""
+    common = (files / 'photo.png', files / 'a.png', files / 'b.png', *_args(QUALITY))
+    proc = run_cli('stylize', *common, '--style-masks', files / 'left.png', 'rest',
+                   '-o', files / 'out.png')
+    assert proc.returncode == 0, proc.stderr
+    want = stylize(Image.open(files / 'photo.png'), [Image.open(files / 'a.png'),
+                                                     Image.open(files / 'b.png')],
+                   style_masks=[half(), 'rest'], **QUALITY)
+    assert np.array_equal(np.asarray(Image.open(files / 'out.png'), np.int16),
+                          np.asarray(want, np.int16))
+    proc = run_cli('stylize', *common, '--style-masks', 'rest', '-o', files / 'bad.png')
+    assert proc.returncode == 2 and "'rest', but no other style has a mask" in proc.stderr
+    assert not (files / 'bad.png').exists()
