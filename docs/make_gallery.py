@@ -91,7 +91,7 @@ def by_region(force):
             out.thumbnail((WHOLE, WHOLE), Image.LANCZOS)
             mask = next(m for m in masks_in if m != 'rest').convert('RGB')
             mask = mask.resize((out.width // 4, out.height // 4), Image.LANCZOS)
-            sheet = Image.new('RGB', (out.width + 8 + mask.width, out.height), 'white')
+            sheet = Image.new('RGB', (out.width + 8 + mask.width, out.height), (96, 96, 96))
             sheet.paste(out, (0, 0))
             sheet.paste(mask, (out.width + 8, 0))
             sheet.save(target, quality=88)
