@@ -8,12 +8,13 @@ class ImageError(ValueError):
     """A file is missing, empty, truncated or not an image."""
 
 
-def open_image(path):
-    """Load an image file fully (so truncation shows here, not later), or raise ImageError."""
+def open_image(path, as_stored=False):
+    """Load an image file fully (so truncation shows here, not later), or raise ImageError.
+    Colours are made sRGB (to_srgb) unless as_stored: a mask's numbers are its meaning."""
     try:
         with Image.open(path) as img:
             img.load()
-            return to_srgb(img.copy())
+            return img.copy() if as_stored else to_srgb(img.copy())
     except FileNotFoundError:
         raise ImageError('%s: no such file' % path) from None
     except IsADirectoryError:

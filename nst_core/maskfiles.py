@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from .imageio import ImageError
+from .imageio import open_image
 from .regions import GREY_MODES, MaskError
 
 EVERYWHERE = '-'
@@ -65,25 +65,10 @@ def read_all(paths: Optional[Sequence[str]], kind: str) -> Optional[List[Optiona
 def read(path, kind: str) -> MaskFile:
     """One mask file, greyscale, not black everywhere; ImageError / MaskError naming it."""
     what, nowhere = KINDS[kind][1], KINDS[kind][3]
-    image = grey(_open(path), '%s %s' % (what, path))
+    image = grey(open_image(path, as_stored=True), '%s %s' % (what, path))
     if not _array(image).any():
         raise MaskError('%s %s is black everywhere: %s (white = here)' % (what, path, nowhere))
     return MaskFile(path, image)
-
-
-def _open(path):
-    """The file's pixels as stored (imageio.open_image converts colour profiles, which would
-    move a mask's 255 off white)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
-    except FileNotFoundError:
-        raise ImageError('%s: no such file' % path) from None
-    except IsADirectoryError:
-        raise ImageError('%s: is a directory, not an image' % path) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError('%s: not a readable image (%s)' % (path, e)) from None
 
 
 def grey(image: Image.Image, name: str) -> Image.Image:

@@ -84,3 +84,15 @@ def cached_weights(*names):
             if os.environ.get('CI'):
                 pytest.fail('cannot fetch the %s weights: %s' % (name, e))
             pytest.skip('%s weights not cached and not fetchable: %s' % (name, e))
+
+
+@pytest.fixture(scope='module')
+def model(tmp_path_factory):
+    """A randomly initialised Magenta network saved as a user's model file: Fast's plumbing
+    without weights to fetch (its pictures hardly depend on the painting)."""
+    import torch
+    from nst_core.models.arbitrary_style import ArbitraryStyleNet
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp('model') / 'random_magenta.pth'
+    torch.save(ArbitraryStyleNet().state_dict(), path)
+    return path

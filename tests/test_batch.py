@@ -6,7 +6,6 @@ needed): these tests are about which files get written and what the user is told
 import io
 
 import pytest
-import torch
 from PIL import Image
 
 from conftest import scene, stripes
@@ -14,12 +13,6 @@ from nst_core import batch, fast, loaded
 from nst_core.models.arbitrary_style import ArbitraryStyleNet
 
 
-@pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_magenta.pth'
-    torch.save(ArbitraryStyleNet().state_dict(), path)
-    return path
 
 
 @pytest.fixture

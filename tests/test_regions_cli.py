@@ -15,18 +15,11 @@ from PIL import Image
 from conftest import scene, stripes
 from nst_core import maskfiles, stylize
 from nst_core.imageio import ImageError
-from nst_core.models.arbitrary_style import ArbitraryStyleNet
 from nst_core.regions import MaskError
 
 W, H = 48, 32
 
 
-@pytest.fixture(scope='module')
-def model(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp('model') / 'random_magenta.pth'
-    torch.save(ArbitraryStyleNet().state_dict(), path)
-    return path
 
 
 def fast(model):

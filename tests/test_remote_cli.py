@@ -99,17 +99,22 @@ def test_stylize_remote_paints_the_local_picture(remotes, pictures, run_cli, mon
     monkeypatch.setenv('OMP_NUM_THREADS', '1')       # as the remotes: the same sums' order
     common = (pictures / 'content.png', pictures / 'style.png', *ARGS, '--iterations', '3',
               '--size', '48')
-    here = run_cli('stylize', *common, '-o', pictures / 'here.png')
-    there = run_cli('stylize', *common, '-o', pictures / 'there.png', '--remote', a.url,
-                    '--ssh-command', a.ssh)
-    assert here.returncode == 0, here.stderr
-    assert there.returncode == 0, there.stderr
-    local, remote = (np.asarray(Image.open(pictures / n), np.int16)
-                     for n in ('here.png', 'there.png'))
+    here, there, local, remote = _here_and_there(run_cli, common, a, pictures)
     assert local.shape == remote.shape == (32, 48, 3)      # the working size, as here
     assert np.abs(local - remote).max() <= 1
     assert 'wrote %s (48x32)' % (pictures / 'there.png') in there.stderr
     assert not list(pictures.glob('.*'))
+
+
+def _here_and_there(run_cli, common, remote, pictures):
+    """`stylize` here and through ssh: both processes and both pictures (int16 arrays)."""
+    here = run_cli('stylize', *common, '-o', pictures / 'here.png')
+    there = run_cli('stylize', *common, '-o', pictures / 'there.png', '--remote', remote.url,
+                    '--ssh-command', remote.ssh)
+    assert here.returncode == 0, here.stderr
+    assert there.returncode == 0, there.stderr
+    return here, there, *(np.asarray(Image.open(pictures / n), np.int16)
+                          for n in ('here.png', 'there.png'))
 
 
 def _half_mask(w, h):
@@ -131,13 +136,7 @@ def test_masks_travel_and_paint_the_local_picture(remotes, pictures, run_cli, mo
     common = (pictures / 'content.png', pictures / 'style.png', pictures / 'style2.png',
               '--style-masks', pictures / 'left.png', '-', '--painting-masks', '-',
               pictures / 'bottom.png', *ARGS, '--iterations', '3', '--size', '48')
-    here = run_cli('stylize', *common, '-o', pictures / 'here.png')
-    there = run_cli('stylize', *common, '-o', pictures / 'there.png', '--remote', a.url,
-                    '--ssh-command', a.ssh)
-    assert here.returncode == 0, here.stderr
-    assert there.returncode == 0, there.stderr
-    local, remote = (np.asarray(Image.open(pictures / n), np.int16)
-                     for n in ('here.png', 'there.png'))
+    here, there, local, remote = _here_and_there(run_cli, common, a, pictures)
     assert local.shape == remote.shape == (32, 48, 3)
     assert np.abs(local - remote).max() <= 1
     plain = run_cli('stylize', *common[:3], *ARGS, '--iterations', '3', '--size', '48',

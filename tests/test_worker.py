@@ -339,17 +339,20 @@ def top(w, h):
     return Image.fromarray(a)
 
 
-def test_a_job_with_masks_paints_the_librarys_picture(tmp_path, monkeypatch):
+@pytest.mark.parametrize('second', [None, protocol.REST])
+def test_a_job_with_masks_paints_the_librarys_picture(tmp_path, monkeypatch, second):
     """Quality on the tiny VGG, one thread here and there (the same sums): the worker's
-    result is stylize() with the same masks, and without them it would be another."""
+    result is stylize() with the same masks (the second style everywhere, or "rest", which
+    travels as a word), and without them it would be another."""
     from nst_core import stylize
     import torch
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     content, styles = scene(48, 32), [stripes(40, 40), scene(30, 30, seed=5)]
     options = dict(method='quality', model='tiny', preset='draft', iterations=2, seed=3,
                    device='cpu', size=0)
-    job = write_job(tmp_path, content, styles, style_masks=[half(48, 32), None],
+    job = write_job(tmp_path, content, styles, style_masks=[half(48, 32), second],
                     painting_masks=[top(40, 40)], **options)
+    assert json.loads(open(job).read())['style_masks'][1] == second
     code, events, err = run_job(job)
     assert code == 0, err
     got = np.asarray(Image.frombytes('RGBA', (48, 32), (tmp_path / 'result.rgba')
@@ -357,7 +360,7 @@ def test_a_job_with_masks_paints_the_librarys_picture(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        want = stylize(content, styles, style_masks=[half(48, 32), None],
+        want = stylize(content, styles, style_masks=[half(48, 32), second],
                        painting_masks=[top(40, 40)], **options)
         plain = stylize(content, styles, **options)
     finally:
@@ -445,29 +448,3 @@ def test_a_bad_mask_is_one_error_event_and_no_result(tmp_path, case, kind, words
     assert not (tmp_path / 'result.rgba').exists()
     assert not list(tmp_path.glob('*.part'))
 
-
-def test_a_rest_mask_travels_as_a_word_and_paints_the_rest(tmp_path, monkeypatch):
-    """style_masks [sky, "rest"] in job.json: the worker's picture is stylize()'s with the
-    second style where the first's mask is not."""
-    from nst_core import stylize
-    import torch
-    monkeypatch.setenv('OMP_NUM_THREADS', '1')
-    content, styles = scene(48, 32), [stripes(40, 40), scene(30, 30, seed=5)]
-    options = dict(method='quality', model='tiny', preset='draft', iterations=2, seed=3,
-                   device='cpu', size=0)
-    job = write_job(tmp_path, content, styles, style_masks=[half(48, 32), protocol.REST],
-                    **options)
-    assert json.loads(open(job).read())['style_masks'][1] == 'rest'
-    code, events, err = run_job(job)
-    assert code == 0, err
-    got = np.asarray(Image.frombytes('RGBA', (48, 32), (tmp_path / 'result.rgba')
-                                     .read_bytes()).convert('RGB'), np.int16)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        want = stylize(content, styles, style_masks=[half(48, 32), 'rest'], **options)
-        alone = stylize(content, styles, style_masks=[half(48, 32), None], **options)
-    finally:
-        torch.set_num_threads(threads)
-    assert np.array_equal(got, np.asarray(want, np.int16))
-    assert not np.array_equal(got, np.asarray(alone, np.int16))
