@@ -155,10 +155,23 @@ def _execute(job, job_path, reporter, cancel, models):
     styles = [from_rgba_bytes(protocol.read_buffer(s), s.width, s.height) for s in job.styles]
     result = stylize_with(models, content, styles,
                           style_weights=[s.weight for s in job.styles] or None,
+                          style_masks=_masks(job.style_masks),
+                          painting_masks=_masks([s.painting_mask for s in job.styles]),
                           callback=callback, cancel=cancel, log=reporter.log, **opts)
     if cancel.is_set():
         raise Cancelled()
     protocol.write_buffer_atomic(job.output, with_alpha(result, content))
+
+
+def _masks(buffers):
+    """The job's mask buffers (one byte a pixel) as stylize()'s greyscale images; None for
+    none at all, None in place of a style that paints everywhere (all of its painting)."""
+    from PIL import Image
+    if not buffers or all(b is None for b in buffers):
+        return None
+    return [None if b is None else Image.frombytes('L', (b.width, b.height),
+                                                     protocol.read_buffer(b))
+            for b in buffers]
 
 
 def say_cancelled(reporter):
