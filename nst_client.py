@@ -98,6 +98,15 @@ def tail(path, lines=STDERR_TAIL_LINES):
 
 # ---------------------------------------------------------------- the job folder
 
+def _buffer_names(job):
+    """The files a job.json names (its content, its paintings, their masks and the style
+    masks), each once, in that order: what a remote worker must be sent."""
+    names = [job['content']['path']] + [s['path'] for s in job['styles']]
+    names += [s['painting_mask']['path'] for s in job['styles'] if s.get('painting_mask')]
+    names += [m['path'] for m in job.get('style_masks') or () if m]
+    return list(dict.fromkeys(names))
+
+
 class JobFolder:
     """A private folder (mode 0700) for one job's buffers, removed afterwards however the
     plug-in ends (the janitor)."""
@@ -123,8 +132,14 @@ class JobFolder:
             f.write(data)
         return nst_protocol.Buffer(name, width, height, weight)
 
-    def write_job(self, content, styles, options):
-        job = nst_protocol.Job(content, styles, 'result.rgba', options)
+    def mask(self, name, width, height, data):
+        """A mask buffer (one byte a pixel): where a style paints, or what of a painting."""
+        with open(os.path.join(self.path, name), 'wb') as f:
+            f.write(data)
+        return nst_protocol.mask_buffer(name, width, height)
+
+    def write_job(self, content, styles, options, style_masks=None):
+        job = nst_protocol.Job(content, styles, 'result.rgba', options, style_masks)
         return nst_protocol.write_job(job, self.path)
 
     def read(self, name, width, height):
@@ -688,7 +703,7 @@ class Remote:
         the last byte has gone."""
         with open(job_path, encoding='utf-8') as f:
             job = json.load(f)
-        names = [job['content']['path']] + [s['path'] for s in job['styles']]
+        names = _buffer_names(job)
         trained = job['options'].get('trained_model')
         if trained:
             # the network travels as a file; the remote loads it as it would here
