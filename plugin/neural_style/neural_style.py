@@ -23,8 +23,8 @@ import settings  # noqa: E402
 import style_choice  # noqa: E402
 from messages import _  # noqa: E402
 from nst_client import Cancelled, Failure  # noqa: E402
-from options import (MODEL_ARG, MODEL_LABEL, OPTIONS, REGION_CHOICES,  # noqa: E402
-                     REGION_LABELS, REGION_SLOTS, STYLE_LABELS, STYLE_SLOTS, EVERYWHERE)
+from options import (EVERYWHERE, MODEL_ARG, MODEL_LABEL, OPTIONS,  # noqa: E402
+                     REGION_CHOICES, REGION_LABELS, REGION_SLOTS, STYLE_LABELS, STYLE_SLOTS)
 
 PROC_NAME = 'python-fu-neural-style'
 HELP_DOMAIN = 'neural-style-help'    # help/en/gimp-help.xml maps PROC_NAME to its page

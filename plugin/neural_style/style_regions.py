@@ -5,9 +5,10 @@ A style paints everywhere (no mask: the job is as before regions existed), in a 
 channel's pixels over the photo layer), or everywhere else: what the other styles' channels
 leave uncovered, so that with two styles and one channel the second one needs no channel of
 its own. With one other channel that is its inverse; with more, 255 minus their sum (at
-least 0), as nst_core.regions makes its 'rest': where the channels overlap, their styles
-blend by their weights and the rest stays out. Standard library only: the GIMP side (reading a channel) is in
-pixels.py, the words in messages.py; tests/test_gimp.py tests this module.
+least 0), the rule of the engine's own 'rest' mask (nst_core.regions): where the channels
+overlap, their styles blend by their weights and the rest stays out. Standard library only:
+the GIMP side (reading a channel) is in pixels.py, the words in messages.py;
+tests/test_gimp.py tests this module.
 """
 from collections import namedtuple
 
