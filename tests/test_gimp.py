@@ -266,7 +266,9 @@ def test_the_job_options_come_from_the_arguments_and_the_install():
                 in options.OPTIONS}
     config = Config(**dict(defaults, method='fast', size=300, style_layer='painting',
                            style_weight_2=1.0, style_layer_2='second', style_weight_3=0.0,
-                           style_layer_3='third', preview=False))
+                           style_layer_3='third', preview=False, style_region='channel',
+                           style_channel='sky', style_region_2='rest',
+                           style_region_3='everywhere'))
     args, styles = options.arguments(config)
     assert styles == [('painting', 1.0), ('second', 1.0)] and args['trained_model'] is None
     job = options.job_options({'device': 'cpu', 'cache_dir': '/w', 'model': ''}, args)
@@ -274,6 +276,9 @@ def test_the_job_options_come_from_the_arguments_and_the_install():
     assert 'model' not in job and 'trained_model' not in job
     text = settings.last_values_text(config)
     assert '(method "fast")\n' in text and '(fit no)\n' in text and '(size 300)\n' in text
+    # the regions' choices are kept as GIMP keeps them, their channels (items) are not
+    assert '(style-region "channel")\n' in text and '(style-region-2 "rest")\n' in text
+    assert 'style-channel' not in text
 
 
 def test_the_probe_does_nothing_without_the_test_environment(tmp_path, monkeypatch):
@@ -418,3 +423,165 @@ def test_the_worker_over_ssh_in_real_gimp():
     cached_weights('magenta', weights.VGG_AUTO_ORDER[0])
     run_harness('the worker over SSH in GIMP', NS_REMOTE_PYTHON=sys.executable,
                 GUI_SCRIPT=str(RUN.parent / 'remote_test.py'), BATCH='0')
+
+
+# ---- styles by region (issue 24): the arguments, the plan, the masks the job carries -------
+
+import style_regions  # noqa: E402
+
+
+def _mnemonic(label):
+    assert label.count('_') == 1, label
+    return label[label.index('_') + 1].lower()
+
+
+def test_the_regions_arguments_sit_by_their_styles_and_take_letters_of_their_own():
+    sc = style_choice()
+    layers = [layer for layer, _weight in options.STYLE_SLOTS]
+    assert sc.SLOTS == tuple(layers)
+    assert sc.REGION_ARGS == tuple(options.REGION_SLOTS[layer][0] for layer in layers)
+    assert sc.CHANNEL_SLOTS == tuple(options.REGION_SLOTS[layer][1] for layer in layers)
+    assert sc.IN_CHANNEL == options.IN_CHANNEL
+    assert [value for value, _text in options.REGION_CHOICES] == ['everywhere', 'channel',
+                                                                  'rest']
+    # beside each style layer: the first in the dialog's order, the others folded
+    assert options.DIALOG_ORDER[:3] == ['style-layer', 'style-region', 'style-channel']
+    assert options.more_styles_box() == [
+        'style-layer-2', 'style-weight-2', 'style-region-2', 'style-channel-2',
+        'style-layer-3', 'style-weight-3', 'style-region-3', 'style-channel-3']
+    assert set(options.PREVIEW_OPTIONS) >= {name for pair in options.REGION_SLOTS.values()
+                                            for name in pair}
+    # every argument's label has a letter of its own (GIMP warns of duplicates and of labels
+    # without one), none the dialog's buttons' (r c o l s), the preview's (p) or "_Blend"'s
+    labels = [o[2] for o in options.OPTIONS] + list(options.STYLE_LABELS.values()) + \
+        [options.MODEL_LABEL] + list(options.REGION_LABELS.values())
+    keys = [_mnemonic(label) for label in labels]
+    assert len(keys) == len(set(keys)), sorted(keys)
+    assert not set(keys) & set('rcolspb')
+
+
+def test_the_regions_are_read_for_the_styles_used_and_trained_takes_the_first():
+    config = Config(method='fast', style_layer='sky painting', style_region='channel',
+                    style_channel='sky', style_layer_2='town painting', style_weight_2=1.0,
+                    style_region_2='rest', style_channel_2=None, style_layer_3='unused',
+                    style_weight_3=0.0, style_region_3='channel', style_channel_3=None)
+    assert options.regions(config) == [(1, 'channel', 'sky'), (2, 'rest', None)]
+    assert [layer for layer, _w in options.arguments(config)[1]] == ['sky painting',
+                                                                     'town painting']
+    trained = Config(method='trained', style_region='channel', style_channel='sky',
+                     style_layer='sky painting', style_region_2='rest')
+    assert options.regions(trained) == [(1, 'channel', 'sky')]
+
+
+def test_a_region_plan_is_refused_when_it_could_not_be_painted():
+    plan = style_regions.plan([(1, 'channel', 'sky'), (2, 'rest', None),
+                               (3, 'channel', 'river')])
+    assert [(r.slot, r.kind, r.channel, r.others) for r in plan] == [
+        (1, 'channel', 'sky', ()), (2, 'rest', None, (0, 2)), (3, 'channel', 'river', ())]
+    for regions, problem, slot, other in (
+            ([(1, 'channel', None)], 'no_channel', 1, None),
+            ([(1, 'everywhere', None), (2, 'rest', None)], 'rest_of_everything', 2, 1),
+            ([(1, 'channel', 'sky'), (2, 'everywhere', None), (3, 'rest', None)],
+             'rest_of_everything', 3, 2),
+            ([(1, 'rest', None)], 'rest_of_nothing', 1, None),          # e.g. Trained model
+            ([(1, 'rest', None), (2, 'rest', None)], 'rest_of_nothing', 1, None)):
+        with pytest.raises(style_regions.RegionError) as found:
+            style_regions.plan(regions)
+        assert (found.value.problem, found.value.slot, found.value.other) == \
+            (problem, slot, other), regions
+    # and each is worded for the user, naming the style
+    assert messages.region_no_channel(2).startswith('Style 2 is to paint "In the channel", but')
+    assert 'style 1 paints everywhere' in messages.region_rest(2, 1)
+    assert 'no other style paints "In the channel"' in messages.region_rest(1)
+    assert '"sky"' in messages.repeat_channel_gone('"sky"')
+
+
+def test_everywhere_else_is_what_the_channels_leave_and_a_region_missing_the_photo_is_found():
+    sky = bytes([255, 255, 128, 0, 0, 0])                  # a soft edge in the middle
+    river = bytes([0, 0, 0, 0, 200, 255])
+    read = {'sky': sky, 'river': river}.get
+    two = style_regions.plan([(1, 'channel', 'sky'), (2, 'rest', None)])
+    assert style_regions.masks(two, read) == [sky, bytes([0, 0, 127, 255, 255, 255])]
+    three = style_regions.plan([(1, 'channel', 'sky'), (2, 'channel', 'river'),
+                                (3, 'rest', None)])
+    # what the other channels leave, summed, at least 0 (as the engine's own 'rest')
+    assert style_regions.masks(three, read)[2] == bytes([0, 0, 127, 255, 55, 0])
+    # everywhere for every style: no masks at all (the job as before regions)
+    assert style_regions.masks(style_regions.plan([(1, 'everywhere', None)]), read) is None
+    # a channel that misses the photo, or channels that cover all of it
+    dark = style_regions.plan([(1, 'channel', 'dark'), (2, 'rest', None)])
+    missed = style_regions.nowhere(dark, style_regions.masks(dark, {'dark': bytes(6)}.get))
+    assert (missed.slot, missed.channel) == (1, 'dark')
+    full = style_regions.plan([(1, 'channel', 'all'), (2, 'rest', None)])
+    missed = style_regions.nowhere(full, style_regions.masks(full, {'all': b'\xff' * 6}.get))
+    assert (missed.slot, missed.kind) == (2, 'rest')
+    assert style_regions.nowhere(two, style_regions.masks(two, read)) is None
+    assert 'covers none of the layer "photo"' in messages.region_nowhere(1, 'dark', 'photo')
+    assert "The other styles' channels cover all" in messages.region_nowhere(2, None, 'photo')
+
+
+def test_the_remembered_channels_read_back_beside_the_style_layers():
+    sc = style_choice()
+    image = sc.describe_image(2, '/photos/tubingen.xcf', 'tubingen.xcf')
+    sky = sc.channel_record(40, 7, 'sky', image)
+    styles = {'style-layer': None, 'style-layer-2': None, 'style-layer-3': None}
+    text = sc.encode(styles, {'style-channel': sky, 'style-channel-2': None})
+    assert sc.decode(text) == styles
+    assert sc.decode_channels(text) == {'style-channel': sky, 'style-channel-2': None}
+    assert sc.decode_channels(sc.encode(styles)) == {}          # kept before regions
+    assert sc.decode_channels(text.replace('"tattoo": 7', '"tattoo": "7"')) == {
+        'style-channel-2': None}                                  # a bad record is dropped
+    assert sc.same_image(image, 2, None) and sc.same_image(image, 9, '/photos/tubingen.xcf')
+    assert not sc.same_image(image, 9, '/photos/other.xcf') and not sc.same_image(
+        sc.describe_image(2, None, 'x'), 9, None)
+
+
+def test_the_masks_the_plug_in_writes_reach_stylize_and_travel_to_a_remote(tmp_path):
+    """The plug-in's JobFolder writes the plan's masks as the protocol's mask buffers; the
+    worker reads them into stylize(), which refuses a mask that says nowhere (proof that it
+    got them); a remote worker is sent every one of them."""
+    import io
+    import threading
+    import nst_client
+    import nst_protocol
+    import torch
+    from conftest import scene
+    from nst_core import fast
+    from nst_core.loaded import LoadedModels
+    from nst_core.models.arbitrary_style import ArbitraryStyleNet
+    from nst_core.reporting import Reporter
+    from nst_core.worker import execute_job
+    torch.manual_seed(0)
+    models = LoadedModels()
+    models.get(fast.network_key('auto', None), ArbitraryStyleNet)
+    w, h = 32, 24
+    content = scene(w, h).convert('RGBA').tobytes()
+    painting = scene(20, 20).convert('RGBA').tobytes()
+    plan = style_regions.plan([(1, 'channel', 'sky'), (2, 'rest', None)])
+
+    def run(sky):
+        masks = style_regions.masks(plan, {'sky': sky}.get)
+        with nst_client.JobFolder({'python': sys.executable}) as folder:
+            job_path = folder.write_job(
+                folder.buffer('content.rgba', w, h, content),
+                [folder.buffer('style%d.rgba' % i, 20, 20, painting) for i in range(2)],
+                {'method': 'fast', 'device': 'cpu'},
+                [folder.mask('mask%d.grey' % i, w, h, m) for i, m in enumerate(masks)])
+            job = nst_protocol.read_job(job_path)
+            with open(job_path) as f:
+                sent = nst_client.job_files(json.load(f))
+            rest = nst_protocol.read_buffer(job.style_masks[1])
+            events = io.StringIO()
+            code = execute_job(job_path, Reporter(json_events=True, events=events),
+                               threading.Event(), models)
+            return job, sent, rest, code, events.getvalue()
+
+    job, sent, rest, code, events = run(bytes([255] * (w * h // 2) + [0] * (w * h // 2)))
+    assert code == nst_protocol.EXIT_OK, events
+    assert [(m.width, m.height, m.bytes_per_pixel) for m in job.style_masks] == [(w, h, 1)] * 2
+    assert rest == bytes(w * h // 2) + b'\xff' * (w * h // 2)
+    assert sorted(sent) == sorted(os.path.basename(b.path) for b in job.buffers())
+    assert 'mask0.grey' in sent and 'mask1.grey' in sent
+    # all sky: the rest is nowhere, and the engine says so (the plug-in refuses it first)
+    job, sent, rest, code, events = run(b'\xff' * (w * h))
+    assert code != nst_protocol.EXIT_OK and 'black everywhere' in events, events

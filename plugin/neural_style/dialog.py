@@ -8,12 +8,14 @@ from gi.repository import Gimp, GLib, GObject  # noqa: E402
 import dialog_preview  # noqa: E402
 import messages  # noqa: E402
 import probe  # noqa: E402
+import options  # noqa: E402
 import settings  # noqa: E402
 import style_choice  # noqa: E402
+import style_regions  # noqa: E402
 from messages import _  # noqa: E402
 from nst_client import Failure  # noqa: E402
-from options import (DIALOG_ORDER, MODEL_ARG, OPTIONS, QUALITY_ONLY,  # noqa: E402
-                     SLIDERS, STYLE_ONLY, STYLE_SLOTS)
+from options import (DIALOG_ORDER, IN_CHANNEL, MODEL_ARG, OPTIONS,  # noqa: E402
+                     QUALITY_ONLY, REGION_SLOTS, SLIDERS, STYLE_ONLY, STYLE_SLOTS)
 from layer_chooser import StyleChooser  # noqa: E402
 
 # The dialog beside the buttons, its title bar and a panel: what is left of the screen's
@@ -71,11 +73,11 @@ def _widgets(dialog, Gtk):
             # the minimum; logarithmic, 1 sits in the middle and halving or doubling the
             # strokes moves it as far either way
             scale.set_logarithmic(True)
-    for name, kind, *_rest in OPTIONS:
-        if kind == 'choice':
-            # combo boxes in both versions: GIMP 3.2 makes a radio frame of a choice of up to
-            # three, whose title has no mnemonic (and it prints a warning for each)
-            dialog.get_widget(name, Gtk.ComboBox.__gtype__)
+    regions = [region for region, _channel in REGION_SLOTS.values()]
+    for name in [option[0] for option in OPTIONS if option[1] == 'choice'] + regions:
+        # combo boxes in both versions: GIMP 3.2 makes a radio frame of a choice of up to
+        # three, whose title has no mnemonic (and it prints a warning for each)
+        dialog.get_widget(name, Gtk.ComboBox.__gtype__)
 
 
 def _runs_on():
@@ -91,6 +93,7 @@ def _notes(dialog, config, content):
     for name, text in (('size-note', _size_note(config, content)),
                        ('model-note', _("Choose the trained model's file (.pth) to paint "
                                         'with it.')),
+                       ('region-note', ''),
                        ('runs-on-note', _runs_on())):
         note = notes[name] = dialog.get_label(name, text, False, False)
         note.set_xalign(0.0)
@@ -103,8 +106,7 @@ def _notes(dialog, config, content):
 def _fill(dialog):
     """The arguments' widgets in DIALOG_ORDER, the extra styles folded, and what each
     method does not use greyed out."""
-    more = [name for slot in STYLE_SLOTS[1:] for name in slot]
-    dialog.fill_box('more-styles', more)
+    dialog.fill_box('more-styles', options.more_styles_box())
     dialog.get_label('more-styles-title', _('_Blend in more styles'), False, True)
     # folded, as GIMP's filters fold their Blending Options: most runs use one style
     dialog.fill_expander('more-styles-expander', 'more-styles-title', False, 'more-styles')
@@ -117,6 +119,37 @@ def _fill(dialog):
     # a trained network is its own style (the expander is no argument: GIMP 3.0 binds only
     # arguments' widgets, so the watcher greys it out)
     dialog.set_sensitive_if_in(STYLE_ONLY[0], None, 'method', _choice_values('trained'), False)
+    for region, channel in REGION_SLOTS.values():   # the channel only for "In the channel"
+        dialog.set_sensitive_if_in(channel, None, region, _choice_values(IN_CHANNEL), True)
+
+
+def region_problem(config, image):
+    """What keeps the regions from being painted, in the dialog's words, else None: OK waits
+    for it (job.region_plan says the same when a script runs the filter)."""
+    regions = options.regions(config)
+    try:
+        plan = style_regions.plan(regions)
+    except style_regions.RegionError as e:
+        if e.problem == 'no_channel':
+            return messages.region_no_channel(e.slot)
+        return messages.region_rest(e.slot, e.other)
+    for r in plan:
+        if r.channel is not None and not style_choice.attached(r.channel, image):
+            return messages.region_channel_gone(r.slot) if not r.channel.is_valid() \
+                or r.channel.get_image().get_id() == image.get_id() else \
+                messages.region_channel_elsewhere(r.slot, r.channel.get_name(),
+                                                  r.channel.get_image().get_name())
+    return None
+
+
+def _offer_channel(config, image, region, channel):
+    """"In the channel" chosen and no channel yet: the image's selected channel, else its
+    first, so that one click does it when the image has one."""
+    if config.get_property(region) != IN_CHANNEL or config.get_property(channel) is not None:
+        return
+    found = list(image.get_selected_channels()) or list(image.get_channels())
+    if found:
+        config.set_property(channel, found[0])
 
 
 def _watch(dialog, config, image, content, notes, ok_button, watcher):
@@ -130,20 +163,28 @@ def _watch(dialog, config, image, content, notes, ok_button, watcher):
             guess = style_choice.guess(image, content)
             if guess is not None:
                 config.set_property('style-layer', guess)
+        for region, channel in REGION_SLOTS.values():
+            _offer_channel(config, image, region, channel)
         trained = config.get_property('method') == 'trained'
         model = config.get_property(MODEL_ARG)
         # OK waits for what the method paints with: the painting, or the trained model's
-        # file (OK closed the dialog only to show an error)
+        # file (OK closed the dialog only to show an error); and for regions it can paint
         ready = (model is not None and bool(model.get_path())) if trained \
             else config.get_property('style-layer') is not None
-        ok_button.set_sensitive(ready)
+        problem = region_problem(config, image)
+        ok_button.set_sensitive(ready and problem is None)
         dialog.get_widget(STYLE_ONLY[1], GObject.TYPE_NONE).set_sensitive(not trained)
         notes['model-note'].set_visible(trained and not ready)
+        notes['region-note'].set_text(problem or '')
+        notes['region-note'].set_visible(problem is not None)
         notes['size-note'].set_text(_size_note(config, content))
         watcher.report('dialog-state')
         return False
 
-    for name in ('style-layer', 'method', 'size', MODEL_ARG):
+    # the regions' problems depend on which styles are used, where and with which channel
+    watched = ['style-layer', 'method', 'size', MODEL_ARG] + [
+        name for pair in STYLE_SLOTS[1:] + list(REGION_SLOTS.values()) for name in pair]
+    for name in watched:
         config.connect('notify::' + name, lambda *_args: GLib.idle_add(changed))
     changed()
 
@@ -169,11 +210,15 @@ def run(procedure, config, image, content):
     for name in ('style-layer-2', 'style-layer-3'):
         StyleChooser(dialog.get_widget(name, GObject.TYPE_NONE), Gtk, Pango,
                      _('None (optional)'))
+    for _region, channel in REGION_SLOTS.values():
+        StyleChooser(dialog.get_widget(channel, GObject.TYPE_NONE), Gtk, Pango,
+                     _('Choose a channel...'), _('Channel "%s" of image "%s"'))
     ok_button = dialog.get_widget_for_response(Gtk.ResponseType.OK)
     watcher = probe.DialogProbe(dialog, config, style, ok_button, notes, preview)
     # tall enough for the note a Trained model without a file adds (which else scrolled the
     # last options out of sight), yet free to be made smaller
     notes['model-note'].show()
+    notes['region-note'].hide()
     dialog.set_default_size(-1, min(dialog.get_preferred_height()[1], _screen_height(Gdk)))
     _watch(dialog, config, image, content, notes, ok_button, watcher)
     dialog.connect('map-event', lambda *_args: GLib.timeout_add(

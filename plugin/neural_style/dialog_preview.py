@@ -14,6 +14,7 @@ import gi
 gi.require_version('Gimp', '3.0')
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 
+import job  # noqa: E402
 import messages  # noqa: E402
 import nst_client  # noqa: E402
 import options  # noqa: E402
@@ -107,8 +108,11 @@ class DialogPreview:
         if args['method'] == 'quality':
             job_options.update(preset='draft', iterations=QUALITY_STEPS,
                                preview_seconds=QUALITY_SECONDS, preview_side=max(w, h))
+        # the regions as the run paints them, shrunk as the content is (a Failure, logged,
+        # for regions the run would refuse: OK waits for them too)
+        masks = job.region_masks(self.content, job.region_plan(self.image, self.config), w, h)
         folder = nst_client.JobFolder(config).__enter__()
-        job_path = pixels.write_job(folder, self.content, styles, job_options, (w, h))
+        job_path = pixels.write_job(folder, self.content, styles, job_options, (w, h), masks)
         return config, folder, job_path, w, h, args['method']
 
     def _work(self, config, folder, job_path, w, h, method):

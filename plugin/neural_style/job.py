@@ -27,6 +27,7 @@ import probe  # noqa: E402
 import result  # noqa: E402
 import settings  # noqa: E402
 import style_choice  # noqa: E402
+import style_regions  # noqa: E402
 from messages import _  # noqa: E402
 from nst_client import Failure  # noqa: E402
 from progress import PreviewWindow, ProgressBar  # noqa: E402
@@ -59,7 +60,12 @@ class Presence:
 
 def restore_styles(config, image, content):
     """Filters > Repeat (and Ctrl+F) runs with the last values: GIMP restores all but the
-    style layers, which it cannot keep; style_choice finds them, or says which is gone."""
+    style layers and the regions' channels, which it cannot keep; style_choice finds them,
+    or says which is gone."""
+    try:
+        style_choice.restore_channels(config, image)
+    except style_choice.NotFound as e:
+        raise Failure.said(messages.repeat_channel_gone(e.args[0])) from None
     if config.get_property('method') == 'trained':
         return                                  # the model file is the style
     try:
@@ -68,9 +74,10 @@ def restore_styles(config, image, content):
         if e.args[0] is None:
             raise Failure.said(messages.repeat_without_style()) from None
         raise Failure.said(messages.repeat_style_gone(e.args[0])) from None
-    probe.log('repeat with style layers %s' % [
-        (layer.get_name() if layer is not None else None)
-        for layer in (config.get_property(slot) for slot in style_choice.SLOTS)])
+    probe.log('repeat with style layers %s, channels %s' % tuple(
+        [(item.get_name() if item is not None else None)
+         for item in (config.get_property(slot) for slot in slots)]
+        for slots in (style_choice.SLOTS, style_choice.CHANNEL_SLOTS)))
 
 
 def check_input(drawables, config):
@@ -81,6 +88,41 @@ def check_input(drawables, config):
         _check_model(config.get_property(options.MODEL_ARG))
     elif config.get_property('style-layer') is None:
         raise Failure.said(messages.no_style_layer())
+    region_plan(drawables[0].get_image(), config)
+
+
+def region_plan(image, config):
+    """Where each style paints (style_regions.plan), checked before any work: each channel
+    chosen, still in the image and in the photo's image, and "Everywhere else" the rest of
+    something."""
+    regions = options.regions(config)
+    for slot, kind, channel in regions:
+        if kind != options.IN_CHANNEL or channel is None:
+            continue
+        other = channel.get_image() if channel.is_valid() else None
+        if other is None or not style_choice.attached(channel, other):
+            raise Failure.said(messages.region_channel_gone(slot))
+        if other.get_id() != image.get_id():
+            raise Failure.said(messages.region_channel_elsewhere(slot, channel.get_name(),
+                                                                 other.get_name()))
+    try:
+        return style_regions.plan(regions)
+    except style_regions.RegionError as e:
+        if e.problem == 'no_channel':
+            raise Failure.said(messages.region_no_channel(e.slot)) from None
+        raise Failure.said(messages.region_rest(e.slot, e.other)) from None
+
+
+def region_masks(content, regions, width=None, height=None):
+    """The style masks over the photo layer (at its size, or width x height), or a Failure
+    for a region that misses it."""
+    masks = pixels.region_masks(content, regions, width, height)
+    missed = style_regions.nowhere(regions, masks)
+    if missed is not None:
+        raise Failure.said(messages.region_nowhere(
+            missed.slot, missed.channel.get_name() if missed.channel is not None else None,
+            content.get_name()))
+    return masks
 
 
 def _check_model(model):
@@ -120,6 +162,9 @@ def stylize(image, content, config, interactive=False):
     if not styles and args['method'] != 'trained':
         raise Failure.said(messages.zero_weights())
     _check_selection(image, content)
+    regions = region_plan(image, config)
+    masks = region_masks(content, regions)
+    probe.log('regions %s' % ' '.join(r.kind for r in regions))
     presence = Presence(image, content)
     # named now: the style's image may close meanwhile
     name = 'Neural Style (%s)' % (os.path.basename(args['trained_model']) if not styles
@@ -135,7 +180,7 @@ def stylize(image, content, config, interactive=False):
     if watch:
         job_options['preview_seconds'] = PREVIEW_SECONDS
     bar, clock = ProgressBar(probe.cancel_after()), probe.Stopwatch()
-    data = _paint(install, content, styles, job_options, (bar, clock, presence),
+    data = _paint(install, content, (styles, masks), job_options, (bar, clock, presence),
                   name if watch else None)
     presence.check(force=True)
     bar.text(_('inserting the layer'))
@@ -148,13 +193,15 @@ def stylize(image, content, config, interactive=False):
     return layer
 
 
-def _paint(install, content, styles, job_options, watchers, window_title):
+def _paint(install, content, sources, job_options, watchers, window_title):
     """The result's pixels from a worker, followed by watchers (progress bar, stopwatch,
-    presence); Quality's picture as it forms in a window titled window_title, if any."""
+    presence); sources: the styles and their masks (None: everywhere); Quality's picture as
+    it forms in a window titled window_title, if any."""
     bar, clock, presence = watchers
+    styles, masks = sources
     w, h = content.get_width(), content.get_height()
     with nst_client.JobFolder(install, probe.HOOKS) as folder:
-        job_path = pixels.write_job(folder, content, styles, job_options)
+        job_path = pixels.write_job(folder, content, styles, job_options, masks=masks)
         clock.lap('write-job')
         bar.window = PreviewWindow(folder, window_title) if window_title else None
         try:

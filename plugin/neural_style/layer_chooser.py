@@ -1,4 +1,4 @@
-"""GIMP's own layer chooser of the dialog, made to show what is chosen."""
+"""GIMP's own layer (and channel) chooser of the dialog, made to show what is chosen."""
 import gi
 gi.require_version('Gimp', '3.0')
 gi.require_version('Gegl', '0.4')
@@ -16,8 +16,11 @@ class StyleChooser:
     button's label shows the name and its preview the layer itself, drawn again whenever it
     is resized or another layer is picked."""
 
-    def __init__(self, chooser, Gtk, Pango, empty):
+    def __init__(self, chooser, Gtk, Pango, empty, tooltip=None):
+        """empty: the label while none is chosen; tooltip: '... "%s" ... "%s"' with the item's
+        and its image's names (a layer's by default)."""
         self.chooser, self.thumbnail, self.empty = chooser, None, empty
+        self.tooltip = tooltip or _('Layer "%s" of image "%s"')
         self.prop = 'item' if chooser.find_property('item') else 'drawable'
         buttons = [c for c in chooser.get_children() if isinstance(c, Gtk.Button)]
         box = buttons[0].get_child() if buttons else None
@@ -45,7 +48,7 @@ class StyleChooser:
         if self.title is not None:
             self.title.set_text(item.get_name() if item is not None else self.empty)
             if item is not None:
-                self.chooser.set_tooltip_text(_('Layer "%s" of image "%s"') % (
+                self.chooser.set_tooltip_text(self.tooltip % (
                     item.get_name(), item.get_image().get_name()))
         self.draw()
         return False

@@ -296,6 +296,52 @@ def repeat_style_gone(which):
              'image), or choose another style in Filters > Artistic > Neural Style...') % which
 
 
+def repeat_channel_gone(which):
+    return _('Filters > Repeat "Neural Style" cannot run: the channel of the last run, %s, is '
+             'not in this image any more. Choose where each style paints again in Filters > '
+             'Artistic > Neural Style...') % which
+
+
+def region_no_channel(slot):
+    return _('Style %d is to paint "In the channel", but no channel is chosen for it. In the '
+             'Neural Style dialog, choose its channel (Select > Save to Channel makes one of a '
+             'selection), or let it paint "Everywhere".') % slot
+
+
+def region_channel_gone(slot):
+    return _('The channel chosen for style %d is not in the image any more (it was deleted). '
+             'In the Neural Style dialog, choose another channel, or let the style paint '
+             '"Everywhere".') % slot
+
+
+def region_channel_elsewhere(slot, channel_name, image_name):
+    return _('The channel "%s" chosen for style %d belongs to the image "%s", not to the '
+             "photo's. Choose a channel of the photo's image (Select > Save to Channel makes "
+             'one of a selection).') % (channel_name, slot, image_name)
+
+
+def region_rest(slot, other=None):
+    """Everywhere else, but there is no else: no other style has a channel of its own, or
+    style `other` paints everywhere."""
+    why = (_('style %d paints everywhere') % other if other is not None else
+           _('no other style paints "In the channel"'))
+    return _('Style %d is to paint "Everywhere else", where the other styles do not, but %s: '
+             'it would paint nowhere. Let another style paint "In the channel", or this one '
+             '"Everywhere".') % (slot, why)
+
+
+def region_nowhere(slot, channel_name, layer_name):
+    """A region that misses the photo layer altogether: the channel does not reach it, or
+    (channel_name None: Everywhere else) the other styles' channels cover all of it."""
+    if channel_name is None:
+        return _('The other styles\' channels cover all of the layer "%s": style %d, '
+                 '"Everywhere else", would paint nowhere. Let it paint "Everywhere", or make '
+                 'their channels smaller.') % (layer_name, slot)
+    return _('The channel "%s" of style %d covers none of the layer "%s": the style would '
+             'paint nowhere. Choose another channel, or let it paint "Everywhere".') % (
+        channel_name, slot, layer_name)
+
+
 def not_one_layer():
     return _('Neural Style works on one layer: select exactly one layer (not a channel or a '
              'layer mask) and try again.')

@@ -23,7 +23,8 @@ import settings  # noqa: E402
 import style_choice  # noqa: E402
 from messages import _  # noqa: E402
 from nst_client import Cancelled, Failure  # noqa: E402
-from options import MODEL_ARG, MODEL_LABEL, OPTIONS, STYLE_LABELS, STYLE_SLOTS  # noqa: E402
+from options import (EVERYWHERE, MODEL_ARG, MODEL_LABEL, OPTIONS,  # noqa: E402
+                     REGION_CHOICES, REGION_LABELS, REGION_SLOTS, STYLE_LABELS, STYLE_SLOTS)
 
 PROC_NAME = 'python-fu-neural-style'
 HELP_DOMAIN = 'neural-style-help'    # help/en/gimp-help.xml maps PROC_NAME to its page
@@ -37,7 +38,8 @@ def run(procedure, run_mode, image, drawables, config, data):
         # GIMP saves the config as the last values after a successful interactive run, and
         # cannot write a layer: it printed "couldn't serialize property ...::style-layer of
         # type GimpLayer" twice per run. style_choice keeps them instead.
-        for slot in style_choice.SLOTS:
+        # The regions' channels likewise (style_choice keeps them too).
+        for slot in style_choice.SLOTS + style_choice.CHANNEL_SLOTS:
             config.set_property(slot, None)
 
 
@@ -94,16 +96,38 @@ def declare(procedure):
     for name, kind, label, blurb, default, low, high in OPTIONS:
         label, blurb = _(label), _(blurb)
         if kind == 'choice':
-            choice = Gimp.Choice.new()
-            for i, (value, text) in enumerate(low):
-                choice.add(value, i, _(text), '')
-            procedure.add_choice_argument(name, label, blurb, choice, default, rw)
+            procedure.add_choice_argument(name, label, blurb, _choice(low), default, rw)
         elif kind == 'double':
             procedure.add_double_argument(name, label, blurb, low, high, default, rw)
         elif kind == 'bool':
             procedure.add_boolean_argument(name, label, blurb, default, rw)
         else:
             procedure.add_int_argument(name, label, blurb, low, high, default, rw)
+    _declare_regions(procedure, rw)
+
+
+def _choice(values):
+    choice = Gimp.Choice.new()
+    for i, (value, text) in enumerate(values):
+        choice.add(value, i, _(text), '')
+    return choice
+
+
+def _declare_regions(procedure, rw):
+    """Where each style paints: a choice and a channel per style slot (after the older
+    arguments, so that scripts passing those by position are not disturbed)."""
+    for number, (layer_name, _weight) in enumerate(STYLE_SLOTS, 1):
+        region, channel = REGION_SLOTS[layer_name]
+        procedure.add_choice_argument(
+            region, _(REGION_LABELS[region]),
+            _('Where style %d paints: everywhere; in the channel chosen below it (a saved '
+              'selection: Select > Save to Channel); or everywhere the other styles\' '
+              'channels are not. For Trained model, style 1\'s is where the network paints.')
+            % number, _choice(REGION_CHOICES), EVERYWHERE, rw)
+        procedure.add_channel_argument(
+            channel, _(REGION_LABELS[channel]),
+            _('The channel of the photo\'s image where style %d paints, white = here (soft '
+              'edges blend): make one with Select > Save to Channel') % number, True, rw)
 
 
 class NeuralStyle(Gimp.PlugIn):

@@ -13,6 +13,9 @@ from messages import N_
 # (the underlined letter, Alt+letter in the dialog), as GIMP's own plug-ins' do; none may take
 # the letters of the dialog's buttons (Reset, Cancel, OK, Load/Save Settings: r c o l s), of
 # Reset's two choices (Initial Values, Factory Defaults: i f) or of the preview's toggle (p).
+# The regions' six labels found too few letters left: they take 1, u, k, x and i and f,
+# which only the Reset popover also uses (it holds the focus while it is open; GIMP checks
+# the labels against its buttons, not against the popover).
 OPTIONS = [
     ('method', 'choice', N_('_Method'),
      N_('Quality: optimise the picture (slow, best). Fast: one pass of a pretrained network, '
@@ -54,13 +57,30 @@ STYLE_LABELS = {'style-layer': N_('St_yle layer'), 'style-layer-2': N_('Style la
                 'style-weight-2': N_('_Weight of style 2'),
                 'style-layer-3': N_('Style layer _3'),
                 'style-weight-3': N_('Wei_ght of style 3')}
+# Where each style paints (issue 24): per style slot a choice and the channel (a selection
+# saved with Select > Save to Channel) it names. "Everywhere else" is everywhere the other
+# styles' regions are not, so two styles and one channel take one click, not a second channel.
+# For Trained model (no style layers) the first slot's region is where the network paints.
+REGION_SLOTS = {'style-layer': ('style-region', 'style-channel'),
+                'style-layer-2': ('style-region-2', 'style-channel-2'),
+                'style-layer-3': ('style-region-3', 'style-channel-3')}
+EVERYWHERE, IN_CHANNEL, REST = 'everywhere', 'channel', 'rest'
+REGION_CHOICES = [(EVERYWHERE, N_('Everywhere')), (IN_CHANNEL, N_('In the channel')),
+                  (REST, N_('Everywhere else'))]
+REGION_LABELS = {'style-region': N_('Where to use style _1'),
+                 'style-channel': N_('Mas_k channel'),
+                 'style-region-2': N_('Where to _use style 2'),
+                 'style-channel-2': N_('Channel _for style 2'),
+                 'style-region-3': N_('E_xtent of style 3'),
+                 'style-channel-3': N_('Channel for _it')}
 # A network trained for one style (python -m nst_core train, or pytorch/examples' candy.pth
 # ...): the file is the style, so the style layers are not used with it.
 MODEL_ARG = 'trained-model'
 MODEL_LABEL = N_('Trained model (.pt_h)')
 # The dialog's order: what to paint with first, the method and what only Quality uses next to
 # it, then the look, then where and how to compute.
-DIALOG_ORDER = ['style-layer', 'method', MODEL_ARG, 'model-note', 'preset', 'size',
+DIALOG_ORDER = ['style-layer', 'style-region', 'style-channel', 'region-note', 'method',
+                MODEL_ARG, 'model-note', 'preset', 'size',
                 'size-note', 'strength', 'style-scale', 'preserve-colors', 'fit', 'device',
                 'runs-on-note', 'seed', 'more-styles-expander']
 QUALITY_ONLY = ('preset', 'size')
@@ -69,7 +89,15 @@ SLIDERS = ('strength', 'style-scale', 'style-weight-2', 'style-weight-3')
 # what the dialog's preview shows depends on these (not on Quality's preset, size, seed)
 PREVIEW_OPTIONS = ('style-layer', 'style-layer-2', 'style-weight-2', 'style-layer-3',
                    'style-weight-3', 'method', MODEL_ARG, 'strength', 'style-scale',
-                   'preserve-colors', 'device')
+                   'preserve-colors', 'device') + tuple(
+                       name for pair in REGION_SLOTS.values() for name in pair)
+
+
+def more_styles_box():
+    """The arguments folded under "Blend in more styles": each extra style's layer, weight and
+    region, in that order."""
+    return [name for layer, weight in STYLE_SLOTS[1:]
+            for name in (layer, weight) + REGION_SLOTS[layer]]
 
 
 def arguments(config):
@@ -87,6 +115,23 @@ def arguments(config):
         if layer is not None and weight > 0:
             styles.append((layer, weight))
     return args, styles
+
+
+def regions(config):
+    """[(slot, region, channel)] aligned with arguments()'s styles: the style's number in the
+    dialog (1..3), where it paints, the channel argument (None unless chosen); for Trained
+    model the first slot's (where the network paints). style_regions.plan checks them."""
+    def slot(number, layer_name):
+        region_name, channel_name = REGION_SLOTS[layer_name]
+        return number, config.get_property(region_name), config.get_property(channel_name)
+    if config.get_property('method') == 'trained':
+        return [slot(1, STYLE_SLOTS[0][0])]
+    out = []
+    for number, (layer_name, weight_name) in enumerate(STYLE_SLOTS, 1):
+        weight = config.get_property(weight_name) if weight_name else 1.0
+        if config.get_property(layer_name) is not None and weight > 0:
+            out.append(slot(number, layer_name))
+    return out
 
 
 def job_options(settings, args):

@@ -125,7 +125,8 @@ class DialogProbe:
             'preset-sensitive=%s size-sensitive=%s strength-widget=%s style-scale-widget=%s '
             'style-scale-position=%.2f style-layer-sensitive=%s more-styles-sensitive=%s '
             'more-styles-expanded=%s ok-sensitive=%s model-note=%s runs-on=%s preview=%s '
-            'height=%d min-height=%d screen-height=%d preview-label=%s note=%s' % (
+            'height=%d min-height=%d screen-height=%d regions=%s region-note=%s '
+            'preview-label=%s note=%s' % (
                 layer.get_name() if layer else None, self.style.label(),
                 '%dx%d' % self.style.thumbnail if self.style.thumbnail else None,
                 config.get_property('method'), config.get_property('seed'),
@@ -140,4 +141,21 @@ class DialogProbe:
                 config.get_property('preview'),
                 dialog.get_allocated_height(), dialog.get_preferred_height()[0],
                 monitor.get_workarea().height if monitor is not None else 0,
+                self._regions(),
+                self.notes['region-note'].get_text()
+                if self.notes['region-note'].get_visible() else '',
                 self.preview.label.get_text(), self.notes['size-note'].get_text()))
+
+    def _regions(self):
+        """Per style slot: its region, its channel's name (- for none) and whether the
+        channel's chooser is active, as 'channel/sky/True;rest/-/False;...'."""
+        from gi.repository import GObject
+        from options import REGION_SLOTS
+        out = []
+        for region, channel in REGION_SLOTS.values():
+            item = self.config.get_property(channel)
+            out.append('%s/%s/%s' % (
+                self.config.get_property(region),
+                item.get_name() if item is not None and item.is_valid() else '-',
+                self.dialog.get_widget(channel, GObject.TYPE_NONE).is_sensitive()))
+        return ';'.join(out)

@@ -13,7 +13,7 @@ import messages
 import probe
 import style_choice
 from nst_client import Failure, RemoteSpec
-from options import MODEL_ARG, OPTIONS, STYLE_SLOTS
+from options import MODEL_ARG, OPTIONS, REGION_SLOTS, STYLE_SLOTS
 
 CONFIG_NAME = 'neural_style.json'
 CONFIG_ENV = 'NEURAL_STYLE_CONFIG'
@@ -69,12 +69,13 @@ def _quoted(text):
 def last_values_text(config):
     """The options in GIMP's config syntax, as gimp_config_serialize_to_string writes them:
     one "(name value)" line each; booleans yes/no, strings quoted. (Layers are left out, as
-    GIMP 3.0 leaves them out: it cannot serialize them.)"""
+    GIMP 3.0 leaves them out: it cannot serialize them; and so are the regions' channels,
+    their choices are kept.)"""
     lines = []
     # the Preview toggle too: GIMP keeps it only after a successful run (a cancelled one
     # forgot it)
     for name in [option[0] for option in OPTIONS] + [w for _, w in STYLE_SLOTS[1:]] \
-            + ['preview']:
+            + [REGION_SLOTS[layer][0] for layer, _w in STYLE_SLOTS] + ['preview']:
         value = config.get_property(name)
         if isinstance(value, bool):
             text = 'yes' if value else 'no'

@@ -10,6 +10,10 @@ A layer is remembered by what identifies it across GIMP sessions too: its image'
 its tattoo, and its size and a fingerprint of its pixels (the same painting opened again,
 perhaps under another name), besides its id.
 
+The channels that say where each style paints (issue 24) cannot be kept either: they are
+remembered beside the style layers, by their tattoo and name in the photo's image (a channel
+belongs to its image: another image's channel of that tattoo is another channel).
+
 The layers this filter made carry a parasite (RESULT_PARASITE), so that the dialog never
 offers one as the style unless the user picked it, and a new result goes above the earlier
 ones instead of under them.
@@ -25,13 +29,18 @@ RESULT_PARASITE = 'neural-style-result'
 MEMORY_PARASITE = 'neural-style-styles'
 MEMORY_FILE = 'neural-style-styles.json'
 SLOTS = ('style-layer', 'style-layer-2', 'style-layer-3')
+# each slot's region and channel arguments (options.REGION_SLOTS; tests/test_gimp.py checks)
+REGION_ARGS = ('style-region', 'style-region-2', 'style-region-3')
+CHANNEL_SLOTS = ('style-channel', 'style-channel-2', 'style-channel-3')
+IN_CHANNEL = 'channel'
 # results made before RESULT_PARASITE existed: "Neural Style (starry_night.jpg)", and the
 # " #1" GIMP appends to a name already taken
 LEGACY_RESULT = re.compile(r'^Neural Style \(.*\)( #\d+)?$')
 
 
 class NotFound(Exception):
-    """A remembered style layer is not open any more; the message says which it was."""
+    """A remembered style layer (or channel) is not open any more; the message says which it
+    was."""
 
 
 # ---------------------------------------------------------------- records (no GIMP calls)
@@ -50,21 +59,61 @@ def record(layer_id, tattoo, name, width, height, image, same_image, result, fin
             'fingerprint': fingerprint}
 
 
-def encode(records):
-    return json.dumps({'version': 1, 'styles': records}, sort_keys=True)
+def channel_record(channel_id, tattoo, name, image):
+    """What identifies a channel: its id in this session, its tattoo and name in its image
+    (kept in an XCF), and that image."""
+    return {'id': channel_id, 'tattoo': tattoo, 'name': name, 'image': image}
+
+
+def encode(records, channels=None):
+    """The text kept: the style layers' records and, if any, the channels' ({slot: record or
+    None}; a version-1 reader without channels ignores them)."""
+    data = {'version': 1, 'styles': records}
+    if channels:
+        data['channels'] = channels
+    return json.dumps(data, sort_keys=True)
+
+
+def _decoded(text):
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get('version') != 1 \
+            or not isinstance(data.get('styles'), dict):
+        return None
+    return data
 
 
 def decode(text):
     """{slot: record or None} from encode()'s text; {} for anything else."""
-    try:
-        data = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get('version') != 1 \
-            or not isinstance(data.get('styles'), dict):
+    data = _decoded(text)
+    if data is None:
         return {}
     return {slot: rec for slot, rec in data['styles'].items()
             if slot in SLOTS and (rec is None or _valid(rec))}
+
+
+def decode_channels(text):
+    """{channel slot: record or None} from encode()'s text; {} for anything else."""
+    data = _decoded(text)
+    channels = data.get('channels') if data is not None else None
+    if not isinstance(channels, dict):
+        return {}
+    return {slot: rec for slot, rec in channels.items()
+            if slot in CHANNEL_SLOTS and (rec is None or _valid_channel(rec))}
+
+
+def _valid_channel(rec):
+    return isinstance(rec, dict) and isinstance(rec.get('name'), str) \
+        and all(isinstance(rec.get(k), int) for k in ('id', 'tattoo')) \
+        and isinstance(rec.get('image'), dict)
+
+
+def same_image(rec_image, image_id, file_path):
+    """Whether a record's image is this one: the same in this session, or the same file."""
+    return rec_image.get('id') == image_id or bool(
+        rec_image.get('file') and rec_image.get('file') == file_path)
 
 
 def _valid(rec):
@@ -150,16 +199,34 @@ def layer_record(layer, image):
                   other.get_id() == image.get_id(), is_result(layer), fingerprint(layer))
 
 
+def attached(channel, image):
+    """Whether the channel is one of the image's channels now (a deleted channel stays valid
+    while the undo history holds it)."""
+    return channel is not None and channel.is_valid() and any(
+        c.get_id() == channel.get_id() for c in image.get_channels())
+
+
+def describe(image):
+    return describe_image(image.get_id(), _image_file(image), image.get_name())
+
+
 def remember(config, image):
-    """The style layers of a run started from the dialog, where recall() finds them: on the
-    photo's image and in the profile (as GIMP keeps last values)."""
+    """The style layers of a run started from the dialog, and the channels chosen in the
+    photo's image, where recall() and recall_channels() find them: on the photo's image and
+    in the profile (as GIMP keeps last values)."""
     Gimp = _gimp()
     records = {}
     for slot in SLOTS:
         layer = config.get_property(slot)
         records[slot] = layer_record(layer, image) if layer is not None \
             and layer.is_valid() else None
-    text = encode(records)
+    channels = {}
+    for slot in CHANNEL_SLOTS:
+        channel = config.get_property(slot)
+        channels[slot] = channel_record(channel.get_id(), channel.get_tattoo(),
+                                        channel.get_name(), describe(image)) \
+            if attached(channel, image) else None
+    text = encode(records, channels)
     image.attach_parasite(Gimp.Parasite.new(MEMORY_PARASITE, Gimp.PARASITE_PERSISTENT,
                                             list(text.encode())))
     folder = os.path.join(Gimp.directory(), 'plug-in-settings')
@@ -170,20 +237,47 @@ def remember(config, image):
     os.replace(path + '.part', path)
 
 
-def recall(image):
-    """{slot: record or None}: this image's, else the last run's in any image ({} none)."""
+def _recalled(image, read):
+    """read(text) of this image's memory, else of the last run's in any image ({} none)."""
     parasite = image.get_parasite(MEMORY_PARASITE)
     if parasite is not None:
-        found = decode(bytes(parasite.get_data()).decode('utf-8', 'replace'))
+        found = read(bytes(parasite.get_data()).decode('utf-8', 'replace'))
         if found:
             return found
     Gimp = _gimp()
     try:
         with open(os.path.join(Gimp.directory(), 'plug-in-settings', MEMORY_FILE),
                   encoding='utf-8') as f:
-            return decode(f.read())
+            return read(f.read())
     except OSError:
         return {}
+
+
+def recall(image):
+    """{slot: record or None}: this image's, else the last run's in any image ({} none)."""
+    return _recalled(image, decode)
+
+
+def recall_channels(image):
+    """{channel slot: record or None}, as recall() (find_channel keeps to this image's)."""
+    return _recalled(image, decode_channels)
+
+
+def find_channel(rec, image):
+    """The channel of the photo's image a record names, or None: the very channel (same
+    session), else the channel of the same tattoo and name (the XCF opened again); only
+    where the record is of this image, and only a channel the image holds now."""
+    Gimp = _gimp()
+    if not same_image(rec['image'], image.get_id(), _image_file(image)):
+        return None
+    channel = None
+    if Gimp.Item.id_is_channel(rec['id']):
+        channel = Gimp.Channel.get_by_id(rec['id'])
+    if channel is None or not attached(channel, image) or channel.get_name() != rec['name']:
+        channel = image.get_channel_by_tattoo(rec['tattoo'])
+    if channel is None or not attached(channel, image) or channel.get_name() != rec['name']:
+        return None
+    return channel
 
 
 def find(rec, image, content=None):
@@ -238,7 +332,8 @@ def guess(image, content):
 
 def offer(config, image, content):
     """Set the dialog's style layers: those last run with, where they are still open (the
-    first one else the guess)."""
+    first one else the guess); and the channels last chosen in this image (else the channel
+    given, if it is this image's)."""
     records = recall(image)
     for slot in SLOTS:
         rec = records.get(slot)
@@ -248,6 +343,14 @@ def offer(config, image, content):
             layer = current if current is not None and current.is_valid() \
                 and not is_result(current) else guess(image, content)
         config.set_property(slot, layer)
+    channels = recall_channels(image)
+    for slot in CHANNEL_SLOTS:
+        rec = channels.get(slot)
+        channel = find_channel(rec, image) if rec else None
+        if channel is None:
+            current = config.get_property(slot)
+            channel = current if attached(current, image) else None
+        config.set_property(slot, channel)
 
 
 def restore(config, image, content):
@@ -262,3 +365,15 @@ def restore(config, image, content):
         if rec and layer is None:
             raise NotFound(describe_record(rec))
         config.set_property(slot, layer)
+
+
+def restore_channels(config, image):
+    """Filters > Repeat: the channels the last run chose in this image, or NotFound naming the
+    first that a style paints in and that is not in the image any more."""
+    records = recall_channels(image)
+    for region_arg, slot in zip(REGION_ARGS, CHANNEL_SLOTS):
+        rec = records.get(slot)
+        channel = find_channel(rec, image) if rec else None
+        if rec and channel is None and config.get_property(region_arg) == IN_CHANNEL:
+            raise NotFound('"%s"' % rec['name'])
+        config.set_property(slot, channel)
