@@ -60,13 +60,14 @@ def content_pixels(w, h):
     return bytes(out)
 
 
-def style_pixels(w, h, seed=0):
-    """A 'painting': swirling strokes in a few flat colours (seed picks the palette)."""
+def style_pixels(w, h, seed=0, palette=None):
+    """A 'painting': swirling strokes in a few flat colours (seed picks the palette, unless
+    one is given)."""
     import math
-    palette = [((20, 40, 110), (40, 90, 170), (230, 200, 60), (250, 240, 180), (30, 30, 50),
-                (90, 140, 200)),
-               ((150, 30, 20), (230, 120, 30), (250, 200, 80), (60, 20, 40), (200, 80, 60),
-                (240, 230, 200))][seed % 2]
+    palette = palette or [((20, 40, 110), (40, 90, 170), (230, 200, 60), (250, 240, 180),
+                           (30, 30, 50), (90, 140, 200)),
+                          ((150, 30, 20), (230, 120, 30), (250, 200, 80), (60, 20, 40),
+                           (200, 80, 60), (240, 230, 200))][seed % 2]
     out = bytearray(w * h * 4)
     for y in range(h):
         for x in range(w):
@@ -200,6 +201,19 @@ def run_plugin(image, drawable, run_mode=Gimp.RunMode.NONINTERACTIVE, **props):
     status = rv.index(0)
     message = pdb.get_last_error() if status != Gimp.PDBStatusType.SUCCESS else ''
     return status, message, dt
+
+
+def check_dialog_log(log):
+    """GIMP found no missing or shared mnemonic in the dialog, and could keep the last values
+    (it printed "couldn't serialize property" twice after every run from the dialog)."""
+    import re
+    complaints = [line for line in log.splitlines()
+                  if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", line)]
+    check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,
+          complaints[:6])
+    warned = [line for line in log.splitlines() if "couldn't serialize property" in line]
+    check('dialog: GIMP could keep the last values (no "couldn\'t serialize property")',
+          not warned, warned[:2])
 
 
 def hook_log():

@@ -754,13 +754,6 @@ fx.check('help: the page describes this filter\'s dialog',
 
 
 # ---- 13. the dialog's labels carry mnemonics; GIMP could keep the last values -----------
-complaints = [line for line in gui_log().splitlines()
-              if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", line)]
-fx.check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,
-         complaints[:6])
-# GIMP printed this twice after every successful run from the dialog
-warned = [line for line in gui_log().splitlines() if "couldn't serialize property" in line]
-fx.check('dialog: GIMP could keep the last values (no "couldn\'t serialize property")',
-         not warned, warned[:2])
+fx.check_dialog_log(gui_log())
 os.remove(CONFIG + '.orig')
 fx.finish()

@@ -7,7 +7,6 @@
 # the dialog with its regions; Filters > Repeat with the channel, and without it once it is
 # deleted; a deleted, missing or foreign channel and an "Everywhere else" of nothing refused
 # before any work (no job folder, no layer). tests/test_gimp_regions.py runs this.
-import math
 import os
 import re
 import sys
@@ -26,19 +25,6 @@ W, H, OFFSET = 128, 96, (16, 12)          # the photo in a 160 x 120 image
 SKY_ROWS = H // 2                         # the channel covers the photo's top half
 BLUES = [(20, 40, 120), (40, 90, 190), (70, 130, 220), (15, 25, 70), (100, 160, 230)]
 ORANGES = [(230, 120, 30), (200, 70, 20), (250, 170, 60), (150, 50, 20), (240, 200, 120)]
-
-
-def strokes(w, h, palette):
-    """A painting of swirling strokes in a few colours of one family."""
-    out = bytearray(w * h * 4)
-    for y in range(h):
-        for x in range(w):
-            u = math.sin(x * 0.09 + 2 * math.sin(y * 0.05)) + \
-                math.sin(y * 0.11 + 1.5 * math.sin(x * 0.07))
-            v = math.sin((x + y) * 0.35 + 3 * math.sin(x * 0.04))
-            colour = palette[int((u * 1.2 + v * 0.5 + 3) / 6 * len(palette)) % len(palette)]
-            out[(y * w + x) * 4:(y * w + x) * 4 + 4] = bytes(colour) + b'\xff'
-    return bytes(out)
 
 
 def mean_rgb(data, w, rows):
@@ -165,7 +151,8 @@ img = Gimp.Image.new(160, 120, Gimp.ImageBaseType.RGB)
 img.undo_disable()                                   # building the fixture is not undoable
 photo = fx.new_layer(img, 'photo', W, H, fx.content_pixels(W, H))
 photo.set_offsets(*OFFSET)
-BLUE, ORANGE = strokes(120, 120, BLUES), strokes(120, 120, ORANGES)
+BLUE = fx.style_pixels(120, 120, palette=BLUES)
+ORANGE = fx.style_pixels(120, 120, palette=ORANGES)
 blue = fx.new_layer(img, 'blue strokes', 120, 120, BLUE)
 orange = fx.new_layer(img, 'orange strokes', 120, 120, ORANGE)
 blue.set_visible(False)
@@ -330,7 +317,7 @@ other.delete()
 # ---- 6. the dialog waits for a channel: OK greyed out, a note saying why ------------------
 bare = Gimp.Image.new(W, H, Gimp.ImageBaseType.RGB)
 bare_photo = fx.new_layer(bare, 'photo', W, H, fx.content_pixels(W, H))
-bare_paint = fx.new_layer(bare, 'painting', 60, 60, strokes(60, 60, BLUES))
+bare_paint = fx.new_layer(bare, 'painting', 60, 60, fx.style_pixels(60, 60, palette=BLUES))
 bare.set_selected_layers([bare_photo])
 bare_display = Gimp.Display.new(bare)
 Gimp.displays_flush()
@@ -350,13 +337,7 @@ bare_display.delete()
 bare.delete()
 
 # ---- 7. the labels: GIMP found no missing or shared mnemonic; it could keep the values -----
-complaints = [row for row in gui_log().splitlines()
-              if re.search(r"python-fu-neural-style'?: (no|duplicate) mnemonic", row)]
-fx.check('dialog: no "no mnemonic" / "duplicate mnemonic" warnings', not complaints,
-         complaints[:6])
-warned = [row for row in gui_log().splitlines() if "couldn't serialize property" in row]
-fx.check('dialog: GIMP could keep the last values (no "couldn\'t serialize property")',
-         not warned, warned[:2])
+fx.check_dialog_log(gui_log())
 display.delete()
 img.delete()
 fx.finish()
