@@ -90,7 +90,7 @@ def _starts(n, side):
 
 def style_vector(net: ArbitraryStyleNet, image: torch.Tensor, mask=None) -> torch.Tensor:
     """(1, 100) style vector of a (1, 3, H, W) image in 0..1: the mean over its tiles; with
-    a mask (1, 1, H, W), of the part of the image inside it's bounding box, each tile
+    a mask (1, 1, H, W), of the part of the image inside its bounding box, each tile
     counted by how much of it the mask covers."""
     if mask is None:
         return net.predictor(predictor_input(image)).mean(0, keepdim=True)
