@@ -64,6 +64,12 @@ def run_config(args):
         if args.one == 'neural-style':
             out = stylize_neural_style(content, style, size=args.size, steps=args.recipe_steps,
                                        precision='fp32')
+        elif args.one == 'nnst':
+            from nnst_peer import stylize_nnst
+            out = stylize_nnst(args.nnst_repo, content, style, size=args.size)
+        elif args.one.startswith('strength-'):
+            out = stylize(content, [style], size=args.size,
+                          strength=float(args.one.split('-', 1)[1]), log=lambda m: None)
         else:
             preset, _, precision = args.one.partition('-')
             out = stylize(content, [style], size=args.size, preset=preset,
@@ -128,16 +134,19 @@ def _min_time(fn, like, repeats=7):
 
 # --- the parent -------------------------------------------------------------------------------
 
-RECIPE_CONFIGS = ('normal-fp32', 'neural-style')
+RECIPE_CONFIGS = ('normal-fp32', 'neural-style', 'nnst')
 
 
 def pairs_of(args, config):
+    if config.startswith('strength-'):
+        return args.strength_pairs
     return args.recipe_pairs if config in RECIPE_CONFIGS else args.pairs
 
 
 def spawn(args, one):
     cmd = [sys.executable, __file__, '--one', one, '--size', str(args.size),
-           '--recipe-steps', str(args.recipe_steps), '--pairs', *pairs_of(args, one)]
+           '--recipe-steps', str(args.recipe_steps), '--pairs', *pairs_of(args, one),
+           *(['--nnst-repo', args.nnst_repo] if args.nnst_repo else [])]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if proc.returncode:
@@ -229,6 +238,29 @@ def print_targets(runs, scores, pairs, recipe_pairs):
         print('  %-4s %s' % ('ok' if ok else 'MISS', text))
 
 
+def print_curve(strengths, scores, pairs):
+    """Judged grey style against strength, Normal otherwise (1 is Normal's own run)."""
+    ladder = sorted(set(strengths) | {1.0})
+    name = {s: 'normal' if s == 1.0 else 'strength-%g' % s for s in ladder}
+    print('\nStrength curve: style emb gray (edge F), Normal otherwise')
+    print('%-26s' % 'pair' + ''.join('%16g' % s for s in ladder))
+    grey = {}
+    for p in pairs + ['mean']:
+        cells = []
+        for s in ladder:
+            if p == 'mean':
+                g = mean(scores[name[s], q][KEYS[1]] for q in pairs)
+                e = mean(scores[name[s], q][KEYS[2]] for q in pairs)
+                grey[s] = g
+            else:
+                g, e = scores[name[s], p][KEYS[1]], scores[name[s], p][KEYS[2]]
+            cells.append('%16s' % ('%.3f (%.3f)' % (g, e)))
+        print('%-26s' % p + ''.join(cells))
+    falls = all(grey[a] > grey[b] for a, b in zip(ladder, ladder[1:]))
+    print('  %-4s grey style falls with every step of strength (mean over pairs)'
+          % ('ok' if falls else 'MISS'))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--size', type=int, default=512)
@@ -239,6 +271,14 @@ def main():
     p.add_argument('--recipe-pairs', nargs='+', choices=list(PAIRS),
                    help="pairs for neural-style's recipe and Normal in float32 (default: "
                    "--pairs; the recipe takes about 25x Normal's time per pair)")
+    p.add_argument('--nnst-repo', metavar='PATH',
+                   help='a checkout of nkolkin13/NeuralNeighborStyleTransfer: adds its '
+                   'NNST-Opt on our VGG-16 weights, on the recipe pairs (bench/nnst_peer.py)')
+    p.add_argument('--strengths', nargs='*', type=float, default=[0, 0.5, 1.25, 1.5, 1.75, 2],
+                   help='Normal at these strengths too (1 is Normal itself): the strength '
+                   'curve, on --strength-pairs')
+    p.add_argument('--strength-pairs', nargs='+', choices=list(PAIRS),
+                   default=['tubingen+starry_night', 'golden_gate+the_scream'])
     p.add_argument('--one', help=argparse.SUPPRESS)
     args = p.parse_args()
     args.recipe_pairs = args.recipe_pairs or args.pairs
@@ -250,15 +290,20 @@ def main():
     print('nst_core Quality benchmark at %d px: %d pairs, torch %s, %d threads'
           % (args.size, len(args.pairs), torch.__version__, torch.get_num_threads()))
     configs = list(args.presets) + (['normal-fp32', 'neural-style'] if args.recipe_steps else [])
-    runs = {c: spawn(args, c) for c in configs}
+    configs += ['nnst'] if args.nnst_repo else []
+    curve = ['strength-%g' % s for s in args.strengths] if 'normal' in configs else []
+    runs = {c: spawn(args, c) for c in configs + curve}
     rows = [(c, pair, OUT / c / (pair + '.png')) for c in configs for pair in pairs_of(args, c)]
     rows += [('published', pair, IMAGES / 'reference' / (PAIRS[pair] + '.png'))
              for pair in args.pairs]
+    rows += [(c, pair, OUT / c / (pair + '.png')) for c in curve for pair in args.strength_pairs]
     scores = judge(rows)
     if scores is None:
         print('judge not found at %s: times only' % JUDGE)
     print_tables(configs + ['published'], runs, scores, args.pairs, args.recipe_pairs)
     print_targets(runs, scores, args.pairs, args.recipe_pairs)
+    if scores and curve:
+        print_curve(args.strengths, scores, args.strength_pairs)
     cost = spawn(args, 'step-cost')
     print('\nStep cost (Quality loss forward+backward / bare trunk to %s, bf16 %s, %d threads)'
           % (cost['sizes']['512']['layer'], cost['bf16'], cost['threads']))

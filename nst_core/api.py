@@ -23,6 +23,10 @@ Pooling = Literal['max', 'avg']
 Device = Literal['auto', 'cpu', 'cuda', 'mps']
 Precision = Literal['auto', 'fp32', 'bf16']
 
+# Strength's top: 1 is the recipe's balance, above it Quality paints bolder (quality.
+# style_share); at 2 the judged style has stopped growing (docs/quality.md).
+STRENGTH_MAX = 2.0
+
 
 def stylize(
     content: Image.Image,
@@ -76,9 +80,11 @@ def stylize(
         For 'trained', one mask: where its network paints.
     painting_masks: per style a greyscale image at that painting's size: the part of the
         painting its style is read from (None = all of it).
-    strength: 0..1, how much style: 0 returns the content; for 'quality' it scales the style
-        and TV weights logarithmically (0.67 = a tenth), which looks even to the eye, and the
-        palette init linearly.
+    strength: 0..2, how much style: 0 returns the content, 1 the recipe's balance; for
+        'quality' it scales the style and TV weights logarithmically (0.67 = a tenth, 2 =
+        thirty times), which looks even to the eye, and the palette init linearly up to 1.
+        'fast' and 'trained' paint at most their network's full style: above 1 they paint
+        at 1 (and say so in the log).
     style_scale: size of the style's strokes relative to the content.
     preserve_colors: keep the content's colours: 'luminance' transfers only luminance,
         'histogram' matches the style's colours to the content's before transfer ('trained':
@@ -135,6 +141,12 @@ def _dispatch(content, styles, kwargs, models):
     _validate(content, styles, kwargs)
     if kwargs['log'] is None:
         kwargs['log'] = logging.getLogger('nst_core').info
+    if kwargs['method'] != 'quality' and kwargs['strength'] > 1.0:
+        # extrapolated past the painting's style vector, Fast's network paints noise, not
+        # bolder strokes (docs/quality.md), and a second pass is judged no bolder
+        kwargs['log']('strength %g: the %s method paints at most full strength (1); '
+                      'above 1 is for Quality' % (kwargs['strength'], kwargs['method']))
+        kwargs['strength'] = 1.0
     kwargs['size'] = _affordable_size(content, kwargs)
     if kwargs['method'] == 'fast':
         from .fast import stylize_fast
@@ -157,7 +169,7 @@ def _fast_start(kw, models):
         return start_picture(content, styles, style_weights=kw['style_weights'],
                              style_masks=kw['style_masks'],
                              painting_masks=kw['painting_masks'],
-                             strength=kw['strength'], style_scale=kw['style_scale'],
+                             strength=min(1.0, kw['strength']), style_scale=kw['style_scale'],
                              detail=kw['detail'], tile_size=kw['tile_size'], seed=kw['seed'],
                              cache_dir=kw['cache_dir'], log=kw['log'], models=models)
     return start
@@ -205,8 +217,9 @@ def _validate(content, styles, kw):
         if kw[name] not in allowed:
             raise ValueError('%s must be one of %s, not %r'
                              % (name, ', '.join(allowed), kw[name]))
-    if not 0.0 <= kw['strength'] <= 1.0:
-        raise ValueError('strength must be between 0 and 1, not %r' % kw['strength'])
+    if not 0.0 <= kw['strength'] <= STRENGTH_MAX:
+        raise ValueError('strength must be between 0 and %g, not %r'
+                         % (STRENGTH_MAX, kw['strength']))
     if not kw['style_scale'] > 0:
         raise ValueError('style_scale must be positive, not %r' % kw['style_scale'])
     if kw['size'] < 0:

@@ -53,7 +53,7 @@ def test_unreadable_files_give_one_line_and_exit_2(files, run_cli, name, words, 
 
 
 @pytest.mark.parametrize('args, words', [
-    (('--strength', '-0.5'), 'strength must be between 0 and 1'),
+    (('--strength', '-0.5'), 'strength must be between 0 and 2'),
     (('--size', '-3'), 'size must be 0'),
     (('--style-scale', '0'), 'style_scale must be positive'),
     (('--iterations', '0'), 'iterations must be at least 1'),
@@ -92,6 +92,19 @@ def test_size_zero_means_the_content_size(files, run_cli):
                    *QUICK, '--size', '0')
     assert proc.returncode == 0, proc.stderr
     assert Image.open(out).size == (40, 30)
+
+
+def test_strength_above_1_reaches_the_engine_from_the_shell(files, run_cli):
+    out = files / 'out.png'
+    proc = run_cli('stylize', files / 'good.png', files / 'style.png', '-o', out,
+                   '--model', 'tiny', '--size', '32', '--preset', 'draft', '--quiet',
+                   '--strength', '1.8')
+    assert proc.returncode == 0, proc.stderr
+    kw = dict(model='tiny', size=32, preset='draft', log=lambda m: None)
+    photo, style = Image.open(files / 'good.png'), Image.open(files / 'style.png')
+    shell = np.asarray(Image.open(out))
+    assert np.array_equal(shell, np.asarray(stylize(photo, [style], strength=1.8, **kw)))
+    assert not np.array_equal(shell, np.asarray(stylize(photo, [style], **kw)))
 
 
 def test_unknown_output_format_is_refused(files, run_cli):

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nst_core import canvas, colour, detail, fast, imageio, resample
+from nst_core.api import stylize
 from nst_core.loaded import LoadedModels
 from nst_core.models.arbitrary_style import ArbitraryStyleNet, SameConv, pad_same
 from nst_core.progress import Cancelled
@@ -424,6 +425,16 @@ def test_strength_moves_from_the_content_to_the_style(real_net, style_image):
              for s in (0.0, 0.25, 0.5, 1.0)]
     assert diffs[0] < 1e-6                      # 0 keeps the photo exactly
     assert diffs[0] < diffs[1] < diffs[2] < diffs[3]
+
+
+def test_strength_above_1_paints_full_strength_and_says_so(model, content_image, style_image):
+    said = []
+    kw = dict(method='fast', model=str(model), size=64, log=said.append)
+    full = stylize(content_image, [style_image], **kw)
+    assert not any('strength' in line for line in said)
+    above = stylize(content_image, [style_image], strength=1.8, **kw)
+    assert np.array_equal(np.asarray(above), np.asarray(full))
+    assert any('at most full strength' in line and 'Quality' in line for line in said)
 
 
 def lattice_peaks(canvas):

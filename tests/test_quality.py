@@ -44,6 +44,33 @@ def test_strength_zero_keeps_the_content():
     assert np.abs(arr(styled) - arr(content)).mean() > 5.0
 
 
+def test_style_share_rises_evenly_through_1_to_the_top():
+    from nst_core.api import STRENGTH_MAX
+    from nst_core.quality import style_share
+    ladder = [style_share(s / 8 * STRENGTH_MAX) for s in range(9)]
+    assert ladder[0] == 0 and style_share(1.0) == 1.0
+    assert all(a < b for a, b in zip(ladder, ladder[1:]))
+    # even on a log scale above 1: each quarter multiplies by the same factor
+    above = [style_share(s) for s in (1.0, 1.25, 1.5, 1.75, 2.0)]
+    ratios = [b / a for a, b in zip(above, above[1:])]
+    assert max(ratios) == pytest.approx(min(ratios)) and ratios[0] > 1.5
+
+
+def test_strength_above_1_moves_further_from_the_content():
+    content = scene(48, 36)
+    away = [np.abs(arr(stylize(content, [stripes()], strength=s, init='content', **TINY))
+                   - arr(content)).mean() for s in (1.0, 2.0)]
+    assert away[1] > away[0] * 1.2
+
+
+def test_palette_start_takes_the_painting_s_colours_at_most_once():
+    content, style = scene(48, 36), stripes()
+    kw = dict(TINY, style_weight=0.0, iterations=1, init='palette')
+    full = arr(stylize(content, [style], **kw)).mean((0, 1))
+    bolder = arr(stylize(content, [style], strength=2.0, **kw)).mean((0, 1))
+    assert np.abs(bolder - full).max() < 3
+
+
 def test_palette_init_starts_from_the_styles_colours_as_far_as_strength_asks():
     content, style = scene(48, 36), stripes()
     style_mean = arr(style).mean((0, 1))
@@ -132,7 +159,7 @@ def test_histogram_preservation_runs_and_differs_from_plain():
 
 
 @pytest.mark.parametrize('kwargs, words', [
-    (dict(strength=1.5), 'strength'),
+    (dict(strength=2.5), 'strength'),
     (dict(size=-1), 'size'),
     (dict(style_scale=0), 'style_scale'),
     (dict(style_weights=[1, 2]), '2 style weights given for 1 styles'),

@@ -162,13 +162,13 @@ def test_masks_travel_and_paint_the_local_picture(remotes, pictures, run_cli, mo
 @needs_sshd
 def test_an_error_event_is_the_line_a_local_run_prints(remotes, pictures, run_cli):
     a = remotes.a
-    common = (pictures / 'content.png', pictures / 'style.png', *ARGS, '--strength', '2')
+    common = (pictures / 'content.png', pictures / 'style.png', *ARGS, '--strength', '3')
     here = run_cli('stylize', *common, '-o', pictures / 'here.png')
     there = run_cli('stylize', *common, '-o', pictures / 'there.png', '--remote', a.url,
                     '--ssh-command', a.ssh)
     assert here.returncode == there.returncode == 2, there.stderr
     assert errors(there.stderr) == errors(here.stderr) == [
-        'nst_core: error: strength must be between 0 and 1, not 2.0']
+        'nst_core: error: strength must be between 0 and 2, not 3.0']
     assert not (pictures / 'there.png').exists()
     # what depends on the machine names it: its devices are not this computer's
     there = run_cli('stylize', pictures / 'content.png', pictures / 'style.png', *ARGS,

@@ -97,6 +97,22 @@ def test_two_weighted_styles_are_accepted(tmp_path):
     assert (tmp_path / 'result.rgba').stat().st_size == 40 * 40 * 4
 
 
+def test_strength_above_1_runs_bolder(tmp_path):
+    content = scene(40, 40)
+    away = []
+    for strength in (1.0, 1.8):
+        folder = tmp_path / str(strength)
+        folder.mkdir()
+        job = write_job(folder, content, [stripes()], size=40, preset='draft',
+                        init='content', strength=strength)
+        code, events, err = run_job(job)
+        assert code == 0, err
+        out = np.frombuffer((folder / 'result.rgba').read_bytes(), np.uint8).reshape(40, 40, 4)
+        away.append(np.abs(out[..., :3].astype(float)
+                           - np.asarray(content.convert('RGB'), float)).mean())
+    assert away[1] > away[0] * 1.2
+
+
 def test_invalid_job_file_exits_2_with_bad_job(tmp_path):
     (tmp_path / 'job.json').write_text('{"protocol": 7}')
     code, events, _ = run_job(str(tmp_path / 'job.json'))
@@ -106,7 +122,7 @@ def test_invalid_job_file_exits_2_with_bad_job(tmp_path):
 
 
 @pytest.mark.parametrize('options, words', [
-    ({'strength': -1}, 'strength must be between 0 and 1'),
+    ({'strength': -1}, 'strength must be between 0 and 2'),
     ({'method': 'magic'}, 'method must be one of'),
     ({'colour': 1}, 'unknown option'),
     ({'device': 'quantum'}, 'device must be one of'),

@@ -24,7 +24,8 @@ OPTIONS = [
      'quality', [('quality', N_('Quality')), ('fast', N_('Fast')),
                  ('trained', N_('Trained model'))], None),
     ('strength', 'double', N_('Stre_ngth'),
-     N_('How much style: 0 keeps the content, 1 is full style.'), 1.0, 0.0, 1.0),
+     N_('How much style: 0 keeps the content, 1 is the balanced default, up to 2 bolder '
+        '(Quality; Fast and Trained model paint at most 1).'), 1.0, 0.0, 2.0),
     ('style-scale', 'double', N_('Style sc_ale'),
      N_("Size of the style's strokes relative to the content."), 1.0, 0.1, 8.0),
     ('preserve-colors', 'choice', N_('Preser_ve color'),

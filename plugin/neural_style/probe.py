@@ -116,13 +116,15 @@ class DialogProbe:
                   ('preset', 'size', 'strength', 'style-scale', 'style-layer',
                    'more-styles-expander')}
         scale = widget['style-scale'].get_range().get_adjustment()
+        strength = widget['strength'].get_range().get_adjustment()
         layer = config.get_property('style-layer')
         display = dialog.get_display()
         monitor = display.get_monitor_at_window(dialog.get_window()) \
             if dialog.get_window() is not None else display.get_monitor(0)
         return (
             'style-layer=%s chooser-label=%s thumbnail=%s method=%s seed=%d size=%d fit=%s '
-            'preset-sensitive=%s size-sensitive=%s strength-widget=%s style-scale-widget=%s '
+            'preset-sensitive=%s size-sensitive=%s strength-widget=%s strength-range=%g..%g '
+            'style-scale-widget=%s '
             'style-scale-position=%.2f style-layer-sensitive=%s more-styles-sensitive=%s '
             'more-styles-expanded=%s ok-sensitive=%s model-note=%s runs-on=%s preview=%s '
             'height=%d min-height=%d screen-height=%d regions=%s region-note=%s '
@@ -132,7 +134,8 @@ class DialogProbe:
                 config.get_property('method'), config.get_property('seed'),
                 config.get_property('size'), config.get_property('fit'),
                 widget['preset'].is_sensitive(), widget['size'].is_sensitive(),
-                type(widget['strength']).__name__, type(widget['style-scale']).__name__,
+                type(widget['strength']).__name__, strength.get_lower(), strength.get_upper(),
+                type(widget['style-scale']).__name__,
                 (scale.get_value() - scale.get_lower()) / (scale.get_upper() - scale.get_lower()),
                 widget['style-layer'].is_sensitive(),
                 widget['more-styles-expander'].is_sensitive(),

@@ -142,6 +142,10 @@ for name, spec in args.items():
         fx.check('argument %s: default = stylize()\'s' % name,
                  spec.get_default_value() == want['default'],
                  (spec.get_default_value(), want['default']))
+    if 'range' in want:
+        fx.check('argument %s: range = stylize()\'s' % name,
+                 [spec.minimum, spec.maximum] == want['range'],
+                 ([spec.minimum, spec.maximum], want['range']))
 
 # ---- 2. Fast and Quality, each adds one layer ---------------------------------------------
 fx.reset_hook()
@@ -152,8 +156,9 @@ fx.check('fast: progress reached GIMP',
 img.remove_layer(new)
 
 fx.reset_hook()
+# bolder than the default (issue 25): strength above 1 reaches the worker and runs
 st, msg, dt = fx.run_plugin(qimg, qcontent, style_layer=style, method='quality', preset='draft',
-                            size=96)
+                            size=96, strength=1.5)
 new = check_result('quality', st, msg, dt, qimg, qcontent, SMALL)
 progress = [line for line in fx.hook_log() if line.startswith('progress ')]
 fx.check('quality: progress shows stage, steps and ETA', progress and

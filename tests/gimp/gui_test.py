@@ -223,6 +223,8 @@ fx.check('dialog: Quality: the preset and the size are active, the size by defau
 fx.check('dialog: Strength and Style scale are sliders',
          field(line, 'strength-widget') == 'ScaleEntry' and
          field(line, 'style-scale-widget') == 'ScaleEntry', line)
+fx.check('dialog: Strength goes from 0 (the photo) to 2 (bolder than the default)',
+         field(line, 'strength-range') == '0..2', line)
 
 # b) opened again (Fast), OK: the chooser is not blank this time either; the result goes
 #    above the painting, not under it
