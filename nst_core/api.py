@@ -24,7 +24,7 @@ Device = Literal['auto', 'cpu', 'cuda', 'mps']
 Precision = Literal['auto', 'fp32', 'bf16']
 
 # Strength's top: 1 is the recipe's balance, above it Quality paints bolder (quality.
-# style_share); at 2 the judged style has stopped growing (docs/quality.md).
+# style_share); by 2 the judged style has almost stopped growing (docs/quality.md).
 STRENGTH_MAX = 2.0
 
 
@@ -82,7 +82,7 @@ def stylize(
         painting its style is read from (None = all of it).
     strength: 0..2, how much style: 0 returns the content, 1 the recipe's balance; for
         'quality' it scales the style and TV weights logarithmically (0.67 = a tenth, 2 =
-        thirty times), which looks even to the eye, and the palette init linearly up to 1.
+        ten times), which looks even to the eye, and the palette init linearly up to 1.
         'fast' and 'trained' paint at most their network's full style: above 1 they paint
         at 1 (and say so in the log).
     style_scale: size of the style's strokes relative to the content.
@@ -143,7 +143,7 @@ def _dispatch(content, styles, kwargs, models):
         kwargs['log'] = logging.getLogger('nst_core').info
     if kwargs['method'] != 'quality' and kwargs['strength'] > 1.0:
         # extrapolated past the painting's style vector, Fast's network paints noise, not
-        # bolder strokes (docs/quality.md), and a second pass is judged no bolder
+        # bolder strokes, and a second pass is judged no bolder (docs/fast.md)
         kwargs['log']('strength %g: the %s method paints at most full strength (1); '
                       'above 1 is for Quality' % (kwargs['strength'], kwargs['method']))
         kwargs['strength'] = 1.0
