@@ -4,6 +4,7 @@
     python bench/bench_quality.py --recipe-steps 0     # without neural-style's recipe
     python bench/bench_quality.py --pairs tubingen+starry_night --presets normal
     python bench/bench_quality.py --recipe-pairs tubingen+starry_night golden_gate+the_scream
+    python bench/bench_quality.py --nnst-repo PATH    # + Kolkin et al.'s NNST-Opt, side by side
 
 On every shared pair that has a published neural-style output (../shared/data/images), in
 one run: Draft, Normal and Best at --size; neural-style's own recipe (one scale, noise init,
@@ -13,11 +14,13 @@ its first steps change pixels by less than bfloat16 resolves, and in bf16 its lo
 moves (1.2728e8 -> 1.2726e8 in 60 steps at 256 px, against 7.2e5 in float32), so Normal
 runs in float32 too ('normal-fp32') for the speed comparison. Each configuration runs in a
 process of its own (its peak RSS is its own) and is judged by ../shared/tools/judge, which
-measures and is never a loss. With Normal, its strength curve: Normal at --strengths on
---strength-pairs, judged grey style against strength. Then the cost of one Quality step
-against the bare VGG trunk's forward and backward at 256 and 512 px, same precision and
-layout. Pictures go to
-out/bench_quality/<config>/<pair>.png, figures to out/bench_quality/results.json.
+measures and is never a loss. With --nnst-repo (a checkout of
+nkolkin13/NeuralNeighborStyleTransfer, not part of this repository), NNST-Opt on the recipe
+pairs, on our VGG-16 weights (nnst_peer.py). With Normal, its strength curve: Normal at
+--strengths on --strength-pairs, judged grey style against strength. Then the cost of one
+Quality step against the bare VGG trunk's forward and backward at 256 and 512 px, same
+precision and layout. Pictures go to out/bench_quality/<config>/<pair>.png, figures to
+out/bench_quality/results.json.
 """
 import argparse
 import json
@@ -66,6 +69,9 @@ def run_config(args):
         if args.one == 'neural-style':
             out = stylize_neural_style(content, style, size=args.size, steps=args.recipe_steps,
                                        precision='fp32')
+        elif args.one == 'nnst':
+            from nnst_peer import stylize_nnst
+            out = stylize_nnst(args.nnst_repo, content, style, size=args.size)
         elif args.one.startswith('strength-'):
             out = stylize(content, [style], size=args.size,
                           strength=float(args.one.split('-', 1)[1]), log=lambda m: None)
@@ -133,7 +139,7 @@ def _min_time(fn, like, repeats=7):
 
 # --- the parent -------------------------------------------------------------------------------
 
-RECIPE_CONFIGS = ('normal-fp32', 'neural-style')
+RECIPE_CONFIGS = ('normal-fp32', 'neural-style', 'nnst')
 
 
 def pairs_of(args, config):
@@ -144,7 +150,8 @@ def pairs_of(args, config):
 
 def spawn(args, one):
     cmd = [sys.executable, __file__, '--one', one, '--size', str(args.size),
-           '--recipe-steps', str(args.recipe_steps), '--pairs', *pairs_of(args, one)]
+           '--recipe-steps', str(args.recipe_steps), '--pairs', *pairs_of(args, one),
+           *(['--nnst-repo', args.nnst_repo] if args.nnst_repo else [])]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     if proc.returncode:
@@ -270,6 +277,9 @@ def main():
     p.add_argument('--recipe-pairs', nargs='+', choices=list(PAIRS),
                    help="pairs for neural-style's recipe and Normal in float32 (default: "
                    "--pairs; the recipe takes about 25x Normal's time per pair)")
+    p.add_argument('--nnst-repo', metavar='PATH',
+                   help='a checkout of nkolkin13/NeuralNeighborStyleTransfer: adds its '
+                   'NNST-Opt on our VGG-16 weights, on the recipe pairs (bench/nnst_peer.py)')
     p.add_argument('--strengths', nargs='*', type=float, default=[0, 0.5, 1.25, 1.5, 1.75, 2],
                    help='Normal at these strengths too (1 is Normal itself): the strength '
                    'curve, on --strength-pairs')
@@ -286,6 +296,7 @@ def main():
     print('nst_core Quality benchmark at %d px: %d pairs, torch %s, %d threads'
           % (args.size, len(args.pairs), torch.__version__, torch.get_num_threads()))
     configs = list(args.presets) + (['normal-fp32', 'neural-style'] if args.recipe_steps else [])
+    configs += ['nnst'] if args.nnst_repo else []
     curve = ['strength-%g' % s for s in args.strengths] if 'normal' in configs else []
     runs = {c: spawn(args, c) for c in configs + curve}
     rows = [(c, pair, OUT / c / (pair + '.png')) for c in configs for pair in pairs_of(args, c)]
