@@ -41,6 +41,9 @@ def stylize_nnst(repo, content, style, size=512):
     from utils import misc
     from utils.stylize import produce_stylization
     misc.USE_GPU = False
+    if not torch.cuda.is_available():
+        # their colour matching (utils/zca.py) moves a matrix to the GPU whatever USE_GPU says
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
     torch.manual_seed(0)
 
     def tensor(img):
