@@ -16,11 +16,10 @@ import time
 import types
 
 
-def our_vgg16(**_):
-    """torchvision's vgg16() with this project's vgg16-caffe weights in its features."""
+def with_our_weights(net):
+    """torchvision's VGG-16 `net` with this project's vgg16-caffe weights in its features."""
     from nst_core.weights import load_vgg
-    arch, state = load_vgg('vgg16-caffe', log=lambda m: None)
-    net = TORCHVISION_VGG16(weights=None)
+    _, state = load_vgg('vgg16-caffe', log=lambda m: None)
     net.features.load_state_dict({k[len('features.'):]: v for k, v in state.items()
                                   if k.startswith('features.')})
     return net
@@ -33,9 +32,8 @@ def stylize_nnst(repo, content, style, size=512):
     from nst_core import imageio
     # their misc.py imports imageio's imread for file loading, which this does itself
     sys.modules.setdefault('imageio', types.SimpleNamespace(imread=None, imwrite=None))
-    global TORCHVISION_VGG16
-    TORCHVISION_VGG16 = models.vgg16      # theirs asks models.vgg16 for ImageNet weights
-    models.vgg16 = our_vgg16
+    vgg16 = models.vgg16             # theirs asks models.vgg16 for ImageNet weights
+    models.vgg16 = lambda **_: with_our_weights(vgg16(weights=None))
     sys.path.insert(0, repo)
     from pretrained.vgg import Vgg16Pretrained
     from utils import misc
