@@ -227,6 +227,14 @@ def print_targets(runs, scores, pairs, recipe_pairs):
               ('no pair edge F > 0.05 below its published',
                all(scores['normal', p][KEYS[2]] >= scores['published', p][KEYS[2]] - 0.05
                    for p in pairs))]
+    if 'best' in means:
+        best, ratio = means['best'], mean(runs['best']['cpu_seconds'].values()) / \
+            mean(runs['normal']['cpu_seconds'].values())
+        checks += [('Best more stylised than Normal on both style figures',
+                    best[KEYS[0]] < normal[KEYS[0]] and best[KEYS[1]] < normal[KEYS[1]]),
+                   ('Best edge F no more than 0.02 below Normal\'s (%+.3f)'
+                    % (best[KEYS[2]] - normal[KEYS[2]]), best[KEYS[2]] >= normal[KEYS[2]] - 0.02),
+                   ('Best within 5x Normal\'s CPU time (%.1fx)' % ratio, ratio <= 5)]
     if 'neural-style' in runs:
         # the recipe is judged against Normal on the pairs it ran on
         ns = {k: mean(scores['neural-style', p][k] for p in recipe_pairs) for k in KEYS}

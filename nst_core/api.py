@@ -97,7 +97,8 @@ def stylize(
         (schedule.py), so a smaller size is faster, not different in look.
     fit: when that size needs more memory than is free, work at the largest size that fits
         instead of refusing (the refusal names that size).
-    preset: coarse-to-fine schedule for 'quality' (draft / normal / best).
+    preset: 'quality' only: 'draft' and 'normal', Gatys's losses coarse to fine in fewer or
+        more steps; 'best', those plus nearest-neighbour feature targets (neighbours.py), bolder.
     iterations: override the preset's number of optimiser steps at the final scale.
     device: 'auto' picks CUDA, then MPS, then the CPU.
     seed: random seed; the same seed gives the same picture on the same device.

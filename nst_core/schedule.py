@@ -8,7 +8,8 @@ scale gets many steps, the middle ones fewer and the final one fewest.
 The coarse steps are spent on that look, not on the loss: judged by the loss at the final size
 alone, plain L-BFGS there from the content gets further for the same time. Judged as pictures
 (bench/bench_quality.py, docs/quality.md), more final-scale steps make Normal more
-photo-like, not better; Best's extra steps mostly clean the grain at full size.
+photo-like, not better. Best is another method (quality.RECIPES) on Normal's layout steps:
+with 2.5x the steps it was judged less stylised and less faithful at once (docs/quality.md).
 """
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ MIN_SIZE = 192
 PRESETS = {        # steps at the coarsest, each middle and the final scale
     'draft': (60, 20, 6),
     'normal': (100, 40, 20),
-    'best': (250, 100, 50),
+    'best': (100, 40, 20),
 }
 
 

@@ -12,7 +12,7 @@ middle of each overlap: a band of the coarser scale along every border.)
 """
 import math
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import Optional, List, Tuple
 
 import torch
 
@@ -88,3 +88,19 @@ def start(canvas: torch.Tensor, fresh: torch.Tensor, box: Box, overlap: int) -> 
     between columns elsewhere, bench_quality_sizes at 2048 px).
     """
     return torch.lerp(box.crop(canvas), box.crop(fresh), feather(box, overlap).to(canvas))
+
+
+def centre(image: torch.Tensor, side: int, weight: Optional[torch.Tensor] = None):
+    """The `side` x `side` window of `image` (..., H, W) around its middle, or around the
+    centre of mass of `weight` (..., H, W) where given (a mask: where what matters is); all
+    of a side that fits. Returns the window and the same window of `weight`."""
+    h, w = image.shape[-2:]
+    cy, cx = h / 2, w / 2
+    if weight is not None and weight.sum() > 0:
+        m = weight.float().reshape(h, w)
+        cy = float((m.sum(1) * torch.arange(h, dtype=m.dtype, device=m.device)).sum() / m.sum())
+        cx = float((m.sum(0) * torch.arange(w, dtype=m.dtype, device=m.device)).sum() / m.sum())
+    top = min(max(0, round(cy - side / 2)), max(0, h - side))
+    left = min(max(0, round(cx - side / 2)), max(0, w - side))
+    window = (..., slice(top, top + side), slice(left, left + side))
+    return image[window], None if weight is None else weight[window]

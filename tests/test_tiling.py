@@ -159,3 +159,14 @@ def test_a_tile_starts_without_the_step_its_neighbours_leave():
     assert begin.diff().abs().max() <= 1 / 20 + 1e-6      # no step in between
     whole = tiling.grid(100, 40, 200, 20)[0]
     assert torch.equal(tiling.start(canvas, fresh, whole, 20), fresh)
+
+
+def test_centre_window_is_the_middle_or_the_mask_s_middle_and_clamped():
+    image = torch.arange(100.0).reshape(1, 1, 10, 10)
+    window, none = tiling.centre(image, 4)
+    assert none is None and torch.equal(window, image[..., 3:7, 3:7])
+    assert torch.equal(tiling.centre(image, 16)[0], image)     # a side that fits: all of it
+    mask = torch.zeros(1, 1, 10, 10)
+    mask[..., 8:, 0:2] = 1                                     # the bottom-left corner
+    window, wmask = tiling.centre(image, 4, mask)
+    assert torch.equal(window, image[..., 6:10, 0:4]) and wmask.sum() == 4
