@@ -53,6 +53,10 @@ class GatysLoss(nn.Module):
     region's guided Grams matched to its own painting's, weighed by its share of the
     picture, so a pixel pays for its own region's style only (and, where no region
     reaches, for none).
+
+    neighbour_samples (neighbours.sample, the scale's paintings) and neighbour_weight > 0 add
+    Best's nearest-neighbour term on the same features; with RegionTargets it is paid by
+    region too.
     """
 
     def __init__(self, vgg: VGGFeatures, content: torch.Tensor,
