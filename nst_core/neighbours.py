@@ -23,9 +23,9 @@ from torch.nn import functional as F
 from . import regions
 
 LAYERS = ('relu3_1', 'relu4_1')
-# Painting features kept per layer. A 512 px painting has 16384 at relu3_1; matching against
-# all of them costs 2x as much and the nearest of 8192 is nearly as near (the painting's
-# texture repeats).
+# Painting features kept per layer. A 512 px painting has about 13000 at relu3_1; the number
+# bounds the matching's cost and memory (CHUNK x SAMPLES floats) at any painting size. Best
+# was chosen and judged with 8192; all of them was not tried.
 SAMPLES = 8192
 CHUNK = 4096        # picture features matched at once: a CHUNK x SAMPLES matrix of floats
 
