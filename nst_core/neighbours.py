@@ -105,6 +105,7 @@ class NeighbourTargets:
     def __init__(self, samples: PaintingSamples, layers):
         self.samples, self.layers = samples, list(layers)
         self.targets, self.calls = None, 0
+        self._pooled = {}          # the blend's samples, drawn up once, not at every matching
 
     def loss(self, feats: Dict[str, torch.Tensor], shares: Optional[torch.Tensor] = None):
         if self.calls % REMATCH == 0:
@@ -124,6 +125,9 @@ class NeighbourTargets:
 
     def _match(self, feats, shares):
         if shares is None:
-            return {n: match(flat(feats[n]), self.samples.pooled(n)) for n in self.layers}
+            for n in self.layers:
+                if n not in self._pooled:
+                    self._pooled[n] = self.samples.pooled(n)
+            return {n: match(flat(feats[n]), self._pooled[n]) for n in self.layers}
         return {n: [match(flat(feats[n]), s[n]) for s in self.samples.each]
                 for n in self.layers}
