@@ -27,6 +27,8 @@ ENTRIES = [
      {'preserve_colors': 'luminance'}),
     ('coffee_starry_scream', 'coffee.jpg', ['starry_night.jpg', 'the_scream.jpg'],
      {'style_weights': [0.5, 0.5]}),
+    ('chelsea_starry_best', 'chelsea.jpg', ['starry_night.jpg'], {'preset': 'best'}),
+    ('astronaut_shipwreck_best', 'astronaut.jpg', ['shipwreck.jpg'], {'preset': 'best'}),
     ('chelsea_starry_fast', 'chelsea.jpg', ['starry_night.jpg'], {'method': 'fast', 'size': 0}),
     ('coffee_scream_fast', 'coffee.jpg', ['the_scream.jpg'], {'method': 'fast', 'size': 0}),
 ]

@@ -12,10 +12,14 @@ edges it gives (docs/quality.md, Best).
 NNST matches hypercolumns of ten layers and optimises towards nothing else; here two layers
 (relu3_1, relu4_1: the strokes and what they depict), matched each on its own against a sample
 of the painting's features, are one more loss beside Normal's: a few matrix products every
-REMATCH steps and a cosine a step.
+REMATCH steps and a cosine a step. Like NNST, what is matched is the picture with some of the
+photo mixed in (quality.Recipe.photo; NNST's default is three quarters, Best's a tenth, as
+Normal's content term already holds the photo): a structure the painting has nothing like
+(a shuttle in Turner's haze) is then matched as the photo has it, not as the style has
+already smeared it.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -107,10 +111,14 @@ class NeighbourTargets:
         self.targets, self.calls = None, 0
         self._pooled = {}          # the blend's samples, drawn up once, not at every matching
 
-    def loss(self, feats: Dict[str, torch.Tensor], shares: Optional[torch.Tensor] = None):
+    def loss(self, feats: Dict[str, torch.Tensor], shares: Optional[torch.Tensor] = None,
+             query: Optional[Callable[[], Dict[str, torch.Tensor]]] = None):
+        """The mean distance of `feats` to their targets. query: what to match from when a
+        matching is due, if not `feats` (called only then: its VGG pass is paid every
+        REMATCH evaluations)."""
         if self.calls % REMATCH == 0:
             with torch.no_grad():
-                self.targets = self._match(feats, shares)
+                self.targets = self._match(query() if query is not None else feats, shares)
         self.calls += 1
         total = 0.0
         for n in self.layers:

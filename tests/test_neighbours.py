@@ -61,13 +61,18 @@ def test_a_mask_thinner_than_the_layer_s_cells_samples_its_strongest_cells():
     assert sorted(s.each[0]['a'][:, 0].tolist()) == [1.0, 5.0, 9.0, 13.0]   # column 1
 
 
-def test_targets_are_matched_on_the_first_picture_and_again_every_rematch_calls():
+def random_term():
+    """(painting's features, its term, a random picture's features generator), at relu3_1."""
     g = torch.Generator().manual_seed(0)
-    painting = [{'relu3_1': torch.rand(1, 6, 4, 4, generator=g)}]
-    term = neighbours.NeighbourTargets(neighbours.sample(painting, [1.0], ['relu3_1'], g),
+    painting = {'relu3_1': torch.rand(1, 6, 4, 4, generator=g)}
+    term = neighbours.NeighbourTargets(neighbours.sample([painting], [1.0], ['relu3_1'], g),
                                        ['relu3_1'])
-    first = {'relu3_1': torch.rand(1, 6, 4, 4, generator=g)}
-    other = {'relu3_1': torch.rand(1, 6, 4, 4, generator=g)}
+    return painting, term, lambda: {'relu3_1': torch.rand(1, 6, 4, 4, generator=g)}
+
+
+def test_targets_are_matched_on_the_first_picture_and_again_every_rematch_calls():
+    _, term, picture = random_term()
+    first, other = picture(), picture()
     at_first = term.loss(first)
     held = [term.loss(other) for _ in range(neighbours.REMATCH - 1)]
     # until the next matching `other` is measured against the targets `first` found...
@@ -81,16 +86,50 @@ def test_targets_are_matched_on_the_first_picture_and_again_every_rematch_calls(
     assert torch.allclose(everywhere.loss(first, shares=torch.ones(1, 1, 4, 4)), at_first)
 
 
-def test_the_term_falls_as_the_picture_is_optimised():
+def test_a_query_is_asked_for_only_when_a_matching_is_due():
+    painting, term, random_picture = random_term()
+    picture, asked = random_picture(), []
+    query = lambda: asked.append(1) or painting
+    losses = [term.loss(picture, query=query) for _ in range(2 * neighbours.REMATCH)]
+    assert len(asked) == 2
+    # matched from the painting itself, the targets are the painting's own features: the
+    # picture is measured against them, not against its own nearest ones
+    assert losses[0] > neighbours.NeighbourTargets(term.samples, ['relu3_1']).loss(picture)
+
+
+def tiny_term(content_weight=0.0, style_weight=0.0, neighbour_photo=0.0):
+    """(photo, GatysLoss): a tiny VGG's loss on a 48 px scene with only (or mostly) the
+    nearest-neighbour term, its samples from stripes."""
     vgg = load_features('tiny', [*LAYERS['content_layers'], *LAYERS['style_layers']])
     content = imageio.to_tensor(scene(48, 48))
     style = imageio.to_tensor(stripes(48, 48))
     with torch.no_grad():
         samples = neighbours.sample([features(vgg, style, False)], [1.0], neighbours.LAYERS,
                                     torch.Generator().manual_seed(0))
-    loss_fn = GatysLoss(vgg, content, [style], [1.0], style_layer_weights=None,
-                        content_weight=0.0, style_weight=0.0, tv_weight=0.0,
-                        neighbour_samples=samples, neighbour_weight=1.0, **LAYERS)
+    return content, GatysLoss(vgg, content, [style], [1.0], style_layer_weights=None,
+                              content_weight=content_weight, style_weight=style_weight,
+                              tv_weight=0.0, neighbour_samples=samples, neighbour_weight=1.0,
+                              neighbour_photo=neighbour_photo, **LAYERS)
+
+
+def test_with_the_photo_s_share_the_term_matches_from_the_photo_mixed_in():
+    def targets(picture, photo):
+        _, loss_fn = tiny_term(1.0, 1.0, photo)
+        loss_fn(picture)
+        return loss_fn.neighbours.targets['relu3_1'][0]
+
+    content = imageio.to_tensor(scene(48, 48))
+    noise = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    # all photo: whatever the picture, the targets are the photo's matches
+    assert torch.equal(targets(noise, 1.0), targets(content, 1.0))
+    assert torch.equal(targets(noise, 1.0), targets(content, 0.0))
+    # none: the picture's own; a share: others than the picture's own
+    own, mixed = targets(noise, 0.0), targets(noise, 0.5)
+    assert not torch.equal(own, targets(content, 0.0)) and not torch.equal(mixed, own)
+
+
+def test_the_term_falls_as_the_picture_is_optimised():
+    content, loss_fn = tiny_term()
     _, before = loss_fn(content)
     out = optimise(content, loss_fn, 30, 'lbfgs', lambda step, loss: None)
     _, after = loss_fn(out)
@@ -102,6 +141,7 @@ def test_the_term_falls_as_the_picture_is_optimised():
 def test_only_best_adds_the_term_and_strength_zero_still_keeps_the_photo():
     recipes = {p: quality.RECIPES.get(p, quality.Recipe()) for p in ('draft', 'normal', 'best')}
     assert recipes['best'].neighbours > 0 and recipes['best'].style > 1
+    assert 0 < recipes['best'].photo < 1
     assert recipes['normal'] == recipes['draft'] == quality.Recipe()
     content = scene(48, 36)
     out = stylize(content, [stripes()], strength=0, init='content', **TINY)
