@@ -368,7 +368,7 @@ def stylize_quality(content, styles, *, style_weights, strength, style_scale, pr
             painting = _style_tensors(styles, sc.size, style_scale, dev, masks=painting_masks)
         grams = _targets(scale_vgg, *painting, blend, scale_kw['style_layers'], bf16, tile,
                          None if share is None else regions.resize(share, wh[::-1]))
-        if recipe.neighbours:
+        if loss_kw['neighbour_weight'] > 0:      # not at strength 0: no term to sample for
             scale_kw = dict(scale_kw, neighbour_samples=_neighbour_samples(
                 scale_vgg, *painting, blend, scale_kw['style_layers'], bf16, tile, generator))
         image, stage = _optimise_scale(scale_vgg, start if sc.refine else target, start,

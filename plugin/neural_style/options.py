@@ -43,7 +43,7 @@ OPTIONS = [
     ('preset', 'choice', N_('_Quality preset'),
      N_('The Quality method: Draft and Normal paint with fewer or more optimisation steps; '
         'Best also pulls each part of the picture towards the most similar part of the '
-        'painting (nearest-neighbour style transfer) and paints bolder, in about a fifth more '
+        'painting (nearest-neighbour style transfer) and paints bolder, in about a tenth more '
         "time than Normal."),
      'normal', [('draft', N_('Draft')), ('normal', N_('Normal')), ('best', N_('Best'))], None),
     ('device', 'choice', N_('_Device'),
